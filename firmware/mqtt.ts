@@ -84,8 +84,8 @@ export class MqttClient {
   inflightCount: number
   attempt: number
   seed: number
-  pingTimer: number | undefined
-  retryTimer: number | undefined
+  pingTimer: any
+  retryTimer: any
   lastRx: number
   lastTx: number
   /** Counters for the status report. */

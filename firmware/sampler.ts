@@ -70,14 +70,14 @@ export class Sampler {
   cur: number
   tStart: number
   produced: number
-  ecgTimer: number | undefined
-  ppgTimer: number | undefined
+  ecgTimer: any
+  ppgTimer: any
   stats: SamplerStats
   periodMs: number
 
   constructor(ecg: Ad8232 | null, ppg: Max30102 | null, o: SamplerOptions, now: () => number, onWindow: (w: SampleWindow) => void) {
     if (!(o.ecgHz >= 125 && o.ecgHz <= 500)) throw new Error('sampler: ecgHz expected 125..500, got ' + o.ecgHz)
-    if (!(o.windowS >= 1 && o.windowS <= 10)) throw new Error('sampler: windowS expected 1..10, got ' + o.windowS)
+    if (!(o.windowS >= 1 && o.windowS <= 5)) throw new Error('sampler: windowS expected 1..5, got ' + o.windowS)
     this.ecg = ecg
     this.ppg = ppg
     this.o = o
@@ -114,6 +114,12 @@ export class Sampler {
     const due = Math.floor((t - this.tStart) / this.periodMs) + 1
     let owed = due - this.produced
     if (owed <= 0) return
+    if (owed > this.o.ecgHz * 2 || owed < 0) {
+      // The board clock jumped (RTC set or skewed): restart the schedule rather than
+      // inventing seconds of samples.
+      this.tStart = t - this.produced * this.periodMs
+      owed = 1
+    }
     this.stats.ticks++
     // How late the first owed sample is relative to its ideal time.
     const late = t - (this.tStart + this.produced * this.periodMs)
