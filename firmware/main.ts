@@ -135,7 +135,8 @@ function start(cfg: Config): void {
     backoffMinMs: 1000,
     backoffMaxMs: 60000,
     maxPacket: 4096,
-    dial: function (onOpen) { return net.connect({ host: cfg.gw.host, port: cfg.gw.mqttPort }, onOpen) },
+    // Optional TLS (Espruino's tls module; mbedtls needs ~40 KB of heap on the ESP32, see docs).
+    dial: function (onOpen) { return (cfg.gw.tls ? require('tls') : net).connect({ host: cfg.gw.host, port: cfg.gw.mqttPort }, onOpen) },
     credentials: function (cb) {
       // Sync the clock before every CONNECT: the token's iat must be inside the gateway's window.
       fetchTime(net, cfg.gw.host, cfg.gw.httpPort, boardMs, 5000, function (err, serverMs, rtt, at) {
