@@ -47,5 +47,5 @@ export function fetchTime(net: Dialer, host: string, port: number, boardMs: () =
   })
   sock.on('data', function (d: string) { buf += d })
   sock.on('close', function () { finish(null) })
-  sock.on('error', function (e: unknown) { finish('time: ' + e) })
+  sock.on('error', function (e: any) { finish('time: ' + (e && e.message ? e.message : e)) })
 }

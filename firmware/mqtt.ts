@@ -155,7 +155,7 @@ export class MqttClient {
       })
       sock.on('close', function () { onClose('closed') })
       sock.on('end', function () { onClose('ended') })
-      sock.on('error', function (e: unknown) { onClose('error ' + e) })
+      sock.on('error', function (e: any) { onClose('error ' + (e && e.message ? e.message : e)) })
     })
   }
 

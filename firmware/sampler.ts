@@ -98,6 +98,7 @@ export class Sampler {
     this.tStart = this.now()
     this.produced = 0
     this.bufs[this.cur].t0 = this.tStart
+    this.tick() // sample 0 is due now
     this.ecgTimer = setInterval(function () { self.tick() }, this.periodMs)
     if (this.ppg) this.ppgTimer = setInterval(function () { self.pollPpg() }, this.o.ppgPollMs)
   }
@@ -111,7 +112,9 @@ export class Sampler {
 
   tick(): void {
     const t = this.now()
-    const due = Math.floor((t - this.tStart) / this.periodMs) + 1
+    // Samples due by now, counting one whose slot is under half a period away as due: timer
+    // callbacks fire a hair early or late, and that must not read as a missed sample.
+    const due = Math.floor((t - this.tStart) / this.periodMs + 0.5) + 1
     let owed = due - this.produced
     if (owed <= 0) return
     if (owed > this.o.ecgHz * 2 || owed < 0) {
