@@ -12,7 +12,7 @@ export interface RunResult {
 }
 
 /** Runs the real `mhealth` binary in a child process, as a user would. */
-export function runCli(args: string[], opts: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(args: string[], opts: { cwd?: string; input?: string | Uint8Array; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), ...args], {
       cwd: opts.cwd ?? repoRoot,
