@@ -1,9 +1,19 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const sharedData = join(repoRoot, '..', 'shared', 'data')
+/** `../shared/data` beside the checkout; from a git worktree deeper down, the nearest ancestor that has one. */
+export const sharedData = findSharedData(repoRoot)
+
+function findSharedData(from: string): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'shared', 'data')
+    if (existsSync(candidate)) return candidate
+    if (dirname(dir) === dir) return join(from, '..', 'shared', 'data')
+  }
+}
 
 export interface RunResult {
   code: number
