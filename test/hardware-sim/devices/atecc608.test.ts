@@ -295,3 +295,25 @@ t.test('bad arguments are refused with clear messages', async (t) => {
   t.throws(() => dev.wake(NaN), /expected a finite time/)
   t.equal(new Atecc608({ address: 0x35, seed: 1 }).address, 0x35)
 })
+
+t.test('mangler: random and truncated packets never throw and always get a CRC-valid answer', async (t) => {
+  const { createRng } = await import('../../../hardware-sim/signals/rng.ts')
+  const rng = createRng(99)
+  const h = new Host(new Atecc608({ seed: 11 }))
+  h.wake()
+  h.cmd(OPCODE.LOCK, 0x80, 0)
+  let answered = 0
+  for (let i = 0; i < 2000; i++) {
+    if (h.dev.state(h.now) !== 'awake') h.wake()
+    const len = rng.int(0, 80)
+    const body = new Uint8Array(len).map(() => rng.int(0, 255))
+    // Half of them: well-framed packets (count + CRC right) with random opcode/params/data.
+    const pkt = i % 2 === 0 && len >= 5 ? commandPacket(body[0] % 2 ? [OPCODE.READ, OPCODE.WRITE, OPCODE.LOCK, OPCODE.GENKEY, OPCODE.SIGN, OPCODE.NONCE, OPCODE.INFO, OPCODE.RANDOM][body[1] % 8] : body[1], body[2], body[3] | (body[4] << 8), body.subarray(5)) : body
+    if (pkt.length > 0 && pkt[0] === 7 && pkt[1] === OPCODE.LOCK) continue // do not lock the data zone by chance
+    const { resp } = h.sendRaw(pkt)
+    const c = crc16(resp.subarray(0, resp.length - 2))
+    t.ok(resp[resp.length - 2] === (c & 0xff) && resp[resp.length - 1] === c >> 8, `packet ${i}: response CRC valid`)
+    answered++
+  }
+  t.ok(answered > 1500)
+})
