@@ -862,7 +862,9 @@ export class VirtualBoard {
         if (cached.fn !== undefined) {
           const exportsObj = new C.Object()
           const mod = this.jsObject({ exports: exportsObj })
-          ;(cached.fn as (this: unknown, ...a: unknown[]) => void).call(exportsObj, exportsObj, mod)
+          // Module code refers to free `exports`/`module`: re-create the function inside a scope that has them.
+          const wrap = C.eval(`(function (exports, module) { return (${String(cached.fn)}) })`) as (e: unknown, m: unknown) => (this: unknown) => void
+          wrap(exportsObj, mod).call(exportsObj)
           m = mod.exports
         } else {
           m = C.eval(`(function(){var exports={},module={exports:exports};${cached.src}\nreturn module.exports})()`)
