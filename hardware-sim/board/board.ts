@@ -102,8 +102,10 @@ interface Intrinsics {
 let gcFn: (() => void) | undefined
 function forceGc(): void {
   if (!gcFn) {
+    // Expose gc for one throwaway context only: contexts created while the flag is on get a `gc` global they could not lose.
     v8.setFlagsFromString('--expose-gc')
     gcFn = vm.runInNewContext('gc') as () => void
+    v8.setFlagsFromString('--no-expose-gc')
   }
   gcFn()
 }
@@ -155,8 +157,24 @@ export class VirtualBoard {
   private codeVars = 0
   private usage = BASE_VARS
   private oom = false
-  private tracked: Array<{ ref: WeakRef<object>; cost: number }> = []
+  /**
+   * Buffers (>= 64 bytes) and arrays (>= 64 elements) are tracked from their
+   * allocation, so they count even when only a closure holds them (closures
+   * are invisible to a walk from the globals). Their cost leaves the total
+   * when V8 collects them (FinalizationRegistry), i.e. once the host event
+   * loop turns after a GC; run() turns it at every step, advance() does not.
+   */
+  private trackedCost = 0
+  private trackCells = new WeakMap<object, { cost: number; gen: number }>()
+  private trackedArrays: Array<WeakRef<unknown[]>> = []
+  private gen = 0
+  private registry = new FinalizationRegistry<{ cost: number; gen: number }>((cell) => {
+    if (cell.gen === this.gen) this.trackedCost -= cell.cost
+    cell.cost = 0
+  })
   private lastGc = 0
+  private lastCollect = 0
+  private oomCollected = false
   private pins = new Map<number, { mode: string; level: boolean }>()
   private i2cSetup: Record<BusName, boolean> = { I2C1: false, I2C2: false }
   private removedI2c = new Set<number>()
@@ -235,6 +253,7 @@ export class VirtualBoard {
     let virtStart = this.nowMs
     try {
       while (this.running) {
+        if (this.oom && performance.now() - this.lastCollect > (this.oomCollected ? 1000 : 0)) await this.collect()
         this.drainIo()
         if (opts.until !== undefined && this.nowMs >= opts.until) break
         const ioBusy = this.net.busy()
@@ -260,6 +279,23 @@ export class VirtualBoard {
     } finally {
       this.running = false
     }
+  }
+
+  /**
+   * Collects garbage and re-measures. Espruino frees dropped objects at once
+   * (reference counting); V8 frees them when it collects, and tracked
+   * allocations only stop counting after that. run() calls this as soon as
+   * the budget is exceeded; after advance(), tests can await it.
+   */
+  async collect(): Promise<void> {
+    this.lastCollect = performance.now()
+    this.oomCollected = true
+    await new Promise((r) => setImmediate(r))
+    forceGc()
+    await new Promise((r) => setTimeout(r, 0))
+    await new Promise((r) => setImmediate(r))
+    this.measure()
+    if (this.usage <= this.budget) this.oom = false
   }
 
   /** Stops `run()` (the board keeps its state; `run` or `advance` may continue it). */
@@ -433,6 +469,7 @@ export class VirtualBoard {
       // Everything needs a few vars; with none free the call fails at once.
       this.measure()
       if (this.usage >= this.budget) {
+        this.maybeGc()
         this.console.write('ERROR: Out of Memory!')
         return
       }
@@ -474,13 +511,14 @@ export class VirtualBoard {
     this.measure()
     if (this.usage > this.budget && !this.oom) {
       this.oom = true
+      this.oomCollected = false
       this.console.write('ERROR: Out of Memory!')
     }
   }
 
   /** Recomputes the JsVar estimate: code + globals + timers + listeners + tracked buffers and big arrays. */
   private measure(): void {
-    const c = new VarCounter(this.builtins)
+    const c = new VarCounter(this.builtins, (o) => this.trackCells.has(o))
     let n = BASE_VARS + this.codeVars
     const g = this.G
     for (const k of Object.getOwnPropertyNames(g)) {
@@ -494,14 +532,14 @@ export class VirtualBoard {
     for (const e of this.emitters.values()) n += c.object(e)
     n += this.net.vars(c)
     let w = 0
-    for (const t of this.tracked) {
-      const o = t.ref.deref()
-      if (o === undefined) continue
-      this.tracked[w++] = t
-      n += c.object(o)
+    for (const r of this.trackedArrays) {
+      const a = r.deref()
+      if (a === undefined) continue
+      this.trackedArrays[w++] = r
+      this.recost(a)
     }
-    this.tracked.length = w
-    this.usage = n
+    this.trackedArrays.length = w
+    this.usage = n + this.trackedCost
   }
 
   private builtinNames = new Set<string>()
@@ -514,13 +552,9 @@ export class VirtualBoard {
       this.usage += cost
       return
     }
-    // Maybe the estimate still counts garbage: collect and measure again (rate-limited).
-    const t = performance.now()
-    if (t - this.lastGc > 200) {
-      this.lastGc = t
-      forceGc()
-    }
+    // The estimate may still count garbage: measure again, and collect so it stops counting soon.
     this.measure()
+    if (this.usage + cost > this.budget) this.maybeGc()
     if (this.usage + cost > this.budget) {
       this.console.write('ERROR: Out of Memory!')
       throw new this.C.Error('Out of Memory!')
@@ -530,27 +564,49 @@ export class VirtualBoard {
 
   private track(o: object): void {
     const bytes = ArrayBuffer.isView(o) ? o.byteLength : (o as ArrayBuffer).byteLength
-    if (bytes >= 64) this.tracked.push({ ref: new WeakRef(o), cost: bytes })
+    if (bytes < 64 || this.trackCells.has(o)) return
+    const cell = { cost: typedArrayVars(bytes), gen: this.gen }
+    this.trackCells.set(o, cell)
+    if (ArrayBuffer.isView(o)) this.trackCells.set(o.buffer, { cost: 0, gen: this.gen })
+    this.registry.register(o, cell)
+    this.trackedCost += cell.cost
   }
 
-  /** Array growth hook (every 64 elements): big arrays are tracked even when only a closure holds them. */
+  /** Re-prices a tracked array (its elements and what they hold). */
+  private recost(a: unknown[]): void {
+    const cell = this.trackCells.get(a)
+    if (!cell) return
+    const cost = new VarCounter(this.builtins, (o) => o !== a && this.trackCells.has(o)).object(a)
+    this.trackedCost += cost - cell.cost
+    cell.cost = cost
+  }
+
+  /** Array growth hook (each 64 elements): big arrays are tracked even when only a closure holds them. */
   private grow(a: unknown[]): void {
-    if (a.length === 64 || (a.length & 63) < 1) {
-      if (!this.tracked.some((t) => t.ref.deref() === a)) this.tracked.push({ ref: new WeakRef(a), cost: 0 })
+    if (!this.trackCells.has(a)) {
+      const cell = { cost: 0, gen: this.gen }
+      this.trackCells.set(a, cell)
+      this.registry.register(a, cell)
+      this.trackedArrays.push(new WeakRef(a))
     }
+    this.recost(a)
     this.measure()
     if (this.usage > this.budget) {
-      const t = performance.now()
-      if (t - this.lastGc > 200) {
-        this.lastGc = t
-        forceGc()
-        this.measure()
-      }
-      if (this.usage > this.budget) {
-        this.oom = true
-        this.console.write('ERROR: Out of Memory!')
-        throw new this.C.Error('Out of memory while appending to array')
-      }
+      this.maybeGc()
+      this.console.write('ERROR: Out of Memory!')
+      this.oom = true
+      this.oomCollected = false
+      throw new this.C.Error('Out of memory while appending to array')
+    }
+  }
+
+  /** Forces a V8 collection at most every 200 real ms, so garbage stops counting once the event loop turns. */
+  private maybeGc(): void {
+    const t = performance.now()
+    if (t - this.lastGc > 200) {
+      this.lastGc = t
+      // On a fresh task: objects a WeakRef.deref() touched in this job stay alive until it ends.
+      setImmediate(forceGc)
     }
   }
 
@@ -606,7 +662,10 @@ export class VirtualBoard {
     this.net.reset()
     this.timers.clear()
     this.pendingIo.length = 0
-    this.tracked.length = 0
+    this.trackedArrays.length = 0
+    this.trackCells = new WeakMap()
+    this.trackedCost = 0
+    this.gen++
     this.codeVars = 0
     this.oom = false
     this.uploaded = []

@@ -55,7 +55,8 @@ const arrayBufferTag = (v: object): boolean => Object.prototype.toString.call(v)
  */
 export class VarCounter {
   private seen = new Set<object>()
-  constructor(private readonly stop: ReadonlySet<unknown>) {}
+  /** `skip`: objects priced elsewhere (tracked allocations). */
+  constructor(private readonly stop: ReadonlySet<unknown>, private readonly skip: (o: object) => boolean = () => false) {}
 
   /** Cost of a value held in a property slot, not counting the name var. */
   value(v: unknown): number {
@@ -70,7 +71,7 @@ export class VarCounter {
   }
 
   object(o: object): number {
-    if (this.stop.has(o) || this.seen.has(o)) return 0
+    if (this.stop.has(o) || this.seen.has(o) || this.skip(o)) return 0
     this.seen.add(o)
     if (typedArrayTag(o)) {
       const view = o as ArrayBufferView

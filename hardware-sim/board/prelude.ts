@@ -24,7 +24,9 @@ export const PRELUDE = String.raw`(function (h) {
   ['Map', 'Set', 'WeakMap', 'WeakSet', 'WeakRef', 'FinalizationRegistry', 'Symbol', 'BigInt',
    'BigInt64Array', 'BigUint64Array', 'Proxy', 'Reflect', 'TextEncoder', 'TextDecoder', 'Intl',
    'SharedArrayBuffer', 'Atomics', 'WebAssembly', 'AggregateError', 'console', 'gc',
-   'queueMicrotask', 'structuredClone'].forEach(function (n) { delete G[n]; });
+   'queueMicrotask', 'structuredClone'].forEach(function (n) {
+    try { delete G[n]; } catch (e) { defProp(G, n, { value: undefined }); }
+  });
   delete Array.from; delete Array.of; delete TA.from; delete TA.of;
   // EPSILON and the SAFE_INTEGER constants are non-configurable on V8's Number:
   // the global Number becomes a wrapper without them (same prototype, so
