@@ -15,7 +15,6 @@ import v8 from 'node:v8'
 import { EventEmitter } from 'node:events'
 import { createHash, pbkdf2Sync } from 'node:crypto'
 import { parse } from 'acorn'
-import { simple as walkSimple } from 'acorn-walk'
 import type { I2CDevice, AnalogSource, DigitalSource, DigitalSink } from '../hardware.ts'
 import { assertEspruinoCompat } from './syntax-gate.ts'
 import { TimerQueue, type Timer } from './timers.ts'
@@ -140,6 +139,8 @@ class Interrupt extends Error {}
 export class VirtualBoard {
   readonly id: string
   readonly console = new BoardConsole()
+  /** 'reset' after every fresh interpreter (reset(), boot(), brown-out), before any boot code runs. */
+  readonly events = new EventEmitter()
   readonly storage: FlashStorage
   private readonly sfiles: StorageFiles
   private readonly opts: VirtualBoardOptions
@@ -321,12 +322,17 @@ export class VirtualBoard {
 
   /** Runs `code` at the REPL: returns its value (for the `=value` echo); errors are printed, not thrown. */
   repl(code: string): { ok: boolean; value?: unknown } {
+    let r: { ok: boolean; value?: unknown }
     try {
-      return { ok: true, value: this.execute(code, { fromFlash: false, label: 'repl' }) }
+      r = { ok: !this.lastThrew, value: this.execute(code, { fromFlash: false, label: 'repl' }) }
+      r.ok = !this.lastThrew
     } catch (e) {
-      if (e instanceof BoardError) this.console.write(e.message)
-      return { ok: false }
+      this.console.write(e instanceof Error ? e.message : String(e))
+      r = { ok: false }
     }
+    // reset()/load() typed at the prompt take effect before the next line.
+    this.drainIo()
+    return r
   }
 
   /** Number of boots (power-on counts as 0 until boot() is called). */
@@ -489,7 +495,10 @@ export class VirtualBoard {
     this.afterCallback()
   }
 
+  private lastThrew = false
+
   private handleThrow(e: unknown): void {
+    this.lastThrew = true
     if (e instanceof BrownOut || e instanceof Interrupt) {
       this.rebootPending = true
       return
@@ -614,15 +623,17 @@ export class VirtualBoard {
   private execute(code: string, how: { fromFlash: boolean; label: string }): unknown {
     if (typeof code !== 'string') throw new TypeError(`expected code as a string, got ${typeof code}`)
     assertEspruinoCompat(code)
-    const cost = how.fromFlash ? 2 * countFunctions(code) : ramCodeVars(code.length)
+    const cost = codeVars(code, how.fromFlash)
     this.measure()
     if (this.usage + cost > this.budget) {
       this.console.write('ERROR: Out of Memory!')
       throw new BoardError(`Out of Memory!: ${how.label} needs ${cost} JsVars for its code, ${Math.max(0, this.budget - this.usage)} of ${this.budget} free`)
     }
     this.codeVars += cost
-    if (!how.fromFlash) this.uploaded.push(code)
+    // What save() replays: code sent to RAM, without the REPL housekeeping lines.
+    if (!how.fromFlash && !/^\s*(save|reset|load|echo|print)\s*\(/.test(code)) this.uploaded.push(code)
     let value: unknown
+    this.lastThrew = false
     try {
       value = new vm.Script(code, { filename: how.label }).runInContext(this.ctx, { timeout: this.opts.callbackTimeoutMs ?? 10_000 })
     } catch (e) {
@@ -696,6 +707,7 @@ export class VirtualBoard {
     for (const e of this.emitters.values()) this.builtins.add(e)
     this.builtins.add(this.C.Emitter.prototype)
     this.measure()
+    this.events.emit('reset')
   }
 
   private pinNumber(p: unknown): number {
@@ -936,9 +948,7 @@ export class VirtualBoard {
     def('eval', (code: unknown) => {
       if (typeof code !== 'string') return code
       assertEspruinoCompatInBoard(code, C)
-      const flash = this.flashStrings.includes(code)
-      const cost = flash ? 2 * countFunctions(code) : 0
-      this.codeVars += cost
+      this.codeVars += codeVars(code, this.flashStrings.includes(code))
       return C.eval(code)
     })
     def('btoa', (s: unknown) => Buffer.from(String(s), 'latin1').toString('base64'))
@@ -1093,18 +1103,40 @@ function assertEspruinoCompatInBoard(code: string, C: Intrinsics): void {
   }
 }
 
-/** Functions in a code string (flash-resident code costs a couple of vars per function). */
-export function countFunctions(code: string): number {
-  let n = 0
+/**
+ * JsVars the code of `code` keeps after it ran. Espruino discards top-level
+ * statements once executed and keeps the text of each function it creates;
+ * an immediately-invoked function is discarded after its call, so the
+ * functions it creates count instead (that is a bundle's IIFE wrapper).
+ * From flash, function text stays in flash: 2 vars per function object.
+ */
+export function codeVars(code: string, fromFlash: boolean): number {
+  let ast: AnyNode
   try {
-    const ast = parse(code, { ecmaVersion: 'latest' })
-    walkSimple(ast, {
-      Function() {
-        n++
-      },
-    })
+    ast = parse(code, { ecmaVersion: 'latest' }) as AnyNode
   } catch {
-    return 0
+    return fromFlash ? 0 : ramCodeVars(code.length)
   }
-  return n
+  let chars = 0
+  let fns = 0
+  const visit = (n: AnyNode, iife: boolean): void => {
+    const isFn = n.type === 'FunctionExpression' || n.type === 'FunctionDeclaration' || n.type === 'ArrowFunctionExpression'
+    if (isFn && !iife) {
+      chars += n.end - n.start
+      fns++
+      if (!fromFlash) return
+    }
+    for (const k of Object.keys(n)) {
+      const v = n[k]
+      if (Array.isArray(v)) {
+        for (const c of v) if (c && typeof c.type === 'string') visit(c, false)
+      } else if (v && typeof v === 'object' && typeof v.type === 'string') {
+        visit(v, (n.type === 'CallExpression' || n.type === 'NewExpression') && k === 'callee' && (v.type === 'FunctionExpression' || v.type === 'ArrowFunctionExpression'))
+      }
+    }
+  }
+  visit(ast, false)
+  return fromFlash ? 2 * fns : ramCodeVars(chars)
 }
+
+type AnyNode = { type: string; start: number; end: number } & Record<string, any>

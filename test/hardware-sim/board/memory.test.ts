@@ -11,7 +11,7 @@ t.test('a buffer that cannot fit on an ESP32 fails at once with Out of Memory', 
 
 t.test('a bundle whose code alone would not fit is refused and does not run', async (t) => {
   const { board } = makeBoard(t)
-  const filler = 'var pad = "' + 'x'.repeat(200_000) + '"; print("ran");'
+  const filler = 'function big() { return "' + 'x'.repeat(200_000) + '" } print("ran");'
   t.throws(() => board.load(filler), BoardError)
   t.throws(() => board.load(filler), /Out of Memory!: upload needs 20\d+ JsVars for its code/)
   t.notMatch(board.console.text(), 'ran')

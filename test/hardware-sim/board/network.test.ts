@@ -1,10 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import net from 'node:net'
 import { makeBoard } from './helpers.ts'
 import type { VirtualBoard } from '../../../hardware-sim/board/board.ts'
 
 /** A real TCP server on 127.0.0.1:0 that answers every chunk with [0xff, 0x00, ...chunk]. */
-async function echoServer(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ port: number; received: Buffer[] }> {
+async function echoServer(t: Test): Promise<{ port: number; received: Buffer[] }> {
   const received: Buffer[] = []
   const server = net.createServer((s) => {
     s.on('data', (d) => {
