@@ -37,6 +37,7 @@ export class ReplSession {
   private echoLine = true
   private echoOn = true
   private esc = false
+  private csi = false
   private lastCr = false
   private atPrompt = false
   private readonly onLine: (line: string) => void
@@ -78,13 +79,15 @@ export class ReplSession {
 
   private char(ch: string): void {
     const code = ch.charCodeAt(0)
+    if (this.csi) {
+      // CSI sequence (arrow keys, or the tools' ESC[<line>d line-number hint): ends at a letter.
+      if (code >= 0x40 && code <= 0x7e) this.csi = false
+      return
+    }
     if (this.esc) {
       this.esc = false
-      if (ch === '\n') {
-        this.add('\n')
-        return
-      }
-      if (ch === '[' || ch === 'O') this.esc = true // arrow keys etc.: ignore the sequence
+      if (ch === '\n') this.add('\n')
+      else if (ch === '[' || ch === 'O') this.csi = true
       return
     }
     if (code === 0x1b) {
@@ -149,8 +152,9 @@ export class ReplSession {
         if (r.ok && echo) this.out(`=${formatResult(r.value)}\r\n`)
       }
     }
-    if (this.echoOn) this.out('>')
-    this.atPrompt = true
+    // A 0x10 line prints no prompt (the tools rely on it to see when an upload is done).
+    if (echo) this.out('>')
+    this.atPrompt = echo
   }
 }
 
