@@ -190,6 +190,7 @@ export class VirtualBoard {
   private emitters = new Map<string, Record<string, unknown>>()
   readonly net: BoardNetwork
   private boots = 0
+  private tzHours = 0
 
   constructor(opts: VirtualBoardOptions) {
     if (!opts || typeof opts.id !== 'string' || opts.id.length === 0) throw new TypeError(`expected options.id to be a non-empty string, got ${JSON.stringify(opts?.id)}`)
@@ -862,6 +863,10 @@ export class VirtualBoard {
     }
     E.reboot = () => {
       throw new Interrupt('reboot')
+    }
+    E.setTimeZone = (hours: unknown) => {
+      // Kept for getTimezoneOffset-style use; the board clock itself stays UTC.
+      this.tzHours = Number(hours) || 0
     }
     E.kickWatchdog = () => undefined
     E.enableWatchdog = () => undefined
