@@ -45,7 +45,7 @@ export interface VirtualBoardOptions {
   clock?: number
   /** WiFi access point the board can join. Default: any SSID/password is accepted. */
   wifi?: WifiOptions
-  /** Kill a callback (or top-level upload) that runs longer than this many real ms. Default 10,000. */
+  /** Interrupt a callback that runs longer than this many real ms ("Execution Interrupted"). Off by default (it costs ~100 us per callback); uploads always get 10 s. */
   callbackTimeoutMs?: number
 }
 
@@ -174,6 +174,8 @@ export class VirtualBoard {
     cell.cost = 0
   })
   private lastGc = 0
+  private memDirty = false
+  private lastMeasureAt = -Infinity
   private lastCollect = 0
   private oomCollected = false
   private pins = new Map<number, { mode: string; level: boolean }>()
@@ -487,7 +489,9 @@ export class VirtualBoard {
     g.__this = thisArg
     g.__args = args
     try {
-      this.dispatchScript.runInContext(this.ctx, { timeout: this.opts.callbackTimeoutMs ?? 10_000 })
+      // A vm timeout starts a watchdog thread per call (~100 us): only when asked for.
+      if (this.opts.callbackTimeoutMs) this.dispatchScript.runInContext(this.ctx, { timeout: this.opts.callbackTimeoutMs })
+      else this.dispatchScript.runInContext(this.ctx)
     } catch (e) {
       this.handleThrow(e)
     } finally {
@@ -518,7 +522,9 @@ export class VirtualBoard {
       this.boot()
       return
     }
-    this.measure()
+    // The walk costs tens of microseconds: after a callback only when an allocation hook fired
+    // or 250 virtual ms passed (plain objects growing in globals are seen that late at worst).
+    if (this.memDirty || this.nowMs - this.lastMeasureAt >= 250) this.measure()
     if (this.usage > this.budget && !this.oom) {
       this.oom = true
       this.oomCollected = false
@@ -528,6 +534,8 @@ export class VirtualBoard {
 
   /** Recomputes the JsVar estimate: code + globals + timers + listeners + tracked buffers and big arrays. */
   private measure(): void {
+    this.memDirty = false
+    this.lastMeasureAt = this.nowMs
     const c = new VarCounter(this.builtins, (o) => this.trackCells.has(o))
     let n = BASE_VARS + this.codeVars
     const g = this.G
@@ -557,6 +565,7 @@ export class VirtualBoard {
   /** Allocation hook (typed arrays, ArrayBuffers): fails at once when the buffer cannot fit. */
   private alloc(bytes: number): void {
     if (!(bytes >= 0)) return
+    this.memDirty = true
     const cost = typedArrayVars(bytes)
     if (this.usage + cost <= this.budget) {
       this.usage += cost
