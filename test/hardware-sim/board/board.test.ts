@@ -175,3 +175,17 @@ t.test('bad host input is refused with clear messages', async (t) => {
   t.throws(() => makeBoard(t, { id: '' }), /expected options.id to be a non-empty string/)
   t.ok(BoardError)
 })
+
+t.test('an unhandled promise rejection is printed, not thrown into the host', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`setTimeout(function () { Promise.reject(new Error('nope')) }, 10)`)
+  board.advance(20)
+  await new Promise((r) => setTimeout(r, 20))
+  t.same(board.console.lines, ['Uncaught (in promise) Error: nope'])
+})
+
+t.test('a uploaded bundle may not use eval to sneak in what the gate refuses', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`try { eval('var m = new Map()') } catch (e) { print(e.message) }`)
+  t.same(board.console.lines, ['Espruino cannot run this bundle: Map at 1:13'])
+})
