@@ -43,6 +43,8 @@ export interface LedgerOptions {
   log?: (msg: string) => void
   /** Clock (tests). */
   now?: () => number
+  /** Open for reading only (CLI tools next to a running gateway): no writes, no timers, no tail repair. */
+  readOnly?: boolean
 }
 
 /** One commented defaults object, merged with the caller's options. */
@@ -211,18 +213,23 @@ export class Ledger {
 
   /** @internal use openLedger() */
   async init(): Promise<void> {
-    await mkdir(this.opts.dir, { recursive: true })
+    if (!this.opts.readOnly) await mkdir(this.opts.dir, { recursive: true })
     const meta = await readMeta(this.opts.dir)
     if (meta && (!bytesEqual(meta.producerPublicKey, this.producerPublicKey) || meta.producerId !== this.opts.producerId)) {
       throw new LedgerError(`${this.opts.dir} belongs to producer '${meta.producerId}' key ${toHex(meta.producerPublicKey)}, not '${this.opts.producerId}' key ${toHex(this.producerPublicKey)}`, 'invalid')
     }
-    if (!meta) await writeMeta(this.opts.dir, { producerId: this.opts.producerId, producerPublicKey: this.producerPublicKey })
+    if (!meta && !this.opts.readOnly) await writeMeta(this.opts.dir, { producerId: this.opts.producerId, producerPublicKey: this.producerPublicKey })
     this.store = await SegmentStore.open(this.opts.dir, {
       groupCommitMs: this.opts.groupCommitMs,
       segmentBytes: this.opts.segmentBytes,
       log: this.log,
       onRecord: (r) => this.load(r),
+      readOnly: this.opts.readOnly,
     })
+    if (this.opts.readOnly) {
+      this.key = undefined
+      return
+    }
     this.pendingSince = this.now()
     if (this.key) {
       this.timer = setInterval(() => {
@@ -766,6 +773,15 @@ function hexToBytes(s: string): Uint8Array | undefined {
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** Opens an existing ledger directory for reading only; the producer key comes from its ledger.json. */
+export async function openLedgerReadOnly(dir: string, opts: { log?: (msg: string) => void } = {}): Promise<Ledger> {
+  const meta = await readMeta(dir)
+  if (!meta) throw new LedgerError(`${dir} is not a ledger directory (no ledger.json)`, 'not-found')
+  const l = new Ledger({ dir, producerPublicKey: meta.producerPublicKey, producerId: meta.producerId, readOnly: true, log: opts.log ?? (() => {}) })
+  await l.init()
+  return l
 }
 
 /** Opens (creating) a ledger in `opts.dir`, recovering from a torn tail. */

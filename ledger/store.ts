@@ -76,6 +76,7 @@ export class SegmentStore {
   private readFds = new Map<number, number>()
   private failed: Error | undefined
   closed = false
+  readOnly = false
 
   private constructor(readonly dir: string, private readonly groupCommitMs: number, private readonly segmentBytes: number) {}
 
@@ -93,13 +94,19 @@ export class SegmentStore {
       if (r.damage) {
         const last = i === segs.length - 1
         if (!last || !r.damage.torn) throw new StorageError(`${segName(n)} offset ${r.damage.offset}: ${r.damage.reason}; refusing to open (run 'mhealth ledger verify')`, segName(n), r.damage.offset)
-        if (opts.readOnly) throw new StorageError(`${segName(n)} has a torn tail at offset ${r.damage.offset} (${data.length - r.goodEnd} bytes): ${r.damage.reason}`, segName(n), r.damage.offset)
+        if (opts.readOnly) {
+          // A live writer may be mid-append: read up to the last whole record, change nothing.
+          opts.log?.(`ledger: ignoring ${data.length - r.goodEnd} bytes after offset ${r.goodEnd} of ${segName(n)} (incomplete record; read-only)`)
+          s.readOnly = true
+          continue
+        }
         await truncate(path, r.goodEnd)
         opts.log?.(`ledger: torn tail in ${segName(n)}: cut ${data.length - r.goodEnd} bytes at offset ${r.goodEnd} (${r.damage.reason})`)
       }
       s.activeSeg = n
       s.activeSize = r.damage ? r.goodEnd : data.length
     }
+    s.readOnly = !!opts.readOnly
     if (!opts.readOnly) {
       s.fh = await open(join(dir, segName(s.activeSeg)), 'a')
       s.fhSeg = s.activeSeg
@@ -115,6 +122,7 @@ export class SegmentStore {
   /** Queues a record; returns where it will live and a promise resolved once it is durable. */
   append(body: Uint8Array): { seg: number; offset: number; durable: Promise<void> } {
     if (this.closed) throw new StorageError('ledger is closed')
+    if (this.readOnly) throw new StorageError('ledger is open read-only')
     if (this.failed) throw this.failed
     if (this.rollNext) {
       this.rollNext = false
