@@ -473,6 +473,18 @@ export class Ledger {
     }
   }
 
+  /** @internal For a writable replica: where leaves not covered by any block start, if any. */
+  replicaOrphans(): { seg: number; offset: number; count: number } | undefined {
+    if (this.key || this.opts.readOnly || this.tree.size === this.pendingStart) return undefined
+    const i = this.pendingStart
+    return { seg: this.seg.arr[i], offset: this.off.arr[i], count: this.tree.size - i }
+  }
+
+  /** True when this process holds the producer key (it cuts blocks, never imports them). */
+  get producerIsLocal(): boolean {
+    return this.key !== undefined
+  }
+
   get height(): number {
     return this.blocks.length - 1
   }
@@ -788,5 +800,19 @@ export async function openLedgerReadOnly(dir: string, opts: { log?: (msg: string
 export async function openLedger(opts: LedgerOptions): Promise<Ledger> {
   const l = new Ledger(opts)
   await l.init()
+  const orphan = l.replicaOrphans()
+  if (orphan) {
+    // A replica stores a block's leaves and then its header in one batch; a crash between
+    // them leaves leaves no block covers. They were never acknowledged to anyone (the peer
+    // still has them), so they are cut and fetched again.
+    await l.close()
+    const { truncate, unlink } = await import('node:fs/promises')
+    const { join } = await import('node:path')
+    const { listSegments, segName } = await import('./store.ts')
+    for (const s of await listSegments(opts.dir)) if (s > orphan.seg) await unlink(join(opts.dir, segName(s)))
+    await truncate(join(opts.dir, segName(orphan.seg)), orphan.offset)
+    ;(opts.log ?? console.error)(`ledger: replica had ${orphan.count} leaves without a block (interrupted sync); cut them at ${segName(orphan.seg)} offset ${orphan.offset}`)
+    return openLedger(opts)
+  }
   return l
 }

@@ -197,10 +197,73 @@ prefix of the log of SIZE2 leaves (sizes are block logSize values).`,
   },
 }
 
+/** An Ed25519 key pair from a key file (mhealth keygen format). */
+async function readKeyPair(path: string, what: string): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+  let j
+  try {
+    j = JSON.parse(await readFile(path, 'utf8'))
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read key file ${path}: ${(e as Error).message}`)
+  }
+  if (j?.type !== 'ed25519' || !HASH_RE.test(j?.privateKey ?? '') || !HASH_RE.test(j?.publicKey ?? '')) throw new UsageError(`${what}: ${path} is not an ed25519 key file with hex privateKey and publicKey`)
+  return { privateKey: new Uint8Array(Buffer.from(j.privateKey, 'hex')), publicKey: new Uint8Array(Buffer.from(j.publicKey, 'hex')) }
+}
+
+const serve: Command = {
+  name: 'serve',
+  summary: 'Run a ledger peer (producer or replica) with HTTP block sync',
+  usage: `Usage: mhealth ledger serve --data DIR --producer-id ID (--producer-key FILE | --producer-pub KEY)
+                           [--port N] [--host H] [--peer URL]... [--witness-key FILE]
+
+Serves the ledger in DIR to peers over HTTP and follows them: announces new blocks,
+asks peers for their head on start, fetches missing blocks, verifies every block before
+storing it, and refuses (and reports) peers serving invalid or forked chains.
+With --producer-key the node is the producer (its blocks come from the gateway); with
+--producer-pub it is a replica of that producer. --witness-key co-signs verified blocks.
+Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
+  async run(argv, io) {
+    const p = parseCli(argv, {
+      data: { type: 'string' }, 'producer-id': { type: 'string' }, 'producer-key': { type: 'string' }, 'producer-pub': { type: 'string' },
+      port: { type: 'string' }, host: { type: 'string' }, peer: { type: 'string', multiple: true }, 'witness-key': { type: 'string' },
+    })
+    const dir = requireOpt(p, 'data')
+    const producerId = requireOpt(p, 'producer-id')
+    const keyFile = stringOpt(p, 'producer-key')
+    const pubArg = stringOpt(p, 'producer-pub')
+    if (!keyFile === !pubArg) throw new UsageError('give exactly one of --producer-key (producer) or --producer-pub (replica)')
+    const port = intOpt(p, 'port', 0, 0, 65535)
+    const peers = (p.values.peer as string[] | undefined) ?? []
+    for (const u of peers) if (!/^https?:\/\/[^/]+/.test(u)) throw new UsageError(`--peer expects a URL like http://127.0.0.1:4100, got '${u}'`)
+    const producerKey = keyFile ? await readKeyPair(keyFile, '--producer-key') : undefined
+    const producerPublicKey = pubArg ? await readPublicKey(pubArg) : undefined
+    const wk = stringOpt(p, 'witness-key')
+    const witnessKey = wk ? await readKeyPair(wk, '--witness-key') : undefined
+    const { openLedger } = await import('../../ledger/ledger.ts')
+    const { startPeer } = await import('../../ledger/sync.ts')
+    const log = (m: string): void => void io.stderr.write(m + '\n')
+    let ledger
+    try {
+      ledger = await openLedger({ dir, producerId, producerKey, producerPublicKey, log })
+    } catch (e) {
+      throw new CliError((e as Error).message)
+    }
+    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
+    print(io, `listening ${node.url}`)
+    ledger.onBlock((b) => print(io, `block ${b.header.height} ${Buffer.from(b.hash).toString('hex')} logSize ${b.header.logSize}`))
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    await node.close()
+    await ledger.close()
+    return 0
+  },
+}
+
 async function readStdin(): Promise<string> {
   let s = ''
   for await (const chunk of process.stdin) s += chunk
   return s
 }
 
-export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency])
+export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve])
