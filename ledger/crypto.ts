@@ -8,6 +8,13 @@ export const sha256 = (data: Uint8Array): Uint8Array => {
 }
 export const hasher = rfc6962(sha256)
 
+const LEAF_PREFIX = new Uint8Array([0])
+/** RFC 6962 leaf hash without copying the data into a prefixed buffer (hot path). */
+export const leafHashFast = (data: Uint8Array): Uint8Array => {
+  const d = createHash('sha256').update(LEAF_PREFIX).update(data).digest()
+  return new Uint8Array(d.buffer, d.byteOffset, d.length)
+}
+
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url')
 
 function checkKey(name: string, k: Uint8Array): void {

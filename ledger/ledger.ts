@@ -5,13 +5,13 @@
  * API and formats: docs/ledger.md.
  */
 import type { KeyObject } from 'node:crypto'
-import { hasher, sha256, ed25519PrivateKey, ed25519Sign, ed25519Verify } from './crypto.ts'
+import { hasher, sha256, leafHashFast, ed25519PrivateKey, ed25519Sign, ed25519Verify } from './crypto.ts'
 import { rangeRoot, inclusionProof, toHex, bytesEqual } from './merkle.ts'
 import { LeafTree, SubtreeCache } from './tree-index.ts'
 import { SegmentStore, StorageError, type ScannedRecord } from './store.ts'
 import { encodeHeader, decodeHeader, blockHash, blockToBeSigned, witnessToBeSigned, ZERO_HASH, type BlockHeader } from './block.ts'
 import {
-  RecordType, encodeFrame, encodePrunedFrame, decodeFrameLike, encodeConsentRecord, decodeConsentRecord,
+  RecordType, encodeFrameSealable, encodePrunedFrame, decodeFrameLike, encodeConsentRecord, decodeConsentRecord,
   encodeBlockRecord, decodeBlockRecord, encodeWitnessRecord, decodeWitnessRecord, type FrameMeta,
 } from './records.ts'
 import { ConsentState, parseConsent, ConsentError, type ConsentChange } from './consent.ts'
@@ -250,7 +250,7 @@ export class Ledger {
     try {
       if (type === RecordType.Frame || type === RecordType.PrunedFrame) {
         const f = decodeFrameLike(r.body)
-        const h = type === RecordType.Frame ? hasher.leafHash(f.data) : new Uint8Array(f.data)
+        const h = type === RecordType.Frame ? leafHashFast(f.data) : new Uint8Array(f.data)
         this.addLeaf(type === RecordType.Frame ? KIND_FRAME : KIND_PRUNED, h, f, r.seg, r.offset)
       } else if (type === RecordType.Consent) {
         const c = decodeConsentRecord(r.body)
@@ -395,14 +395,14 @@ export class Ledger {
     if (!(frameBytes instanceof Uint8Array) || frameBytes.length === 0) throw new LedgerError(`frameBytes: expected non-empty Uint8Array, got ${frameBytes instanceof Uint8Array ? 'empty' : typeof frameBytes}`, 'invalid')
     if (!meta || typeof meta.deviceId !== 'string') throw new LedgerError('meta.deviceId: expected a string', 'invalid')
     if (this.hasFrame(meta.deviceId, meta.seq)) throw new LedgerError(`duplicate frame: device ${meta.deviceId} seq ${meta.seq} is already in the ledger`, 'duplicate')
-    let body
+    let rec
     try {
-      body = encodeFrame(meta, frameBytes)
+      rec = encodeFrameSealable(meta, frameBytes)
     } catch (e) {
       throw new LedgerError((e as Error).message, 'invalid')
     }
-    const h = hasher.leafHash(frameBytes)
-    const w = this.store.append(body)
+    const h = leafHashFast(frameBytes)
+    const w = this.store.appendSealed(rec)
     const leafIndex = this.addLeaf(KIND_FRAME, h, meta, w.seg, w.offset)
     if (this.tree.size - this.pendingStart >= this.opts.blockMaxLeaves) void this.cutBlock().catch(() => {})
     await w.durable

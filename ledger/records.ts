@@ -27,12 +27,13 @@ function checkU48(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0 || v >= 2 ** 48) throw new RecordError(`${name}: expected an integer in 0..2^48-1, got ${v}`)
 }
 
-function metaHead(type: RecordType, m: FrameMeta, extra: number): { buf: Buffer; p: number } {
+function metaHead(type: RecordType, m: FrameMeta, extra: number, headroom = 0): { buf: Buffer; p: number } {
   const id = te.encode(m.deviceId)
   if (id.length === 0 || id.length > 255) throw new RecordError(`deviceId: expected 1..255 UTF-8 bytes, got ${id.length}`)
   checkU48('seq', m.seq)
   checkU48('t0', m.t0)
-  const buf = Buffer.allocUnsafe(2 + id.length + 12 + extra)
+  const whole = Buffer.allocUnsafe(headroom + 2 + id.length + 12 + extra)
+  const buf = headroom ? whole.subarray(headroom) : whole
   buf[0] = type
   buf[1] = id.length
   buf.set(id, 2)
@@ -40,11 +41,18 @@ function metaHead(type: RecordType, m: FrameMeta, extra: number): { buf: Buffer;
   buf.writeUIntBE(m.seq, p, 6)
   buf.writeUIntBE(m.t0, p + 6, 6)
   p += 12
-  return { buf, p }
+  return { buf: whole, p: p + headroom }
 }
 
 export function encodeFrame(m: FrameMeta, frame: Uint8Array): Buffer {
   const { buf, p } = metaHead(RecordType.Frame, m, frame.length)
+  buf.set(frame, p)
+  return buf
+}
+
+/** A frame record with 8 bytes of headroom for the store's framing (SegmentStore.appendSealed). */
+export function encodeFrameSealable(m: FrameMeta, frame: Uint8Array): Buffer {
+  const { buf, p } = metaHead(RecordType.Frame, m, frame.length, 8)
   buf.set(frame, p)
   return buf
 }

@@ -24,9 +24,14 @@ export class StorageError extends Error {
 
 export function frameRecord(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(RECORD_OVERHEAD + body.length)
-  out.writeUInt32LE(body.length, 0)
   out.set(body, RECORD_OVERHEAD)
-  out.writeUInt32LE(crc32(body, crc32(out.subarray(0, 4))), 4)
+  return sealRecord(out)
+}
+
+/** Fills in length and CRC of a record whose body already sits at offset 8 (no copy). */
+export function sealRecord(out: Buffer): Buffer {
+  out.writeUInt32LE(out.length - RECORD_OVERHEAD, 0)
+  out.writeUInt32LE(crc32(out.subarray(RECORD_OVERHEAD), crc32(out.subarray(0, 4))), 4)
   return out
 }
 
@@ -121,6 +126,11 @@ export class SegmentStore {
 
   /** Queues a record; returns where it will live and a promise resolved once it is durable. */
   append(body: Uint8Array): { seg: number; offset: number; durable: Promise<void> } {
+    return this.appendSealed(frameRecord(body))
+  }
+
+  /** Like append, for a buffer built with 8 bytes of headroom before the body (hot path: no copy). */
+  appendSealed(buf: Buffer): { seg: number; offset: number; durable: Promise<void> } {
     if (this.closed) throw new StorageError('ledger is closed')
     if (this.readOnly) throw new StorageError('ledger is open read-only')
     if (this.failed) throw this.failed
@@ -129,7 +139,7 @@ export class SegmentStore {
       this.activeSeg++
       this.activeSize = 0
     }
-    const buf = frameRecord(body)
+    sealRecord(buf)
     const pos = { seg: this.activeSeg, offset: this.activeSize }
     this.activeSize += buf.length
     this.queue.push({ seg: pos.seg, buf })
