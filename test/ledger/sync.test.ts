@@ -130,3 +130,42 @@ t.test('three nodes: one killed and restarted mid-stream, one fed a forged block
     if (name !== 'A') t.equal(rep.head?.hash, want.hash, `${name} on disk ends at the producer head`)
   }
 })
+
+t.test('in-process peers: a fork announcement and a block with altered leaves are refused and reported', async (t) => {
+  const A = await openLedger({ dir: tmp(), producerKey, producerId: 'gw-sync', blockMaxLeaves: 4, blockIntervalMs: 60_000, ...quiet })
+  for (let i = 0; i < 12; i++) await A.appendFrame(fakeFrame('d', i, 64), { deviceId: 'd', seq: i, t0: i })
+  const nodeA = await startPeer({ ledger: A, ...quiet })
+  const R = await openLedger({ dir: tmp(), producerPublicKey: producerKey.publicKey, producerId: 'gw-sync', ...quiet })
+  const nodeR = await startPeer({ ledger: R, peers: [nodeA.url], ...quiet })
+  t.equal(R.head().hash, A.head().hash, 'a joining node asks for the head and catches up at once')
+
+  // Evil peer 1: claims a different block at a height we hold (fork).
+  const fork = 'http://127.0.0.1:9'
+  await fetch(nodeR.url + '/announce', { method: 'POST', headers: { 'x-peer': fork, 'content-type': 'application/json' }, body: JSON.stringify({ height: 1, hash: 'ab'.repeat(32) }) })
+  // Evil peer 2: serves the producer's real, correctly signed next header with one leaf altered.
+  await A.appendFrame(fakeFrame('d', 100, 64), { deviceId: 'd', seq: 100, t0: 100 })
+  await A.appendFrame(fakeFrame('d', 101, 64), { deviceId: 'd', seq: 101, t0: 101 })
+  const evil = createServer(async (req, res) => {
+    const real = (await A.exportBlock(3))!
+    const leaf = Buffer.from(real.leaves[1], 'base64')
+    leaf[leaf.length - 1] ^= 1
+    real.leaves[1] = leaf.toString('base64')
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(real))
+  })
+  // Stop R from hearing about block 3 from A first: close A's peer before cutting it.
+  await nodeA.close()
+  await A.cutBlock()
+  await new Promise<void>((r) => evil.listen(0, '127.0.0.1', () => r()))
+  const evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`
+  const reported = new Promise((r) => nodeR.onReport((x) => x.peer === evilUrl && r(x)))
+  await fetch(nodeR.url + '/announce', { method: 'POST', headers: { 'x-peer': evilUrl, 'content-type': 'application/json' }, body: JSON.stringify({ height: 3 }) })
+  const rep = (await reported) as { reason: string }
+  t.match(rep.reason, /invalid block 3: .*blockRoot mismatch/, 'altered leaf caught by re-hashing')
+  const forkRep = nodeR.reports.find((x) => x.peer === fork)
+  t.match(forkRep?.reason, /^fork: their block 1 is abab/, 'fork reported')
+  t.equal(R.height, 2, 'nothing from the evil peers was stored')
+  evil.close()
+  await nodeR.close()
+  await R.close()
+  await A.close()
+})
