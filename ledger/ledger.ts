@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto'
 import { hasher, sha256, leafHashFast, ed25519PrivateKey, ed25519Sign, ed25519Verify } from './crypto.ts'
 import { rangeRoot, inclusionProof, toHex, bytesEqual } from './merkle.ts'
 import { LeafTree, SubtreeCache } from './tree-index.ts'
-import { SegmentStore, StorageError, type ScannedRecord } from './store.ts'
+import { SegmentStore, StorageError, parseSegment, segName, listSegments, type ScannedRecord } from './store.ts'
 import { encodeHeader, decodeHeader, blockHash, blockToBeSigned, witnessToBeSigned, ZERO_HASH, type BlockHeader } from './block.ts'
 import {
   RecordType, encodeFrameSealable, encodePrunedFrame, decodeFrameLike, encodeConsentRecord, decodeConsentRecord,
@@ -17,7 +17,8 @@ import {
 import { ConsentState, parseConsent, ConsentError, type ConsentChange } from './consent.ts'
 import type { LeafSource } from './merkle.ts'
 import { readMeta, writeMeta } from './meta.ts'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, truncate, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
 
 export { ConsentError, StorageError }
 
@@ -729,9 +730,6 @@ export class Ledger {
     }
     let pruned = 0
     for (const [s, leaves] of bySeg) {
-      const { readFile } = await import('node:fs/promises')
-      const { parseSegment, segName } = await import('./store.ts')
-      const { join } = await import('node:path')
       const data = await readFile(join(this.opts.dir, segName(s)))
       const parsed = parseSegment(s, data)
       if (parsed.damage) throw new StorageError(`${segName(s)}: ${parsed.damage.reason} at offset ${parsed.damage.offset}; not pruning`)
@@ -806,9 +804,6 @@ export async function openLedger(opts: LedgerOptions): Promise<Ledger> {
     // them leaves leaves no block covers. They were never acknowledged to anyone (the peer
     // still has them), so they are cut and fetched again.
     await l.close()
-    const { truncate, unlink } = await import('node:fs/promises')
-    const { join } = await import('node:path')
-    const { listSegments, segName } = await import('./store.ts')
     for (const s of await listSegments(opts.dir)) if (s > orphan.seg) await unlink(join(opts.dir, segName(s)))
     await truncate(join(opts.dir, segName(orphan.seg)), orphan.offset)
     ;(opts.log ?? console.error)(`ledger: replica had ${orphan.count} leaves without a block (interrupted sync); cut them at ${segName(orphan.seg)} offset ${orphan.offset}`)
