@@ -216,3 +216,25 @@ t.test('crash safety: SIGKILL mid-stream loses nothing acknowledged', async (t) 
     t.ok(rep.ok, `round ${round}: verify ok after recovery: ${rep.problem?.message ?? ''}`)
   }
 })
+
+t.test('replica interrupted between a block\'s leaves and its header: leaves cut on open, sync resumes', async (t) => {
+  const { frameRecord } = await import('../../ledger/store.ts')
+  const A = await openLedger(base(tmp(), { blockMaxLeaves: 3 }))
+  for (let i = 0; i < 6; i++) await A.appendFrame(fakeFrame('d', i, 80), { deviceId: 'd', seq: i, t0: i })
+  const rdir = tmp()
+  const R = await openLedger({ dir: rdir, producerPublicKey: producerKey.publicKey, producerId: 'gw-test', ...quiet })
+  await R.importBlock((await A.exportBlock(0))!)
+  await R.close()
+  // The crash: block 1's first two leaves reached the disk, its header did not.
+  const b1 = (await A.exportBlock(1))!
+  for (const leaf of b1.leaves.slice(0, 2)) appendFileSync(join(rdir, 'seg-000000.log'), frameRecord(Buffer.from(leaf, 'base64')))
+  const logs: string[] = []
+  const R2 = await openLedger({ dir: rdir, producerPublicKey: producerKey.publicKey, producerId: 'gw-test', log: (m: string) => logs.push(m) })
+  t.match(logs.join('\n'), /replica had 2 leaves without a block \(interrupted sync\); cut them/)
+  t.equal(R2.size, 3)
+  await R2.importBlock(b1)
+  t.equal(R2.head().hash, A.head().hash)
+  await R2.close()
+  await A.close()
+  t.ok((await verifyLedger(rdir)).ok)
+})
