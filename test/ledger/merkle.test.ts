@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { dataDir as sharedData } from './shared.ts'
+import { sharedData } from '../helpers/cli.ts'
 import {
   rfc6962, rootOf, inclusionProof, consistencyProof, verifyInclusion, verifyConsistency, CompactRange,
   RootMismatchError, ProofError, toHex, fromHex, type LeafSource,
