@@ -204,6 +204,26 @@ export class QrsDetector {
     this.lastRr = 0
   }
 
+  /** Median integrator height of recent beats (0 while learning). */
+  get signalLevel(): number {
+    return this.learning ? 0 : this.spk
+  }
+
+  /** Median integrator height of recent non-beat peaks. */
+  get noiseLevel(): number {
+    return this.npk
+  }
+
+  /** True until the learning period has ended. */
+  get isLearning(): boolean {
+    return this.learning
+  }
+
+  /** Mean of the last 8 RR intervals in samples (0 before two beats). */
+  get meanRr(): number {
+    return this.rrMean
+  }
+
   /** End of input: emits the beat still held back, if any. Returns the number of beats emitted. */
   finish(): number {
     return this.pendIdx >= 0 ? this.flush() : 0
