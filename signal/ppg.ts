@@ -59,7 +59,7 @@ export interface PpgOptions {
 }
 
 export interface PpgReading {
-  /** Sample index (end of the window). */
+  /** Samples since the monitor (re)started: end of the window. */
   at: number
   fingerOn: boolean
   /** Overall quality 0..100. */
@@ -109,8 +109,12 @@ function biquad(kind: number, f0: number, fs: number): Float64Array {
 
 export class PpgMonitor {
   readonly fs: number
-  /** Samples pushed. */
+  /** Samples pushed since the last reset. */
   n = 0
+  /** Automatic restarts after a jump in the IR level (finger on/off). */
+  restarts = 0
+  private dcSlow = 0
+  private dcAlpha: number
   private win: number
   private cal: SpO2Calibration
   private minDc: number
@@ -179,6 +183,7 @@ export class PpgMonitor {
     this.lp = biquad(0, 5, this.fs)
     this.st = new Float64Array(12)
     this.blockLen = Math.round(this.fs)
+    this.dcAlpha = 1 / this.fs
     this.blocks = new Float64Array(this.win * B_FIELDS)
     this.settle = Math.round(this.fs * 2)
     this.peaks = new Int32Array(MAX_PEAKS)
@@ -211,6 +216,16 @@ export class PpgMonitor {
 
   /** One sample of each channel (ambient-corrected ADC counts). */
   push(red: number, ir: number): void {
+    // A jump of the IR level by half (finger placed, removed, sensor moved on
+    // the skin) leaves nothing of the old window worth keeping: start over.
+    if (this.n > 0) {
+      const d = ir - this.dcSlow
+      if (d > 0.5 * this.dcSlow || d < -0.5 * this.dcSlow) {
+        this.restarts++
+        this.reset()
+      }
+    }
+    this.dcSlow = this.n === 0 ? ir : this.dcSlow + (ir - this.dcSlow) * this.dcAlpha
     const n = this.n
     const st = this.st
     const hp = this.hp

@@ -261,3 +261,37 @@ export class PpgModel implements PpgSource {
     return { red, ir, ambient }
   }
 }
+
+export interface RenderOptions {
+  fs: number
+  seconds: number
+  /** ADC counts at full light (default 2^18 - 1, the MAX30102's 18-bit range). */
+  fullScale?: number
+  /** Gaussian ADC noise, counts RMS (default 3). */
+  noiseCounts?: number
+  /** Seed for the ADC noise (default 1). */
+  noiseSeed?: number
+}
+
+/**
+ * Samples a model through an idealised ADC (ambient already cancelled, as the
+ * MAX30102 does): for tests and benches of the processing. The device model
+ * with LED currents, pulse widths and FIFO lives with the MAX30102 simulator.
+ */
+export function renderPpg(model: PpgSource, opts: RenderOptions): { red: Float64Array; ir: Float64Array; fingerOn: Uint8Array } {
+  const n = Math.round(opts.fs * opts.seconds)
+  const fsc = opts.fullScale ?? 262143
+  const sd = opts.noiseCounts ?? 3
+  const rng = createRng(opts.noiseSeed ?? 1)
+  const red = new Float64Array(n)
+  const ir = new Float64Array(n)
+  const on = new Uint8Array(n)
+  for (let i = 0; i < n; i++) {
+    const t = (i * 1000) / opts.fs
+    const l = model.light(t)
+    red[i] = Math.max(0, Math.min(fsc, Math.round(l.red * fsc + sd * rng.gaussian())))
+    ir[i] = Math.max(0, Math.min(fsc, Math.round(l.ir * fsc + sd * rng.gaussian())))
+    on[i] = model.fingerOn(t) ? 1 : 0
+  }
+  return { red, ir, fingerOn: on }
+}
