@@ -57,45 +57,55 @@ export const QRS_TUNING = {
 }
 
 const MAX_LEARN_PEAKS = 32
+
+/** Smallest power of two >= n. */
+function pow2(n: number): number {
+  let p = 1
+  while (p < n) p *= 2
+  return p
+}
 const LEVELS = 8
 const RR_HISTORY = 8
 
 export class QrsDetector {
-  readonly fs: number
+  // Hot fields first: Espruino finds an object's properties by walking a list.
   /** Samples pushed since construction or the last reset. */
   n = 0
-  private onBeat: BeatCallback | undefined
-  // filter geometry
-  private m: number
-  private M: number
-  private s: number
-  private W: number
-  /** Samples from raw input to the integrator output of the same event. */
-  private delay: number
-  // rings (index & mask would need power-of-two sizes; explicit wrap keeps memory tight)
   private raw: Int16Array
-  /** Band-passed signal, aligned with `raw` (same index), to locate the QRS before refining on raw. */
+  /** Band-passed signal, aligned with `raw` (same index), to locate the QRS and for the derivative. */
   private bp: Float32Array
-  private rawLen: number
-  private bpDelay: number
-  private lpIn: Int32Array // raw history for the low-pass (2m+1)
-  private lpLen: number
+  /** Mask of the raw/bp rings (power-of-two length, so `i & mask` wraps any index, negative too). */
+  private rm: number
+  private m: number
+  private m2: number
   private lpY1 = 0
   private lpY2 = 0
-  private hpRing: Float64Array // low-pass output history (M+1)
-  private hpLen: number
+  private hpRing: Float64Array // low-pass output history (>= M+1)
+  private hm: number
+  private M: number
+  private Mh: number
+  private invM: number
   private hpSum = 0
-  private dRing: Float64Array // high-pass output history (4s+1)
-  private dLen: number
-  private qRing: Float64Array // squared derivative (W)
+  private bpDelay: number
+  private s: number
+  private s3: number
+  private s4: number
+  private qRing: Float64Array // squared derivative (>= W+1)
+  private qm: number
+  private W: number
   private qSum = 0
-  // peak picking on the integrator
-  private prevI = 0
-  private candVal = 0
-  private candIdx = -1
-  private candSlope = 0
-  private rising = false
   private sqMax = 0
+  private prevI = 0
+  private rising = false
+  private candIdx = -1
+  private candVal = 0
+  /** Next sample index at which a timed decision (hold-back, learning, search-back) may be due. */
+  private due = 0
+  readonly fs: number
+  private onBeat: BeatCallback | undefined
+  /** Samples from raw input to the integrator output of the same event. */
+  private delay: number
+  private rawLen: number
   // levels and decisions
   /** Signal and noise levels: medians of the last 8 QRS and noise peaks (robust to one huge artefact). */
   private spk = 0
@@ -143,22 +153,25 @@ export class QrsDetector {
     this.fs = fs
     this.onBeat = opts.onBeat
     this.m = Math.max(2, Math.round(fs * 0.03))
+    this.m2 = 2 * this.m
     this.M = 2 * Math.max(4, Math.round(fs * 0.08))
+    this.Mh = this.M / 2
+    this.invM = 1 / this.M
     this.s = Math.max(1, Math.round(fs / 200))
+    this.s3 = 3 * this.s
+    this.s4 = 4 * this.s
     this.W = Math.max(4, Math.round(fs * 0.15))
-    this.delay = this.m - 1 + this.M / 2 + 2 * this.s
-    this.lpLen = 2 * this.m + 1
-    this.lpIn = new Int32Array(this.lpLen)
-    this.hpLen = this.M + 1
-    this.hpRing = new Float64Array(this.hpLen)
-    this.dLen = 4 * this.s + 1
-    this.dRing = new Float64Array(this.dLen)
-    this.qRing = new Float64Array(this.W)
+    this.bpDelay = this.m - 1 + this.M / 2
+    this.delay = this.bpDelay + 2 * this.s
+    this.hpRing = new Float64Array(pow2(this.M + 1))
+    this.hm = this.hpRing.length - 1
+    this.qRing = new Float64Array(pow2(this.W + 1))
+    this.qm = this.qRing.length - 1
     // raw history must reach back from a confirmed integrator peak to its QRS
-    this.rawLen = this.delay + this.W + Math.round(fs * 0.45)
+    this.rawLen = pow2(this.delay + this.W + Math.round(fs * 0.45))
+    this.rm = this.rawLen - 1
     this.raw = new Int16Array(this.rawLen)
     this.bp = new Float32Array(this.rawLen)
-    this.bpDelay = this.m - 1 + this.M / 2
     this.rr = new Int32Array(RR_HISTORY)
     // a rival is classified at most W samples after its own integrator peak
     this.holdN = Math.round(QRS_TUNING.tWaveSeconds * fs) + this.W + 1
@@ -175,14 +188,13 @@ export class QrsDetector {
   /** Forget everything (after lead-off or a gap): relearn thresholds from the next samples. */
   reset(): void {
     this.n = 0
+    this.due = 0
     this.raw.fill(0)
     this.bp.fill(0)
-    this.lpIn.fill(0)
     this.hpRing.fill(0)
-    this.dRing.fill(0)
     this.qRing.fill(0)
     this.lpY1 = this.lpY2 = this.hpSum = this.qSum = 0
-    this.prevI = this.candVal = this.candSlope = this.sqMax = 0
+    this.prevI = this.candVal = this.sqMax = 0
     this.candIdx = -1
     this.rising = false
     this.spk = this.npk = 0
@@ -233,40 +245,35 @@ export class QrsDetector {
   push(x: number): number {
     const n = this.n
     if (n === 0) this.prime(x)
-    this.raw[n % this.rawLen] = x
-    // 1. low-pass: triangular FIR as a recursive integer filter, gain m*m
-    const lpLen = this.lpLen
-    const m = this.m
-    this.lpIn[n % lpLen] = x
-    const xm = this.lpIn[(n + lpLen - m) % lpLen]
-    const x2m = this.lpIn[(n + 1) % lpLen] // n - 2m
-    const lp = 2 * this.lpY1 - this.lpY2 + x - 2 * xm + x2m
+    const raw = this.raw
+    const rm = this.rm
+    raw[n & rm] = x
+    // 1. low-pass: triangular FIR as a recursive integer filter (gain m*m), taps read from the raw ring
+    const lp = 2 * this.lpY1 - this.lpY2 + x - 2 * raw[(n - this.m) & rm] + raw[(n - this.m2) & rm]
     this.lpY2 = this.lpY1
     this.lpY1 = lp
-    // 2. high-pass: delayed sample minus the moving mean over M
-    const hpLen = this.hpLen
-    const M = this.M
-    this.hpSum += lp - this.hpRing[(n + 1) % hpLen] // drop lp[n-M]
-    this.hpRing[n % hpLen] = lp
-    const hp = this.hpRing[(n + hpLen - M / 2) % hpLen] - this.hpSum / M
-    if (n >= this.bpDelay) this.bp[(n - this.bpDelay) % this.rawLen] = hp
-    // 3. derivative over 4s samples
-    const dLen = this.dLen
-    const s = this.s
-    this.dRing[n % dLen] = hp
-    const d = 2 * hp + this.dRing[(n + dLen - s) % dLen] - this.dRing[(n + dLen - 3 * s) % dLen] - this.dRing[(n + 1) % dLen]  * 2
-    // 4. square, 5. moving-window integration
+    // 2. high-pass: the sample M/2 back minus the moving mean over M
+    const hr = this.hpRing
+    const hm = this.hm
+    this.hpSum += lp - hr[(n - this.M) & hm]
+    hr[n & hm] = lp
+    const hp = hr[(n - this.Mh) & hm] - this.hpSum * this.invM
+    // the band-passed sample belongs to raw index k; the derivative reads its predecessors from the same ring
+    const bp = this.bp
+    const k = n - this.bpDelay
+    bp[k & rm] = hp
+    // 3. derivative over 4s samples, 4. square
+    const d = 2 * hp + bp[(k - this.s) & rm] - bp[(k - this.s3) & rm] - 2 * bp[(k - this.s4) & rm]
     const q = d * d
-    const W = this.W
-    const qi = n % W
-    this.qSum += q - this.qRing[qi]
-    this.qRing[qi] = q
-    const iv = this.qSum
+    // 5. moving-window integration over W
+    const qr = this.qRing
+    const iv = (this.qSum += q - qr[(n - this.W) & this.qm])
+    qr[n & this.qm] = q
     if (q > this.sqMax) this.sqMax = q
     this.n = n + 1
     let emitted = 0
     // peak picking: a candidate starts when the integrator rises and is
-    // confirmed once it has fallen to half or 150 ms have passed
+    // confirmed once it has fallen to half or W samples have passed
     if (iv > this.prevI) {
       if (!this.rising && this.candIdx < 0) {
         this.rising = true
@@ -284,6 +291,16 @@ export class QrsDetector {
       this.candIdx = -1
       this.rising = false
     }
+    if (n >= this.due) emitted += this.timers(n)
+    return emitted
+  }
+
+  /**
+   * The time-driven decisions, run only when `due`: emit a held-back beat,
+   * end the learning period, search back for a missed beat. Sets the next due time.
+   */
+  private timers(n: number): number {
+    let emitted = 0
     if (this.pendIdx >= 0 && n - this.pendIdx > this.holdN + QRS_TUNING.competeRr * this.rrMean) emitted += this.flush()
     if (this.learning) {
       if (n + 1 >= this.learnN) emitted += this.endLearning()
@@ -297,18 +314,27 @@ export class QrsDetector {
         this.sbVal = 0
       }
     }
+    // next due: the earliest sample at which one of the conditions above can become true
+    let due = Infinity
+    if (this.pendIdx >= 0) due = Math.floor(this.pendIdx + this.holdN + QRS_TUNING.competeRr * this.rrMean) + 1
+    if (this.learning) {
+      if (this.learnN - 1 < due) due = this.learnN - 1
+    } else if (this.lastQrs >= 0 && this.sbIdx >= 0 && this.rrMean > 0) {
+      const sb = Math.floor(this.lastQrs + QRS_TUNING.searchBackRr * this.rrMean) + 1
+      if (sb < due) due = sb
+    }
+    this.due = due > n ? due : n + 1
     return emitted
   }
 
   /** Start the filters as if `x` had been present forever, so the first samples raise no step transient. */
   private prime(x: number): void {
     this.raw.fill(x)
-    this.lpIn.fill(x)
     const lp = this.m * this.m * x
     this.lpY1 = this.lpY2 = lp
     this.hpRing.fill(lp)
     this.hpSum = lp * this.M
-    this.dRing.fill(0)
+    this.bp.fill(0)
     this.qRing.fill(0)
     this.qSum = 0
   }
@@ -341,6 +367,7 @@ export class QrsDetector {
    */
   private refine(t: number): number {
     const len = this.rawLen
+    const rm = this.rm
     const fs = this.fs
     let hi = t - this.delay - Math.round(this.W * 0.1)
     let lo = t - this.delay - Math.round(this.W * 0.8)
@@ -353,7 +380,7 @@ export class QrsDetector {
     let bestV = -1
     let sign = 1
     for (let i = lo; i <= hi; i++) {
-      const b = this.bp[i % len]
+      const b = this.bp[i & rm]
       const v = b < 0 ? -b : b
       if (v > bestV) {
         bestV = v
@@ -370,7 +397,7 @@ export class QrsDetector {
     let r = best
     let rv = -Infinity
     for (let i = a; i <= z; i++) {
-      const v = sign * this.raw[i % len]
+      const v = sign * this.raw[i & rm]
       if (v > rv) {
         rv = v
         r = i
@@ -414,6 +441,7 @@ export class QrsDetector {
   }
 
   private classify(val: number, idx: number, r: number, slope: number): number {
+    this.due = 0 // levels, pending beat or search-back candidate may change: recompute the timers
     const fs = this.fs
     const since = this.lastQrs >= 0 ? idx - this.lastQrs : Infinity
     if (since < QRS_TUNING.refractorySeconds * fs) return 0 // refractory
