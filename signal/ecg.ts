@@ -75,7 +75,8 @@ export class EcgMonitor {
    */
   push(x: number, leadOff: boolean): void {
     const i = this.total++
-    if (leadOff) {
+    // a missing sample (NaN, from a gap the caller filled) is treated like a lead-off sample: it would poison the filters
+    if (leadOff || x !== x || x === Infinity || x === -Infinity) {
       if (!this.off) {
         this.off = true
         this.flags |= 1

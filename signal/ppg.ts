@@ -216,6 +216,12 @@ export class PpgMonitor {
 
   /** One sample of each channel (ambient-corrected ADC counts). */
   push(red: number, ir: number): void {
+    if (!(red >= 0 && ir >= 0 && red < Infinity && ir < Infinity)) {
+      // NaN, negative or infinite counts are not light: drop the window rather than poison the filters
+      this.restarts++
+      this.reset()
+      return
+    }
     // A jump of the IR level by half (finger placed, removed, sensor moved on
     // the skin) leaves nothing of the old window worth keeping: start over.
     if (this.n > 0) {

@@ -157,3 +157,15 @@ t.test('BIDMC 01–05: pulse rate from PLETH against the monitor PULSE numerics'
   }
   t.ok(sum / count <= 2, `BIDMC 01–05 MAE ${(sum / count).toFixed(2)} bpm`)
 })
+
+t.test('PpgMonitor: bad counts (NaN, negative) restart it instead of poisoning it', async (t) => {
+  const m = new PpgModel({ seed: 11, spo2: 93, bpm: 80 })
+  const sig = renderPpg(m, { fs: FS, seconds: 40 })
+  const readings: PpgReading[] = []
+  let k = 0
+  const mon = new PpgMonitor({ fs: FS, onReading: (r) => readings.push({ ...r, at: k + 1 }) })
+  for (k = 0; k < sig.ir.length; k++) mon.push(k === 5 * FS ? NaN : sig.red[k], k === 6 * FS ? -1 : sig.ir[k])
+  t.equal(mon.restarts, 2)
+  const late = readings.filter((r) => r.at > 25 * FS && r.spo2 !== undefined)
+  t.ok(late.length > 5 && late.every((r) => Math.abs(r.spo2! - 93) < 2), 'numbers return and are right')
+})

@@ -144,3 +144,16 @@ t.test('EcgMonitor flags a saturated input and reports no rate', async (t) => {
   t.equal(m.heartRate(), undefined)
   t.equal(m.quality(), 0)
 })
+
+t.test('EcgMonitor: a NaN sample is a gap (lead-off), not poison', async (t) => {
+  const r = readRecord(join(mitdb, '100'))
+  const x = r.samples[0]
+  const beats: number[] = []
+  const m = new EcgMonitor({ fs: r.fs, onBeat: (i) => beats.push(i) })
+  for (let i = 0; i < 30 * r.fs; i++) m.push(i === 10 * r.fs ? NaN : x[i], false)
+  m.finish()
+  const ref = refBeats(join(mitdb, '100')).filter((b) => b > 12 * r.fs && b < 29 * r.fs)
+  const s = scoreBeats(ref, beats, { tolerance: 54, from: 12 * r.fs, to: 29 * r.fs })
+  t.ok(s.se >= 0.99 && s.ppv >= 0.99, `after the NaN: Se ${s.se} +P ${s.ppv}`)
+  t.ok(m.heartRate() !== undefined && Number.isFinite(m.heartRate()!))
+})
