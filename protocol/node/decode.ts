@@ -1,0 +1,215 @@
+/**
+ * Strict decoding of frames and auth tokens: the well-formedness gate
+ * (cbor-strict.ts), then cbor-x, then the COSE profile and the payload schema.
+ * Every rejection is a FrameError whose code says which layer refused it and
+ * whose message names the field.
+ */
+import { Decoder, Tag } from 'cbor-x'
+import { assertStrictCbor } from './cbor-strict.ts'
+import { FrameError } from './errors.ts'
+import { nodeHash } from './hash-node.ts'
+import { ALG_ES256, ALG_HMAC256, HDR_ALG, HDR_KID, TAG_MAC0, TAG_SIGN1, sigStructure, macStructure } from '../portable/cose.ts'
+import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, type FramePayload, type Derived } from '../portable/frame.ts'
+import { unpack } from '../portable/pack.ts'
+import { isValidDeviceId } from '../portable/device-id.ts'
+import { AUTH_MARKER, type AuthClaims } from '../portable/auth-token.ts'
+
+// int64AsNumber: 8-byte heads arrive as numbers; assertStrictCbor has already refused any beyond 2^53.
+const decoder = new Decoder({ mapsAsObjects: false, useRecords: false, int64AsNumber: true } as ConstructorParameters<typeof Decoder>[0])
+const EMPTY = new Uint8Array(0)
+
+export type CoseKind = 'sign1' | 'mac0'
+
+/** A COSE_Sign1 or COSE_Mac0 of our profile, before any signature check. */
+export interface CoseMessage {
+  kind: CoseKind
+  alg: number
+  kid: string
+  protectedBytes: Uint8Array
+  payloadBytes: Uint8Array
+  /** Signature (r‖s, 64 bytes) or MAC tag (32 bytes). */
+  tag: Uint8Array
+  /** Sig_structure or MAC_structure: what the signature or MAC covers. */
+  toBeAuthenticated: Uint8Array
+}
+
+export interface DecodedFrame extends CoseMessage {
+  payload: FramePayload
+}
+
+export interface DecodedAuthToken extends CoseMessage {
+  claims: AuthClaims
+}
+
+const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+function decodeStrict(bytes: Uint8Array, what: string): unknown {
+  assertStrictCbor(bytes)
+  try {
+    return decoder.decode(bytes)
+  } catch (err) {
+    throw new FrameError('cbor', `${what}: ${(err as Error).message}`)
+  }
+}
+
+/** Parses the COSE envelope and checks the protected header against our profile. */
+export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): CoseMessage {
+  if (!(bytes instanceof Uint8Array)) throw new FrameError('size', `expected bytes, got ${typeof bytes}`)
+  if (bytes.length === 0) throw new FrameError('size', 'empty message')
+  if (bytes.length > maxBytes) throw new FrameError('size', `message of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
+  const top = decodeStrict(bytes, 'COSE message')
+  if (!(top instanceof Tag)) throw new FrameError('cose', 'expected a tagged COSE_Sign1 (18) or COSE_Mac0 (17)')
+  if (top.tag !== TAG_SIGN1 && top.tag !== TAG_MAC0) throw new FrameError('cose', `expected CBOR tag 18 (COSE_Sign1) or 17 (COSE_Mac0), got ${top.tag}`)
+  const kind: CoseKind = top.tag === TAG_SIGN1 ? 'sign1' : 'mac0'
+  const arr = top.value
+  if (!Array.isArray(arr) || arr.length !== 4) throw new FrameError('cose', `expected a 4-element COSE array, got ${Array.isArray(arr) ? arr.length + ' elements' : typeof arr}`)
+  const [prot, unprot, payload, tag] = arr
+  if (!isBytes(prot)) throw new FrameError('cose', 'protected header must be a byte string')
+  if (!(unprot instanceof Map)) throw new FrameError('cose', 'unprotected header must be a map')
+  if (!isBytes(payload)) throw new FrameError('cose', 'payload must be an attached byte string (detached payloads are not accepted)')
+  if (!isBytes(tag)) throw new FrameError('cose', `${kind === 'sign1' ? 'signature' : 'MAC tag'} must be a byte string`)
+  if (unprot.size !== 0) throw new FrameError('header', `unprotected header must be empty, has label(s) ${[...unprot.keys()].join(', ')}`)
+  if (prot.length === 0) throw new FrameError('header', 'protected header is empty; alg and kid must be protected')
+  const hdr = decodeStrict(u8(prot), 'protected header')
+  if (!(hdr instanceof Map)) throw new FrameError('header', 'protected header must encode a map')
+  for (const label of hdr.keys()) {
+    // RFC 9052 §3.1: a recipient must reject labels it does not understand if critical;
+    // our profile has no optional headers at all, so any other label is refused.
+    if (label !== HDR_ALG && label !== HDR_KID) throw new FrameError('header', `unknown protected header label ${label}`)
+  }
+  const alg = hdr.get(HDR_ALG)
+  const expectedAlg = kind === 'sign1' ? ALG_ES256 : ALG_HMAC256
+  if (alg !== expectedAlg) throw new FrameError('header', `alg must be ${expectedAlg} for ${kind === 'sign1' ? 'COSE_Sign1 (ES256)' : 'COSE_Mac0 (HMAC 256/256)'}, got ${alg}`)
+  const kidBytes = hdr.get(HDR_KID)
+  if (!isBytes(kidBytes)) throw new FrameError('header', 'kid (label 4) must be a byte string in the protected header')
+  const kid = Buffer.from(kidBytes).toString('latin1')
+  if (!isValidDeviceId(nodeHash, kid)) throw new FrameError('header', `kid '${kid.slice(0, 40)}' is not a valid device ID`)
+  const wantLen = kind === 'sign1' ? 64 : 32
+  if (tag.length !== wantLen) throw new FrameError('cose', `${kind === 'sign1' ? 'ES256 signature' : 'HMAC tag'} must be ${wantLen} bytes, got ${tag.length}`)
+  const protectedBytes = u8(prot)
+  const payloadBytes = u8(payload)
+  const toBeAuthenticated = kind === 'sign1' ? sigStructure(protectedBytes, payloadBytes, EMPTY) : macStructure(protectedBytes, payloadBytes, EMPTY)
+  return { kind, alg, kid, protectedBytes, payloadBytes, tag: u8(tag), toBeAuthenticated }
+}
+
+function schema(msg: string): never {
+  throw new FrameError('schema', msg)
+}
+
+function uintField(m: Map<unknown, unknown>, key: number, name: string, required: boolean, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = m.get(key)
+  if (v === undefined) {
+    if (required) schema(`missing ${name} (key ${key})`)
+    return undefined
+  }
+  if (!isUint(v)) schema(`${name} (key ${key}) must be an unsigned integer, got ${typeof v === 'number' ? v : typeof v}`)
+  if (v > max) schema(`${name} (key ${key}) must be at most ${max}, got ${v}`)
+  return v
+}
+
+function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: number, max: number): number[] {
+  const v = m.get(key)
+  if (!isBytes(v)) schema(`${name} (key ${key}) must be a byte string of packed samples`)
+  const maxCount = hz * LIMITS.maxWindowS
+  let s: number[]
+  try {
+    s = unpack(u8(v), maxCount)
+  } catch (err) {
+    schema(`${name} (key ${key}): ${(err as Error).message}`)
+  }
+  if (s.length === 0) schema(`${name} (key ${key}) has no samples`)
+  for (let i = 0; i < s.length; i++) if (s[i] < 0 || s[i] > max) schema(`${name} sample ${i} is ${s[i]}, outside 0..${max}`)
+  return s
+}
+
+function derivedField(m: Map<unknown, unknown>, key: number, name: string, max: number): Derived | undefined {
+  const v = m.get(key)
+  if (v === undefined) return undefined
+  if (!Array.isArray(v) || v.length !== 2 || !isUint(v[0]) || !isUint(v[1])) schema(`${name} (key ${key}) must be [value×10, quality]`)
+  if (v[0] > max * 10) schema(`${name} (key ${key}) value ${v[0] / 10} exceeds ${max}`)
+  if (v[1] > 100) schema(`${name} (key ${key}) quality must be 0..100, got ${v[1]}`)
+  return { value: v[0] / 10, quality: v[1] }
+}
+
+/** Checks a decoded payload map against the frame schema and converts it. */
+export function payloadFromMap(m: unknown): FramePayload {
+  if (!(m instanceof Map)) schema('payload must be a CBOR map')
+  const known = new Set(Object.values(K))
+  for (const key of m.keys()) if (typeof key !== 'number' || !known.has(key)) schema(`unknown payload key ${typeof key === 'string' ? JSON.stringify(key) : String(key)}`)
+  const v = uintField(m, K.v, 'version', true)!
+  if (v !== FRAME_VERSION) schema(`unsupported frame version ${v}, expected ${FRAME_VERSION}`)
+  const deviceId = m.get(K.deviceId)
+  if (typeof deviceId !== 'string' || !isValidDeviceId(nodeHash, deviceId)) schema('deviceId (key 1) must be a valid device ID')
+  const fw = m.get(K.fw)
+  if (typeof fw !== 'string' || fw.length === 0 || fw.length > LIMITS.fwMaxLen) schema(`fw (key ${K.fw}) must be a text string of 1..${LIMITS.fwMaxLen} characters`)
+  const p: FramePayload = {
+    v,
+    deviceId,
+    seq: uintField(m, K.seq, 'seq', true)!,
+    boot: uintField(m, K.boot, 'boot', true)!,
+    t0: uintField(m, K.t0, 't0', true)!,
+    flags: uintField(m, K.flags, 'flags', true)!,
+    dropped: uintField(m, K.dropped, 'dropped', true)!,
+    fw,
+  }
+  if (p.flags & ~FLAGS_KNOWN) schema(`flags ${p.flags} sets unknown bits`)
+  const hasEcg = m.has(K.ecg) || m.has(K.ecgHz)
+  const hasPpg = m.has(K.red) || m.has(K.ir) || m.has(K.ppgHz)
+  if (!hasEcg && !hasPpg) schema('frame carries neither ECG nor PPG samples')
+  let ecgDur = 0
+  let ppgDur = 0
+  if (hasEcg) {
+    const hz = uintField(m, K.ecgHz, 'ecgHz', true)!
+    if (hz < LIMITS.ecgHzMin || hz > LIMITS.ecgHzMax) schema(`ecgHz must be ${LIMITS.ecgHzMin}..${LIMITS.ecgHzMax}, got ${hz}`)
+    p.ecgHz = hz
+    p.ecg = samplesField(m, K.ecg, 'ecg', hz, LIMITS.ecgMax)
+    ecgDur = p.ecg.length / hz
+  }
+  if (hasPpg) {
+    const hz = uintField(m, K.ppgHz, 'ppgHz', true)!
+    if (hz < LIMITS.ppgHzMin || hz > LIMITS.ppgHzMax) schema(`ppgHz must be ${LIMITS.ppgHzMin}..${LIMITS.ppgHzMax}, got ${hz}`)
+    p.ppgHz = hz
+    p.red = samplesField(m, K.red, 'red', hz, LIMITS.ppgMax)
+    p.ir = samplesField(m, K.ir, 'ir', hz, LIMITS.ppgMax)
+    if (p.red.length !== p.ir.length) schema(`red has ${p.red.length} samples but ir has ${p.ir.length}`)
+    ppgDur = p.red.length / hz
+  }
+  if (hasEcg && hasPpg && Math.abs(ecgDur - ppgDur) > 0.1 * Math.max(ecgDur, ppgDur) + 0.05) {
+    schema(`ECG covers ${ecgDur.toFixed(2)} s but PPG covers ${ppgDur.toFixed(2)} s`)
+  }
+  const hr = derivedField(m, K.hr, 'hr', 400)
+  const pr = derivedField(m, K.pr, 'pr', 400)
+  const spo2 = derivedField(m, K.spo2, 'spo2', 100)
+  if (hr) p.hr = hr
+  if (pr) p.pr = pr
+  if (spo2) p.spo2 = spo2
+  const batteryMv = uintField(m, K.batteryMv, 'batteryMv', false, 10000)
+  if (batteryMv !== undefined) p.batteryMv = batteryMv
+  const t = m.get(K.tempC)
+  if (t !== undefined) {
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < -5000 || t > 15000) schema(`tempC (key ${K.tempC}) must be an integer in hundredths of °C, got ${String(t)}`)
+    p.tempC = t
+  }
+  return p
+}
+
+/** Strict decode of a frame: envelope, header profile and payload schema. No signature check. */
+export function decodeFrame(bytes: Uint8Array): DecodedFrame {
+  const msg = decodeCose(bytes)
+  const payload = payloadFromMap(decodeStrict(msg.payloadBytes, 'payload'))
+  if (payload.deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the payload's device ID '${payload.deviceId}'`)
+  return { ...msg, payload }
+}
+
+/** Strict decode of a CONNECT password (auth token). No signature check. */
+export function decodeAuthToken(bytes: Uint8Array): DecodedAuthToken {
+  const msg = decodeCose(bytes, 512)
+  const a = decodeStrict(msg.payloadBytes, 'auth token payload')
+  if (!Array.isArray(a) || a.length !== 4 || a[0] !== AUTH_MARKER) throw new FrameError('schema', `auth token payload must be ["${AUTH_MARKER}", deviceId, iatMs, counter]`)
+  const [, deviceId, iatMs, counter] = a
+  if (deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the token's device ID`)
+  if (!isUint(iatMs) || !isUint(counter)) throw new FrameError('schema', 'iatMs and counter must be unsigned integers')
+  return { ...msg, claims: { deviceId, iatMs, counter } }
+}
