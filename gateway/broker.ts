@@ -51,6 +51,10 @@ export interface GatewayBroker {
   devicesConnected(): number
   /** Marks the device revoked in live sessions and disconnects it now. */
   disconnectDevice(deviceId: string): boolean
+  /** Frames between receipt and PUBACK. */
+  inflightFrames(): number
+  /** From now on frames are refused without PUBACK (shutdown); in-flight ones finish. */
+  stopIngest(): void
   close(): Promise<void>
 }
 
@@ -61,6 +65,8 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
   const emptyId = new WeakSet<Client>()
   /** Payload buffers of rejected frames: Aedes hands authorizeForward the same Buffer. */
   const blocked = new WeakSet<Buffer>()
+  let inflight = 0
+  let stopped = false
 
   const aedes = await Aedes.createBroker({
     ...o.aedes,
@@ -98,11 +104,14 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
       }
       const session = sessions.get(client)
       if (!session || deviceOfFramesTopic(packet.topic) !== session.deviceId) return cb(null)
+      if (stopped) return cb(new Error('gateway shutting down')) // no PUBACK: the board resends after restart
       packet.retain = false // frames are a stream, never a retained message
       const payload = packet.payload as Buffer
+      inflight++
       const done = ingestFrame(deps, session, payload)
       // PUBACKs leave in PUBLISH order even though frames verify in parallel.
       session.tail = session.tail.then(() => done).then((out) => {
+        inflight--
         if (out.kind === 'rejected') blocked.add(payload)
         cb(null)
       })
@@ -200,12 +209,13 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
       tail: Promise.resolve(),
       active: true,
     })
+    // Tracked from here (before CONNACK) so a revocation racing the handshake still finds it.
+    deviceClients.set(id, client)
   }
 
   aedes.on('clientReady', (client) => {
     const s = sessions.get(client)
     if (!s) return
-    deviceClients.set(s.deviceId, client)
     o.log.log('info', 'device connected', { deviceId: s.deviceId, remote: remoteOf(client) })
   })
   aedes.on('clientDisconnect', (client) => {
@@ -236,6 +246,10 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
       c.close()
       o.log.log('info', 'device disconnected: revoked', { deviceId })
       return true
+    },
+    inflightFrames: () => inflight,
+    stopIngest() {
+      stopped = true
     },
     close: () => new Promise<void>((resolve) => aedes.close(() => resolve())),
   }

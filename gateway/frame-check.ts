@@ -49,3 +49,9 @@ export interface AuthCodec {
   /** Verifies the token's COSE signature/MAC with the device key; throws when it does not verify. */
   verifyAuthToken(token: Uint8Array, key: DeviceKey): AuthClaims
 }
+
+/** Everything the gateway needs from protocol/, in one injectable object. */
+export interface GatewayCodec extends AuthCodec {
+  idFromPublicKey(pub65: Uint8Array): string
+  principalIdFromEd25519(pub32: Uint8Array): string
+}

@@ -169,6 +169,7 @@ export class DeviceRegistry {
         'UPDATE devices SET last_auth_counter = ?, last_seen_ms = ?, first_seen_ms = COALESCE(first_seen_ms, ?) WHERE id = ? AND last_auth_counter < ?',
       ),
       seq: db.prepare('UPDATE devices SET last_seq = MAX(COALESCE(last_seq, -1), ?), last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?'),
+      revokedSince: db.prepare("SELECT id FROM devices WHERE status = 'revoked' AND revoked_ms >= ?"),
       countActive: db.prepare("SELECT COUNT(*) AS n FROM devices WHERE status = 'active'"),
       getUser: db.prepare('SELECT * FROM users WHERE username = ?'),
       insertUser: db.prepare('INSERT INTO users (username, role, password_hash, created_ms) VALUES (?, ?, ?, ?)'),
@@ -185,6 +186,11 @@ export class DeviceRegistry {
   listDevices(): Device[] {
     this.flushSeq()
     return (this.stmts.list.all() as DeviceRow[]).map(toDevice)
+  }
+
+  /** IDs revoked at or after `ms` (by any process sharing the file). */
+  revokedSince(ms: number): string[] {
+    return (this.stmts.revokedSince.all(ms) as Array<{ id: string }>).map((r) => r.id)
   }
 
   countActive(): number {
