@@ -1,9 +1,19 @@
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const sharedData = join(repoRoot, '..', 'shared', 'data')
+/** `../shared/data` beside the checkout; from a git worktree deeper down, the nearest ancestor that has one. */
+export const sharedData = findSharedData(repoRoot)
+
+function findSharedData(from: string): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'shared', 'data')
+    if (existsSync(candidate)) return candidate
+    if (dirname(dir) === dir) return join(from, '..', 'shared', 'data')
+  }
+}
 
 export interface RunResult {
   code: number
@@ -12,7 +22,7 @@ export interface RunResult {
 }
 
 /** Runs the real `mhealth` binary in a child process, as a user would. */
-export function runCli(args: string[], opts: { cwd?: string; input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function runCli(args: string[], opts: { cwd?: string; input?: string | Uint8Array; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), ...args], {
       cwd: opts.cwd ?? repoRoot,

@@ -1,0 +1,144 @@
+/**
+ * `mhealth ecg detect|score`: runs the board's streaming QRS detector over a
+ * WFDB record and prints R-peak indices, or scores them against the record's
+ * reference beats with the ANSI/AAMI EC57 150 ms match rule.
+ */
+import { group, print, type Command } from '../command.ts'
+import { intOpt, numOpt, parseCli, stringOpt, choiceOpt } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+const recordHelp = '  --wfdb PATH/RECORD   WFDB record without extension (format 212 or 16; LF or CRLF header)'
+const channelHelp = '  --channel N          signal number in the record (default 0)'
+
+interface Loaded {
+  name: string
+  fs: number
+  gain: number
+  samples: Int16Array
+}
+
+async function load(path: string, channel: number): Promise<Loaded> {
+  const { readRecord, WfdbError } = await import('../../datasets/wfdb.ts')
+  try {
+    const rec = readRecord(path)
+    if (channel >= rec.nsig) throw new UsageError(`--channel must be below the record's ${rec.nsig} signal(s), got ${channel}`)
+    return { name: rec.record, fs: rec.fs, gain: rec.signals[channel].gain, samples: rec.samples[channel] }
+  } catch (err) {
+    if (err instanceof WfdbError) throw new CliError(err.message)
+    throw err
+  }
+}
+
+async function detect(samples: Int16Array, fs: number): Promise<number[]> {
+  const { QrsDetector } = await import('../../signal/qrs.ts')
+  const out: number[] = []
+  const d = new QrsDetector({ fs, onBeat: (r) => out.push(r) })
+  for (let i = 0; i < samples.length; i++) d.push(samples[i])
+  d.finish()
+  return out
+}
+
+const detectCmd: Command = {
+  name: 'detect',
+  summary: 'print detected R-peak sample indices of a WFDB record, one per line',
+  usage: ['Usage: mhealth ecg detect --wfdb PATH/RECORD [--channel N]', '', 'Prints R-peak sample indices at the record\'s own sample rate, one per line.', '', recordHelp, channelHelp].join('\n'),
+  async run(argv, io) {
+    const p = parseCli(argv, { wfdb: { type: 'string' }, channel: { type: 'string' } })
+    const path = stringOpt(p, 'wfdb')
+    if (!path) throw new UsageError('--wfdb is required')
+    const rec = await load(path, intOpt(p, 'channel', 0, 0, 63))
+    const beats = await detect(rec.samples, rec.fs)
+    io.stdout.write(beats.length ? beats.join('\n') + '\n' : '')
+    return 0
+  },
+}
+
+const pct = (x: number): string => (Number.isNaN(x) ? '-' : (100 * x).toFixed(2) + '%')
+
+const scoreCmd: Command = {
+  name: 'score',
+  summary: 'compare detections with the .atr reference beats (EC57, 150 ms): TP, FN, FP, Se, +P',
+  usage: [
+    'Usage: mhealth ecg score --wfdb PATH/RECORD [--wfdb PATH/RECORD2 ...] [options]',
+    '',
+    'Detects beats and matches them with the reference annotations (beat codes only;',
+    'rhythm, noise and comment annotations are ignored). With several records, also',
+    'prints the gross totals.',
+    '',
+    recordHelp + ' (repeatable)',
+    channelHelp,
+    '  --annotator NAME     reference annotation file extension (default atr)',
+    '  --tolerance-ms MS    match window either side (default 150)',
+    '  --noise PATH/RECORD  add an NSTDB noise record (e.g. nstdb/ma) before detecting',
+    '  --snr DB             noise level as signal-to-noise ratio in dB (default 6)',
+    '  --protocol P         nst (5 min clean, then 2 min noisy/clean; default) or continuous',
+    '  --json               print JSON instead of a table',
+  ].join('\n'),
+  async run(argv, io) {
+    const p = parseCli(argv, {
+      wfdb: { type: 'string', multiple: true },
+      channel: { type: 'string' },
+      annotator: { type: 'string' },
+      'tolerance-ms': { type: 'string' },
+      noise: { type: 'string' },
+      snr: { type: 'string' },
+      protocol: { type: 'string' },
+      json: { type: 'boolean' },
+    })
+    const paths = (p.values.wfdb as string[] | undefined) ?? []
+    if (paths.length === 0) throw new UsageError('--wfdb is required')
+    const channel = intOpt(p, 'channel', 0, 0, 63)
+    const tolMs = numOpt(p, 'tolerance-ms', 150, 0, 1000)
+    const snr = numOpt(p, 'snr', 6, -30, 60)
+    const protocol = choiceOpt(p, 'protocol', ['nst', 'continuous'] as const, 'nst')
+    const annotator = stringOpt(p, 'annotator') ?? 'atr'
+    const noisePath = stringOpt(p, 'noise')
+    const { readAnnotations, readRecord, BEAT_CODES, WfdbError } = await import('../../datasets/wfdb.ts')
+    const { scoreBeats } = await import('../../signal/score.ts')
+    let noise: { samples: Int16Array; gain: number } | undefined
+    if (noisePath) {
+      try {
+        const nr = readRecord(noisePath)
+        noise = { samples: nr.samples[Math.min(channel, nr.nsig - 1)], gain: nr.signals[Math.min(channel, nr.nsig - 1)].gain }
+      } catch (err) {
+        if (err instanceof WfdbError) throw new CliError(err.message)
+        throw err
+      }
+    }
+    const rows: Array<{ record: string; tp: number; fn: number; fp: number; se: number; ppv: number }> = []
+    for (const path of paths) {
+      const rec = await load(path, channel)
+      let ref: number[]
+      try {
+        ref = readAnnotations(path, annotator).filter((a) => BEAT_CODES.has(a.code)).map((a) => a.sample)
+      } catch (err) {
+        if (err instanceof WfdbError) throw new CliError(err.message)
+        throw err
+      }
+      let samples = rec.samples
+      if (noise) {
+        const { mixNoise } = await import('../../hardware-sim/signals/noise.ts')
+        samples = mixNoise(samples, noise.samples, { fs: rec.fs, snrDb: snr, beats: ref, cleanGain: rec.gain, noiseGain: noise.gain, protocol }).samples
+      }
+      const det = await detect(samples, rec.fs)
+      const s = scoreBeats(ref, det, { tolerance: Math.round((tolMs / 1000) * rec.fs) })
+      rows.push({ record: rec.name, tp: s.tp, fn: s.fn, fp: s.fp, se: s.se, ppv: s.ppv })
+    }
+    if (rows.length > 1) {
+      const tp = rows.reduce((a, r) => a + r.tp, 0)
+      const fn = rows.reduce((a, r) => a + r.fn, 0)
+      const fp = rows.reduce((a, r) => a + r.fp, 0)
+      rows.push({ record: 'gross', tp, fn, fp, se: tp / (tp + fn), ppv: tp / (tp + fp) })
+    }
+    if (p.values.json) {
+      print(io, JSON.stringify(rows.length === 1 ? rows[0] : rows))
+      return 0
+    }
+    const lines = ['record    TP     FN     FP     Se        +P']
+    for (const r of rows) lines.push(`${r.record.padEnd(8)}${String(r.tp).padStart(6)} ${String(r.fn).padStart(6)} ${String(r.fp).padStart(6)}  ${pct(r.se).padStart(8)}  ${pct(r.ppv).padStart(8)}`)
+    print(io, lines.join('\n'))
+    return 0
+  },
+}
+
+export const command: Command = group('ecg', 'ECG beat detection on WFDB records (the board\'s streaming detector)', [detectCmd, scoreCmd])

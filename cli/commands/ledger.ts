@@ -1,0 +1,269 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { group, print, type Command } from '../command.ts'
+import { parseCli, requireOpt, stringOpt, intOpt } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+const HASH_RE = /^[0-9a-fA-F]{64}$/
+
+/** A public key given as 64 hex characters or as a key file (JSON with "publicKey" hex, or a file holding the hex). */
+async function readPublicKey(arg: string): Promise<Uint8Array> {
+  if (HASH_RE.test(arg)) return new Uint8Array(Buffer.from(arg, 'hex'))
+  let text: string
+  try {
+    text = (await readFile(arg, 'utf8')).trim()
+  } catch (e) {
+    throw new UsageError(`--key: expected 64 hex characters or a key file, got '${arg}' (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+  }
+  if (HASH_RE.test(text)) return new Uint8Array(Buffer.from(text, 'hex'))
+  let j
+  try {
+    j = JSON.parse(text)
+  } catch {
+    throw new UsageError(`--key: ${arg} is neither hex nor a JSON key file`)
+  }
+  const pub = j?.publicKey ?? j?.producerPublicKey
+  if (j?.type !== undefined && j.type !== 'ed25519') throw new UsageError(`--key: ${arg} holds a ${j.type} key; the ledger producer key is ed25519`)
+  if (typeof pub !== 'string' || !HASH_RE.test(pub)) throw new UsageError(`--key: ${arg} has no 32-byte hex "publicKey"`)
+  return new Uint8Array(Buffer.from(pub, 'hex'))
+}
+
+const verify: Command = {
+  name: 'verify',
+  summary: 'Re-hash every leaf and check every block link, root and signature',
+  usage: `Usage: mhealth ledger verify --data DIR [--key PUBKEY] [--json]
+
+Reads every segment of the ledger in DIR, re-hashes every frame and consent record,
+checks every block's link, Merkle root, log root and Ed25519 signature (and witness
+co-signatures), and stops at the first problem, naming the block or leaf and the file
+offset. The producer key comes from DIR/ledger.json unless --key (hex or key file) pins it.
+
+Exit status: 0 valid, 1 invalid, 2 usage error.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' } })
+    const dir = requireOpt(p, 'data')
+    const keyArg = stringOpt(p, 'key')
+    const publicKey = keyArg ? await readPublicKey(keyArg) : undefined
+    const { verifyLedger } = await import('../../ledger/verify.ts')
+    const rep = await verifyLedger(dir, { publicKey })
+    if (p.values.json) print(io, JSON.stringify(rep, null, 2))
+    else if (rep.ok) {
+      print(io, `ok: ${rep.blocks} blocks, ${rep.leaves} leaves (${rep.frames} frames, ${rep.pruned} pruned, ${rep.consent} consent), ${rep.witnessSignatures} witness signatures${rep.pendingLeaves ? `, ${rep.pendingLeaves} leaves after the last block` : ''}`)
+      if (rep.head) print(io, `head: block ${rep.head.height} ${rep.head.hash}, log size ${rep.head.logSize}, root ${rep.head.logRoot}`)
+    }
+    if (!rep.ok) {
+      if (!p.values.json) io.stderr.write(`INVALID: ${rep.problem?.message}\n`)
+      return 1
+    }
+    return 0
+  },
+}
+
+const proof: Command = {
+  name: 'proof',
+  summary: 'Print a self-contained JSON inclusion proof for a frame',
+  usage: `Usage: mhealth ledger proof --data DIR --frame HASH [--out FILE] [--no-bytes]
+
+Prints a JSON proof for the leaf whose RFC 6962 leaf hash is HASH (64 hex): the leaf
+(and its bytes unless --no-bytes or pruned), its path in its block, its path in the whole
+log, the signed block header and the log root. Check it with 'mhealth ledger check-proof'.
+Opens DIR read-only, so it is safe next to a running gateway.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, frame: { type: 'string' }, out: { type: 'string' }, 'no-bytes': { type: 'boolean' } })
+    const dir = requireOpt(p, 'data')
+    const frame = requireOpt(p, 'frame')
+    if (!HASH_RE.test(frame)) throw new UsageError(`--frame expects a 64-hex leaf hash, got '${frame}'`)
+    const { openLedgerReadOnly, LedgerError } = await import('../../ledger/ledger.ts')
+    let l
+    try {
+      l = await openLedgerReadOnly(dir)
+    } catch (e) {
+      throw new CliError((e as Error).message)
+    }
+    try {
+      const bundle = await l.proof(frame.toLowerCase(), { includeBytes: !p.values['no-bytes'] })
+      const text = JSON.stringify(bundle, null, 2) + '\n'
+      const out = stringOpt(p, 'out')
+      if (out) await writeFile(out, text)
+      else io.stdout.write(text)
+      return 0
+    } catch (e) {
+      if (e instanceof LedgerError) throw new CliError(e.message)
+      throw e
+    } finally {
+      await l.close()
+    }
+  },
+}
+
+const checkProofCmd: Command = {
+  name: 'check-proof',
+  summary: "Check a proof file offline with only the producer's public key",
+  usage: `Usage: mhealth ledger check-proof FILE --key PUBKEY [--json]
+
+Checks the proof in FILE ('-' for stdin) with nothing but the producer's Ed25519 public
+key (64 hex, or a key file with "publicKey"): the header signature, both Merkle paths
+(in the block and in the whole log), the leaf bytes if present, witness co-signatures.
+
+Exit status: 0 valid, 1 invalid, 2 usage error.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { key: { type: 'string' }, json: { type: 'boolean' } }, { min: 1, max: 1, names: ['FILE'] })
+    const key = await readPublicKey(requireOpt(p, 'key'))
+    const file = p.positionals[0]
+    let text: string
+    try {
+      text = file === '-' ? await readStdin() : await readFile(file, 'utf8')
+    } catch (e) {
+      throw new CliError(`cannot read ${file}: ${(e as Error).message}`)
+    }
+    let bundle
+    try {
+      bundle = JSON.parse(text)
+    } catch {
+      throw new CliError(`INVALID: ${file} is not JSON`)
+    }
+    const { checkProof, ProofCheckError } = await import('../../ledger/proof-check.ts')
+    const { sha256, ed25519Verify } = await import('../../ledger/crypto.ts')
+    try {
+      const r = checkProof(bundle, key, { sha256, ed25519Verify })
+      if (p.values.json) print(io, JSON.stringify({ ok: true, ...r, header: undefined }, null, 2))
+      else
+        print(
+          io,
+          `ok: leaf ${r.leafHash} is leaf ${r.leafIndex} of block ${r.height} (${r.blockHash}), in the log of size ${r.logSize} with root ${r.logRoot}` +
+            `${r.bytesChecked ? '; leaf bytes match' : ''}${r.witnesses.length ? `; ${r.witnesses.length} witness co-signature(s)` : ''}`,
+        )
+      return 0
+    } catch (e) {
+      if (e instanceof ProofCheckError) throw new CliError(`INVALID: ${e.message}`)
+      throw e
+    }
+  },
+}
+
+const head: Command = {
+  name: 'head',
+  summary: 'Show the latest block of a ledger',
+  usage: `Usage: mhealth ledger head --data DIR [--json]
+
+Prints the head block (height, hash, log size and root, time range, producer).`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, json: { type: 'boolean' } })
+    const dir = requireOpt(p, 'data')
+    const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
+    let l
+    try {
+      l = await openLedgerReadOnly(dir)
+    } catch (e) {
+      throw new CliError((e as Error).message)
+    }
+    const h = l.head()
+    await l.close()
+    const { header, ...rest } = h
+    const out = { ...rest, producerId: header?.producerId, tMin: header?.tMin, tMax: header?.tMax, cutAt: header?.cutAt }
+    if (p.values.json) print(io, JSON.stringify(out, null, 2))
+    else if (h.height < 0) print(io, `empty ledger (${h.pendingLeaves} leaves, no block yet)`)
+    else print(io, `block ${h.height} ${h.hash}\nlog size ${h.logSize}, root ${h.logRoot}\nproducer ${out.producerId}, cut at ${new Date(out.cutAt!).toISOString()}${h.pendingLeaves ? `\n${h.pendingLeaves} leaves after the head` : ''}`)
+    return 0
+  },
+}
+
+const consistency: Command = {
+  name: 'consistency',
+  summary: 'Print an RFC 9162 consistency proof between two log sizes',
+  usage: `Usage: mhealth ledger consistency --data DIR --from SIZE1 --to SIZE2
+
+Prints JSON {size1, size2, root1, root2, proof} showing the log of SIZE1 leaves is a
+prefix of the log of SIZE2 leaves (sizes are block logSize values).`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } })
+    const dir = requireOpt(p, 'data')
+    requireOpt(p, 'from')
+    requireOpt(p, 'to')
+    const size1 = intOpt(p, 'from', 0, 1)
+    const size2 = intOpt(p, 'to', 0, 1)
+    if (size1 > size2) throw new UsageError(`--from (${size1}) must not exceed --to (${size2})`)
+    const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
+    const { toHex } = await import('../../ledger/merkle.ts')
+    const l = await openLedgerReadOnly(dir).catch((e) => {
+      throw new CliError((e as Error).message)
+    })
+    try {
+      if (size2 > l.size) throw new CliError(`--to ${size2} exceeds the log size ${l.size}`)
+      print(io, JSON.stringify({ size1, size2, root1: toHex(l.tree.rootAt(size1)), root2: toHex(l.tree.rootAt(size2)), proof: l.consistency(size1, size2) }, null, 2))
+      return 0
+    } finally {
+      await l.close()
+    }
+  },
+}
+
+/** An Ed25519 key pair from a key file (mhealth keygen format). */
+async function readKeyPair(path: string, what: string): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+  let j
+  try {
+    j = JSON.parse(await readFile(path, 'utf8'))
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read key file ${path}: ${(e as Error).message}`)
+  }
+  if (j?.type !== 'ed25519' || !HASH_RE.test(j?.privateKey ?? '') || !HASH_RE.test(j?.publicKey ?? '')) throw new UsageError(`${what}: ${path} is not an ed25519 key file with hex privateKey and publicKey`)
+  return { privateKey: new Uint8Array(Buffer.from(j.privateKey, 'hex')), publicKey: new Uint8Array(Buffer.from(j.publicKey, 'hex')) }
+}
+
+const serve: Command = {
+  name: 'serve',
+  summary: 'Run a ledger peer (producer or replica) with HTTP block sync',
+  usage: `Usage: mhealth ledger serve --data DIR --producer-id ID (--producer-key FILE | --producer-pub KEY)
+                           [--port N] [--host H] [--peer URL]... [--witness-key FILE]
+
+Serves the ledger in DIR to peers over HTTP and follows them: announces new blocks,
+asks peers for their head on start, fetches missing blocks, verifies every block before
+storing it, and refuses (and reports) peers serving invalid or forked chains.
+With --producer-key the node is the producer (its blocks come from the gateway); with
+--producer-pub it is a replica of that producer. --witness-key co-signs verified blocks.
+Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
+  async run(argv, io) {
+    const p = parseCli(argv, {
+      data: { type: 'string' }, 'producer-id': { type: 'string' }, 'producer-key': { type: 'string' }, 'producer-pub': { type: 'string' },
+      port: { type: 'string' }, host: { type: 'string' }, peer: { type: 'string', multiple: true }, 'witness-key': { type: 'string' },
+    })
+    const dir = requireOpt(p, 'data')
+    const producerId = requireOpt(p, 'producer-id')
+    const keyFile = stringOpt(p, 'producer-key')
+    const pubArg = stringOpt(p, 'producer-pub')
+    if (!keyFile === !pubArg) throw new UsageError('give exactly one of --producer-key (producer) or --producer-pub (replica)')
+    const port = intOpt(p, 'port', 0, 0, 65535)
+    const peers = (p.values.peer as string[] | undefined) ?? []
+    for (const u of peers) if (!/^https?:\/\/[^/]+/.test(u)) throw new UsageError(`--peer expects a URL like http://127.0.0.1:4100, got '${u}'`)
+    const producerKey = keyFile ? await readKeyPair(keyFile, '--producer-key') : undefined
+    const producerPublicKey = pubArg ? await readPublicKey(pubArg) : undefined
+    const wk = stringOpt(p, 'witness-key')
+    const witnessKey = wk ? await readKeyPair(wk, '--witness-key') : undefined
+    const { openLedger } = await import('../../ledger/ledger.ts')
+    const { startPeer } = await import('../../ledger/sync.ts')
+    const log = (m: string): void => void io.stderr.write(m + '\n')
+    let ledger
+    try {
+      ledger = await openLedger({ dir, producerId, producerKey, producerPublicKey, log })
+    } catch (e) {
+      throw new CliError((e as Error).message)
+    }
+    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
+    print(io, `listening ${node.url}`)
+    ledger.onBlock((b) => print(io, `block ${b.header.height} ${Buffer.from(b.hash).toString('hex')} logSize ${b.header.logSize}`))
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve)
+      process.once('SIGTERM', resolve)
+    })
+    await node.close()
+    await ledger.close()
+    return 0
+  },
+}
+
+async function readStdin(): Promise<string> {
+  let s = ''
+  for await (const chunk of process.stdin) s += chunk
+  return s
+}
+
+export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve])

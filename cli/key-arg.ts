@@ -1,0 +1,34 @@
+import { existsSync } from 'node:fs'
+import { UsageError, CliError } from './errors.ts'
+import { fromHex } from '../protocol/portable/bytes.ts'
+import type { DeviceKey } from '../protocol/node/verify.ts'
+import type { KeyMaterial } from '../protocol/node/keys.ts'
+
+/**
+ * A device key given on the command line: a key file, or hex. 65 bytes of hex
+ * is a P-256 public key (SE profile); 32 bytes is a bare-profile HMAC secret.
+ */
+export async function deviceKeyArg(arg: string): Promise<DeviceKey> {
+  if (existsSync(arg)) {
+    const { readKeyFile, KeyFileError } = await import('../protocol/node/keyfile.ts')
+    let k: KeyMaterial
+    try {
+      k = readKeyFile(arg)
+    } catch (err) {
+      if (err instanceof KeyFileError) throw new CliError(err.message)
+      throw err
+    }
+    if (k.type === 'p256') return { profile: 'se', publicKey: k.publicKey }
+    if (k.type === 'hmac') return { profile: 'bare', secret: k.secret }
+    throw new CliError(`${arg} is an ${k.type} key; frames are verified with a device's P-256 key or HMAC secret`)
+  }
+  let b: Uint8Array
+  try {
+    b = fromHex(arg)
+  } catch {
+    throw new UsageError(`--key must be a key file or hex, got '${arg.slice(0, 40)}' (no such file, not hex)`)
+  }
+  if (b.length === 65 && b[0] === 4) return { profile: 'se', publicKey: b }
+  if (b.length === 32) return { profile: 'bare', secret: b }
+  throw new UsageError(`--key hex must be a 65-byte P-256 public key (04…) or a 32-byte HMAC secret, got ${b.length} bytes`)
+}

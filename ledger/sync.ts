@@ -1,0 +1,258 @@
+/**
+ * Peer sync over HTTP (node:http), following the paper's rules:
+ *  - a node announces each new block to its peers (POST /announce);
+ *  - a node that joins asks its peers for their head (GET /head);
+ *  - a node that sees a higher block fetches it and appends it if it links, otherwise
+ *    fetches the missing range (GET /blocks/:height), one block at a time;
+ *  - every received block is fully verified (Ledger.importBlock) before it is stored;
+ *  - a peer that serves an invalid or forked chain is refused, reported and never
+ *    followed again (banned by URL);
+ *  - replicas holding a witness key co-sign each verified block and send the
+ *    co-signature to their peers (POST /witness), so the producer cannot rewrite history unseen.
+ * Peers identify themselves with the X-Peer header (their base URL), so a node learns
+ * who is out there from whoever talks to it.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Ledger, LedgerError, type BlockTransfer } from './ledger.ts'
+import { toHex } from './merkle.ts'
+
+export interface PeerReport {
+  peer: string
+  height?: number
+  reason: string
+  at: number
+}
+
+export interface PeerOptions {
+  ledger: Ledger
+  host?: string
+  port?: number
+  /** Base URLs of known peers, e.g. http://127.0.0.1:4100 */
+  peers?: string[]
+  /** Ed25519 key this node co-signs verified blocks with. */
+  witnessKey?: { privateKey: Uint8Array; publicKey: Uint8Array }
+  log?: (msg: string) => void
+  /** Per-request timeout (ms). */
+  timeoutMs?: number
+}
+
+export interface PeerNode {
+  url: string
+  peers(): string[]
+  reports: PeerReport[]
+  onReport(cb: (r: PeerReport) => void): void
+  /** Ask every peer for its head and catch up; resolves when done. */
+  syncNow(): Promise<void>
+  close(): Promise<void>
+}
+
+const MAX_BODY = 256 * 1024 * 1024
+
+export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
+  const { ledger } = opts
+  const log = opts.log ?? ((m: string) => console.error(m))
+  const timeoutMs = opts.timeoutMs ?? 10_000
+  const peers = new Set<string>((opts.peers ?? []).map(normUrl))
+  const banned = new Set<string>()
+  const reports: PeerReport[] = []
+  const reportCbs: ((r: PeerReport) => void)[] = []
+  let url = ''
+  let closed = false
+  // Sync steps run one at a time so two announcements never import the same height twice.
+  let chain: Promise<unknown> = Promise.resolve()
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = chain.then(f, f)
+    chain = p.catch(() => {})
+    return p
+  }
+
+  function report(peer: string, reason: string, height?: number): void {
+    banned.add(peer)
+    peers.delete(peer)
+    const r = { peer, height, reason, at: Date.now() }
+    reports.push(r)
+    log(`ledger sync: refusing peer ${peer}: ${reason}`)
+    for (const cb of reportCbs) cb(r)
+  }
+
+  function learn(peer: string | undefined): void {
+    if (!peer) return
+    const p = normUrl(peer)
+    if (p && p !== url && !banned.has(p)) peers.add(p)
+  }
+
+  async function call(peer: string, method: string, path: string, body?: unknown): Promise<unknown> {
+    const ac = new AbortController()
+    const timer = setTimeout(() => ac.abort(), timeoutMs)
+    try {
+      const res = await fetch(peer + path, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-peer': url },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: ac.signal,
+      })
+      if (res.status === 404) return undefined
+      if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status}`)
+      return res.status === 204 ? undefined : await res.json()
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Brings us up to `height` from `peer`, verifying every block; reports the peer on any invalid block. */
+  async function catchUp(peer: string, height: number, hash?: string): Promise<void> {
+    if (banned.has(peer) || closed) return
+    const ours = ledger.height
+    if (height <= ours) {
+      // Same height or lower: their block there must be ours, or they are on a fork.
+      if (hash && hash !== toHex(ledger.getBlock(height)!.hash)) report(peer, `fork: their block ${height} is ${hash}, ours is ${toHex(ledger.getBlock(height)!.hash)}`, height)
+      return
+    }
+    if (ledger.producerIsLocal) {
+      report(peer, `claims block ${height} but this node is the producer and its head is ${ours}`, height)
+      return
+    }
+    for (let h = ours + 1; h <= height; h++) {
+      let t: BlockTransfer | undefined
+      try {
+        t = (await call(peer, 'GET', `/blocks/${h}`)) as BlockTransfer | undefined
+      } catch (e) {
+        log(`ledger sync: ${peer} unreachable while fetching block ${h}: ${(e as Error).message}`)
+        return
+      }
+      if (!t) {
+        report(peer, `announced block ${height} but does not serve block ${h}`, h)
+        return
+      }
+      try {
+        await ledger.importBlock(t)
+      } catch (e) {
+        if (e instanceof LedgerError || (e as Error).name === 'BlockError') report(peer, `invalid block ${h}: ${(e as Error).message}`, h)
+        else log(`ledger sync: cannot store block ${h}: ${(e as Error).message}`)
+        return
+      }
+    }
+  }
+
+  async function witness(height: number): Promise<void> {
+    if (!opts.witnessKey) return
+    const sig = ledger.witnessSign(height, opts.witnessKey)
+    await ledger.addWitness(height, opts.witnessKey.publicKey, sig).catch(() => false)
+    const body = { height, publicKey: toHex(opts.witnessKey.publicKey), signature: toHex(sig) }
+    await Promise.all([...peers].map((p) => call(p, 'POST', '/witness', body).catch(() => {})))
+  }
+
+  const unsub = ledger.onBlock((b) => {
+    const height = b.header.height
+    const msg = { height, hash: toHex(b.hash) }
+    void witness(height).catch(() => {})
+    for (const p of peers) void call(p, 'POST', '/announce', msg).catch(() => {})
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const from = req.headers['x-peer']
+    const peer = typeof from === 'string' ? normUrl(from) : undefined
+    if (peer && banned.has(peer)) return send(res, 403, { error: 'peer refused' })
+    learn(peer)
+    const u = new URL(req.url ?? '/', 'http://x')
+    if (req.method === 'GET' && u.pathname === '/head') {
+      const h = ledger.head()
+      return send(res, 200, { height: h.height, hash: h.hash, logSize: h.logSize, logRoot: h.logRoot })
+    }
+    const m = /^\/blocks\/(\d+)$/.exec(u.pathname)
+    if (req.method === 'GET' && m) {
+      const t = await ledger.exportBlock(Number(m[1]))
+      return t ? send(res, 200, t) : send(res, 404, { error: 'no such block' })
+    }
+    if (req.method === 'GET' && u.pathname === '/reports') return send(res, 200, reports)
+    if (req.method === 'POST' && u.pathname === '/announce') {
+      const body = (await readJson(req)) as { height?: unknown; hash?: unknown }
+      if (typeof body?.height !== 'number' || !Number.isSafeInteger(body.height) || body.height < 0) return send(res, 400, { error: 'expected {height, hash}' })
+      send(res, 202, { ok: true })
+      if (peer) void serial(() => catchUp(peer, body.height as number, typeof body.hash === 'string' ? body.hash : undefined))
+      return
+    }
+    if (req.method === 'POST' && u.pathname === '/witness') {
+      const b = (await readJson(req)) as { height?: number; publicKey?: string; signature?: string }
+      try {
+        const added = await ledger.addWitness(Number(b.height), Buffer.from(String(b.publicKey), 'hex'), Buffer.from(String(b.signature), 'hex'))
+        return send(res, 200, { added })
+      } catch (e) {
+        return send(res, 400, { error: (e as Error).message })
+      }
+    }
+    send(res, 404, { error: 'not found' })
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      if (!res.headersSent) send(res, 500, { error: (e as Error).message })
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve())
+  })
+  const addr = server.address() as AddressInfo
+  url = `http://${opts.host ?? '127.0.0.1'}:${addr.port}`
+
+  async function syncNow(): Promise<void> {
+    await Promise.all(
+      [...peers].map(async (p) => {
+        try {
+          const h = (await call(p, 'GET', '/head')) as { height: number; hash: string } | undefined
+          if (h && typeof h.height === 'number') await serial(() => catchUp(p, h.height, h.hash))
+        } catch (e) {
+          log(`ledger sync: peer ${p} unreachable: ${(e as Error).message}`)
+        }
+      }),
+    )
+  }
+  await syncNow() // a node that joins asks its peers for their head
+
+  return {
+    url,
+    peers: () => [...peers],
+    reports,
+    onReport: (cb) => void reportCbs.push(cb),
+    syncNow,
+    async close() {
+      closed = true
+      unsub()
+      await new Promise<void>((r) => server.close(() => r()))
+      server.closeAllConnections?.()
+      await chain
+    },
+  }
+}
+
+function normUrl(s: string): string {
+  try {
+    const u = new URL(s)
+    return `${u.protocol}//${u.host}`
+  } catch {
+    return ''
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let size = 0
+  const chunks: Buffer[] = []
+  for await (const c of req) {
+    size += (c as Buffer).length
+    if (size > MAX_BODY) throw new Error('request body too large')
+    chunks.push(c as Buffer)
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * ECG front end for the board and the gateway: wraps the QRS detector with
+ * heart rate, RR intervals, a signal-quality index and lead-off handling.
+ * Portable (Espruino subset), streaming, no allocation per sample.
+ *
+ * Heart rate is reported only when it means something: at least four beats
+ * since the leads went on, the last beat recent, and quality >= minQuality;
+ * otherwise `heartRate()` returns undefined (never a sentinel).
+ */
+import { QrsDetector } from './qrs.ts'
+
+export interface EcgOptions {
+  fs: number
+  /** Largest ADC code (4095 for 12 bits); samples stuck at 0 or adcMax count as saturated. */
+  adcMax?: number
+  /** Quality (0..100) below which no heart rate is reported (default 50). */
+  minQuality?: number
+  onBeat?: (rIndex: number, rrSamples: number) => void
+}
+
+const RR_KEEP = 8
+
+export class EcgMonitor {
+  readonly fs: number
+  readonly detector: QrsDetector
+  private adcMax: number
+  private minQuality: number
+  private onBeatCb: ((rIndex: number, rrSamples: number) => void) | undefined
+  private off = false
+  private offset = 0 // samples before the current detector run (detector indices restart at 0 on reset)
+  private total = 0
+  private satRun = 0
+  private satLimit: number
+  /** Recent RR intervals (samples) of this run, newest at (rrPos - 1). */
+  private rrs: Int32Array
+  private rrPos = 0
+  private rrN = 0
+  private beatsRun = 0
+  private lastBeatAt = -1
+  /** Bit 0 lead-off, bit 3 saturated (the frame's flag bits). */
+  flags = 0
+
+  constructor(opts: EcgOptions) {
+    if (!opts || typeof opts.fs !== 'number') throw new Error('EcgMonitor: expected options with fs, got ' + opts)
+    this.fs = opts.fs
+    this.adcMax = opts.adcMax === undefined ? 4095 : opts.adcMax
+    this.minQuality = opts.minQuality === undefined ? 50 : opts.minQuality
+    this.onBeatCb = opts.onBeat
+    this.satLimit = Math.round(opts.fs * 0.2)
+    this.rrs = new Int32Array(RR_KEEP)
+    const self = this
+    this.detector = new QrsDetector({
+      fs: opts.fs,
+      onBeat: function (r: number, rr: number) {
+        self.beat(r, rr)
+      },
+    })
+  }
+
+  private beat(r: number, rr: number): void {
+    this.beatsRun++
+    this.lastBeatAt = this.offset + r
+    if (rr > 0) {
+      this.rrs[this.rrPos] = rr
+      this.rrPos = (this.rrPos + 1) % RR_KEEP
+      if (this.rrN < RR_KEEP) this.rrN++
+    }
+    if (this.onBeatCb) this.onBeatCb(this.offset + r, rr)
+  }
+
+  /**
+   * One sample plus the lead-off line (AD8232 LO+/LO-). While a lead is off
+   * nothing is detected; when it comes back the detector starts over, because
+   * its filters and thresholds hold the electrode transient, not the patient.
+   */
+  push(x: number, leadOff: boolean): void {
+    const i = this.total++
+    // a missing sample (NaN, from a gap the caller filled) is treated like a lead-off sample: it would poison the filters
+    if (leadOff || x !== x || x === Infinity || x === -Infinity) {
+      if (!this.off) {
+        this.off = true
+        this.flags |= 1
+      }
+      return
+    }
+    if (this.off) {
+      this.off = false
+      this.flags &= ~1
+      this.restart(i)
+    }
+    if (x <= 0 || x >= this.adcMax) {
+      this.satRun++
+      if (this.satRun >= this.satLimit) this.flags |= 8
+    } else {
+      this.satRun = 0
+      this.flags &= ~8
+    }
+    this.detector.push(x)
+  }
+
+  private restart(at: number): void {
+    this.detector.reset()
+    this.offset = at
+    this.rrPos = this.rrN = 0
+    this.beatsRun = 0
+    this.lastBeatAt = -1
+  }
+
+  /** Emits the beat the detector still holds back (end of a record). */
+  finish(): void {
+    this.detector.finish()
+  }
+
+  /** Last RR interval in milliseconds, or undefined. */
+  lastRrMs(): number | undefined {
+    if (this.rrN === 0) return undefined
+    return (this.rrs[(this.rrPos + RR_KEEP - 1) % RR_KEEP] * 1000) / this.fs
+  }
+
+  /**
+   * Signal-quality index 0..100: how far beats stand above the noise peaks in
+   * the integrator (median levels), zero while a lead is off, while learning,
+   * while saturated, or when no beat came for 3 s.
+   */
+  quality(): number {
+    if (this.off || this.flags & 8 || this.detector.isLearning) return 0
+    if (this.lastBeatAt < 0 || this.total - this.lastBeatAt > 3 * this.fs + this.fs) return 0
+    const s = this.detector.signalLevel
+    const nz = this.detector.noiseLevel
+    if (!(s > 0)) return 0
+    // integrator heights are squared amplitudes: compare amplitudes
+    const ratio = Math.sqrt(nz / s)
+    let q = Math.round(100 * (1 - ratio) * 1.25)
+    if (q > 100) q = 100
+    if (q < 0) q = 0
+    return q
+  }
+
+  /** Heart rate in beats per minute from the mean of the recent RR intervals, or undefined when not trustworthy. */
+  heartRate(): number | undefined {
+    if (this.beatsRun < 4 || this.rrN < 3) return undefined
+    const q = this.quality()
+    if (q < this.minQuality) return undefined
+    let sum = 0
+    for (let i = 0; i < this.rrN; i++) sum += this.rrs[i]
+    const mean = sum / this.rrN
+    return Math.round((600 * this.fs) / mean) / 10
+  }
+}

@@ -1,0 +1,72 @@
+import t from 'tap'
+import { makeBoard } from './helpers.ts'
+import { BoardError } from '../../../hardware-sim/board/board.ts'
+
+t.test('a buffer that cannot fit on an ESP32 fails at once with Out of Memory', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`try { var big = new Uint8Array(300000); print('allocated') } catch (e) { print('caught', e.message) }
+    var ok = new Uint8Array(20000); print('20 KB ok', ok.length);`)
+  t.same(board.console.lines, ['ERROR: Out of Memory!', 'caught Out of Memory!', '20 KB ok 20000'])
+})
+
+t.test('a bundle whose code alone would not fit is refused and does not run', async (t) => {
+  const { board } = makeBoard(t)
+  const filler = 'function big() { return "' + 'x'.repeat(200_000) + '" } print("ran");'
+  t.throws(() => board.load(filler), BoardError)
+  t.throws(() => board.load(filler), /Out of Memory!: upload needs 20\d+ JsVars for its code/)
+  t.notMatch(board.console.text(), 'ran')
+})
+
+t.test('process.memory() reports usage that grows with the program state and shrinks when it is dropped', async (t) => {
+  const { board } = makeBoard(t)
+  t.ok(board.memory().usage < 400, `idle usage ${board.memory().usage}`)
+  board.load(`var m0 = process.memory(); var keep = new Uint8Array(12000); var m1 = process.memory();
+    var small = []; for (var i = 0; i < 40; i++) small.push('a string of some length ' + i);
+    var m2 = process.memory(); small = undefined; var m3 = process.memory();
+    print(m0.total, m1.usage - m0.usage >= 1000, m2.usage - m1.usage >= 80, m3.usage < m2.usage, m0.free + m0.usage === m0.total);`)
+  t.equal(board.console.lines[0], '16383 true true true true')
+  t.equal(board.memory().total, 16383)
+})
+
+t.test('a queue that only a closure holds runs out of memory while appending; a leaking board then fails every callback', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`(function () {
+    var queue = [];
+    setInterval(function () { for (var i = 0; i < 500; i++) queue.push({ seq: i, t: 1.5 }); }, 100);
+    setInterval(function () { print('still alive') }, 2000);
+  })();`)
+  board.advance(10_000)
+  const text = board.console.text()
+  t.match(text, 'ERROR: Out of Memory!')
+  t.match(text, 'Uncaught Error: Out of memory while appending to array')
+  t.notMatch(text, 'still alive', 'with no free JsVars no callback can run')
+  t.ok(board.memory().usage > 16_000)
+})
+
+t.test('a firmware that drops its queue on the append error recovers once the garbage is collected', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`(function () {
+    var queue = [];
+    setInterval(function () {
+      try { for (var i = 0; i < 500; i++) queue.push({ seq: i, t: 1.5 }) } catch (e) { print('dropping queue:', e.message); queue = [] }
+    }, 100);
+    setInterval(function () { print('alive', queue.length) }, 1000);
+  })();`)
+  await board.run({ speed: Infinity, until: 30_000 })
+  const lines = board.console.lines
+  const drop = lines.indexOf('dropping queue: Out of memory while appending to array')
+  t.ok(drop >= 0, 'the append error reached the firmware')
+  t.ok(lines.slice(drop).some((l) => l.startsWith('alive')), 'callbacks run again after the queue was dropped')
+})
+
+t.test('a smaller budget is honoured (memoryVars option)', async (t) => {
+  const { board } = makeBoard(t, { memoryVars: 2000 })
+  board.load(`try { new Uint8Array(30000) } catch (e) { print(e.message) } print(process.memory().total)`)
+  t.same(board.console.lines, ['ERROR: Out of Memory!', 'Out of Memory!', '2000'])
+})
+
+t.test('E.getSizeOf follows the JsVar model', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`print(E.getSizeOf([1, 2, 3]), E.getSizeOf({ a: 1 }), E.getSizeOf(new Uint8Array(120)), E.getSizeOf('x'))`)
+  t.equal(board.console.lines[0], '4 2 12 2')
+})

@@ -1,0 +1,98 @@
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { makeBoard } from './helpers.ts'
+import type { VirtualBoard } from '../../../hardware-sim/board/board.ts'
+
+/** A real TCP server on 127.0.0.1:0 that answers every chunk with [0xff, 0x00, ...chunk]. */
+async function echoServer(t: Test): Promise<{ port: number; received: Buffer[] }> {
+  const received: Buffer[] = []
+  const server = net.createServer((s) => {
+    s.on('data', (d) => {
+      received.push(d)
+      s.write(Buffer.concat([Buffer.from([0xff, 0x00]), d]))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
+  return { port: (server.address() as net.AddressInfo).port, received }
+}
+
+async function runUntil(board: VirtualBoard, pred: () => boolean, maxVirtualMs = 60_000): Promise<void> {
+  const stopAt = board.now + maxVirtualMs
+  const watcher = setInterval(() => {
+    if (pred() || board.now >= stopAt) board.stop()
+  }, 5)
+  try {
+    await board.run({ speed: Infinity, until: stopAt })
+  } finally {
+    clearInterval(watcher)
+  }
+}
+
+t.test('WiFi connect, then a real TCP socket: binary writes, data delivered as a binary string', async (t) => {
+  const { port, received } = await echoServer(t)
+  const { board } = makeBoard(t, { wifi: { ssid: 'clinic', password: 'pw' } })
+  board.load(`
+    var wifi = require('Wifi');
+    wifi.on('connected', function (info) { print('connected', info.ip) });
+    wifi.connect('clinic', { password: 'pw' }, function (err) {
+      print('wifi cb', err, getTime());
+      require('net').connect({ host: '127.0.0.1', port: ${port} }, function (sock) {
+        sock.on('data', function (d) { print('data', typeof d, d.length, d.charCodeAt(0), d.charCodeAt(1), d.slice(2)); sock.end() });
+        sock.on('close', function () { print('closed') });
+        sock.write(new Uint8Array([104, 105]));
+      });
+    });
+  `)
+  await runUntil(board, () => board.console.lines.includes('closed'))
+  t.same(board.console.lines, ['wifi cb null 1.5', 'connected 192.168.4.2', 'data string 4 255 0 hi', 'closed'])
+  t.same(received.map((b) => [...b]), [[104, 105]])
+})
+
+t.test('wrong WiFi password fails; sockets fail while WiFi is down', async (t) => {
+  const { port } = await echoServer(t)
+  const { board } = makeBoard(t, { wifi: { ssid: 'clinic', password: 'pw' } })
+  board.load(`
+    require('Wifi').connect('clinic', { password: 'nope' }, function (err) { print('wifi cb', err) });
+    var s = require('net').connect({ host: '127.0.0.1', port: ${port} }, function () { print('connected?!') });
+    s.on('error', function (e) { print('error', e.message) });
+    s.on('close', function () { print('close') });
+  `)
+  board.advance(2000)
+  t.same(board.console.lines, ['error Not connected to WiFi', 'close', 'wifi cb auth_fail'])
+})
+
+t.test('wifiDrop: sockets close, "disconnected" fires, the link comes back by itself after the outage', async (t) => {
+  const { port } = await echoServer(t)
+  const { board } = makeBoard(t)
+  board.load(`
+    var wifi = require('Wifi');
+    wifi.on('disconnected', function (d) { print('disconnected', d.reason, getTime()) });
+    wifi.on('connected', function () { print('connected', getTime()) });
+    wifi.connect('any', { password: 'x' }, function () {
+      require('net').connect({ host: '127.0.0.1', port: ${port} }, function (sock) {
+        print('sock open');
+        sock.on('close', function () { print('sock closed', getTime()) });
+      });
+    });
+  `)
+  await runUntil(board, () => board.console.lines.includes('sock open'))
+  const at = board.now / 1000
+  board.wifiDrop(10_000)
+  await runUntil(board, () => board.console.lines.some((l) => l.startsWith('connected') && l !== 'connected 1.5'), 30_000)
+  const l = board.console.lines
+  t.equal(l[0], 'connected 1.5')
+  t.equal(l[1], 'sock open')
+  t.match(l[2], /^sock closed /)
+  t.equal(l[3], `disconnected beacon_timeout ${at}`)
+  t.equal(l[4], `connected ${at + 10 + 1.5}`)
+})
+
+t.test('run({speed}) paces virtual time against real time', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`var n = 0; setInterval(function () { n++ }, 100);`)
+  const stopper = setTimeout(() => board.stop(), 100)
+  await board.run({ speed: 50 })
+  clearTimeout(stopper)
+  t.ok(board.now > 0, `virtual time moved (${board.now} ms)`)
+})
