@@ -31,8 +31,11 @@ export class Rejection extends Error {
 }
 
 export interface FrameChecker {
-  /** Decodes strictly and verifies; rejects with a Rejection naming what failed. */
-  check(frame: Uint8Array, key: DeviceKey): Promise<FrameFacts>
+  /**
+   * Decodes strictly, checks the kid is `expectKid` (before spending a signature
+   * verification on it) and verifies; rejects with a Rejection naming what failed.
+   */
+  check(frame: Uint8Array, key: DeviceKey, expectKid: string): Promise<FrameFacts>
   close(): Promise<void>
 }
 

@@ -58,7 +58,7 @@ export interface IngestDeps {
   /** Fans a stored frame out to the patient's live topic. */
   fanOut(patientId: string, frame: Buffer): void
   /** Frames being persisted, by device+seq, so a retransmission waits for its first copy. */
-  inflight: Map<string, Promise<unknown>>
+  inflight: Map<string, Promise<boolean>>
 }
 
 interface Ctx {
@@ -68,6 +68,8 @@ interface Ctx {
   facts?: FrameFacts
   duplicate?: boolean
   leafIndex?: number
+  /** Releases this frame's (device, seq) claim, telling waiters whether it was stored. */
+  settle?: (stored: boolean) => void
 }
 
 type Step = [name: string, run: (d: IngestDeps, c: Ctx) => void | Promise<void>]
@@ -102,7 +104,7 @@ const steps: Step[] = [
     async (d, c) => {
       const t = performance.now()
       try {
-        c.facts = await d.checker.check(c.frame, c.session.key)
+        c.facts = await d.checker.check(c.frame, c.session.key, c.session.deviceId)
       } finally {
         d.metrics.verifySeconds.observe((performance.now() - t) / 1000)
       }
@@ -130,28 +132,44 @@ const steps: Step[] = [
     'dedupe',
     async (d, c) => {
       const key = dedupeKey(c.session.deviceId, c.facts!.seq)
-      const pending = d.inflight.get(key)
-      if (pending) {
-        // Same frame is being stored right now (retransmitted before its PUBACK):
-        // acknowledge once that copy is durable, store nothing.
-        await pending
-        c.duplicate = true
-        return
+      // Claim (device, seq) synchronously: a retransmission arriving before the first
+      // copy's PUBACK waits for that copy instead of storing a second one.
+      for (;;) {
+        const pending = d.inflight.get(key)
+        if (!pending) break
+        if (await pending) {
+          c.duplicate = true
+          return
+        }
+        // the first copy failed to store: this copy tries (after re-checking the claim)
       }
-      if (await d.store.hasFrame(c.session.deviceId, c.facts!.seq)) c.duplicate = true
+      let settle!: (stored: boolean) => void
+      d.inflight.set(key, new Promise<boolean>((r) => (settle = r)))
+      c.settle = (stored) => {
+        d.inflight.delete(key)
+        settle(stored)
+      }
+      try {
+        if (await d.store.hasFrame(c.session.deviceId, c.facts!.seq)) {
+          c.duplicate = true
+          c.settle(true)
+        }
+      } catch (err) {
+        c.settle(false)
+        throw err
+      }
     },
   ],
   [
     'persist',
     async (d, c) => {
       if (c.duplicate) return
-      const key = dedupeKey(c.session.deviceId, c.facts!.seq)
-      const p = d.store.appendFrame(c.frame, { deviceId: c.session.deviceId, seq: c.facts!.seq, t0: c.facts!.t0 })
-      d.inflight.set(key, p)
+      let stored = false
       try {
-        c.leafIndex = (await p).leafIndex
+        c.leafIndex = (await d.store.appendFrame(c.frame, { deviceId: c.session.deviceId, seq: c.facts!.seq, t0: c.facts!.t0 })).leafIndex
+        stored = true
       } finally {
-        d.inflight.delete(key)
+        c.settle!(stored)
       }
     },
   ],

@@ -3,7 +3,8 @@
  * CONNECT tokens, device-ID rules. Everything protocol-specific the gateway does
  * goes through here, so the broker and pipeline stay testable on their own.
  */
-import { verifyFrame, verifyAuthToken, type DeviceKey as ProtocolKey } from '../protocol/node/verify.ts'
+import { assertAuthentic, verifyAuthToken, type DeviceKey as ProtocolKey } from '../protocol/node/verify.ts'
+import { decodeFrame } from '../protocol/node/decode.ts'
 import { FrameError } from '../protocol/node/errors.ts'
 import { nodeHash } from '../protocol/node/hash-node.ts'
 import { principalIdFromEd25519 } from '../protocol/node/keys.ts'
@@ -29,11 +30,14 @@ export const protocolCodec: GatewayCodec = {
 }
 
 /** Decode + verify one frame synchronously; FrameError codes become rejection reasons. */
-export function checkFrameSync(frame: Uint8Array, key: DeviceKey): FrameFacts {
+export function checkFrameSync(frame: Uint8Array, key: DeviceKey, expectKid: string): FrameFacts {
   try {
-    const f = verifyFrame(frame, protocolKey(key))
+    const f = decodeFrame(frame)
+    if (f.kid !== expectKid) throw new Rejection('kid-mismatch', `frame kid ${f.kid} is not the client ID ${expectKid}`)
+    assertAuthentic(f, protocolKey(key))
     return { kid: f.kid, deviceId: f.payload.deviceId, seq: f.payload.seq, boot: f.payload.boot, t0: f.payload.t0, flags: f.payload.flags }
   } catch (err) {
+    if (err instanceof Rejection) throw err
     if (err instanceof FrameError) throw new Rejection(err.code, err.message)
     throw new Rejection('cbor', (err as Error).message) // the decoder threw something unexpected: still a bad frame
   }
@@ -42,9 +46,9 @@ export function checkFrameSync(frame: Uint8Array, key: DeviceKey): FrameFacts {
 /** Verification on the event loop. */
 export function inlineChecker(): FrameChecker {
   return {
-    check: (frame, key) => {
+    check: (frame, key, expectKid) => {
       try {
-        return Promise.resolve(checkFrameSync(frame, key))
+        return Promise.resolve(checkFrameSync(frame, key, expectKid))
       } catch (err) {
         return Promise.reject(err)
       }
