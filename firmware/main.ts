@@ -19,6 +19,7 @@ import { MqttClient } from './mqtt.ts'
 import { Uplink } from './uplink.ts'
 import { fetchTime } from './http-time.ts'
 import { u8ToStr, toHex } from './bytes.ts'
+import { CFG_FILE, type Config } from './config.ts'
 import { selftestPayload, selftestKey, SELFTEST_ID } from './selftest.ts'
 import { CborWriter } from '../protocol/portable/cbor.ts'
 import { encodePayload } from '../protocol/portable/frame.ts'
@@ -27,21 +28,6 @@ import { hmacSha256, type HashProvider } from '../protocol/portable/hash.ts'
 import { authPayload } from '../protocol/portable/auth-token.ts'
 
 export const FW_VERSION = 'mh-fw/0.1.0'
-const CFG_FILE = 'mh.cfg'
-
-export interface Config {
-  id: string
-  profile: string
-  /** Bare profile: HMAC secret, hex. */
-  secret?: string
-  slot?: number
-  wifi?: { ssid: string; pass?: string }
-  gw: { host: string; mqttPort: number; httpPort: number; tls?: boolean; fp?: string }
-  ecgHz?: number
-  windowS?: number
-  ringSegments?: number
-  pins?: { ecg?: string; loPlus?: string; loMinus?: string; sda?: string; scl?: string }
-}
 
 const Storage = require('Storage')
 
@@ -126,6 +112,14 @@ function start(cfg: Config): void {
   const base = 'mhealth/dev/' + cfg.id + '/'
   const net = require('net')
   let lastPpgLost = 0
+  // Battery through a divider on an ADC pin; readings under 1 V mean nothing is wired there.
+  const batPin = cfg.batDivider === 0 ? null : pin(p.bat, 'D39')
+  const batDiv = cfg.batDivider || 2
+  const batteryMv = function (): number | undefined {
+    if (!batPin) return undefined
+    const mv = Math.floor(analogRead(batPin) * 3300 * batDiv + 0.5)
+    return mv >= 1000 ? mv : undefined
+  }
   let lastOverruns = 0
 
   const mqtt: MqttClient = new MqttClient({
@@ -198,7 +192,7 @@ function start(cfg: Config): void {
     try {
       payload = framer.encode(buildPayload(w, {
         deviceId: cfg.id, seq: persist.nextSeq(), boot: persist.boot, t0: clock.stamp(w.t0),
-        ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION,
+        ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION, batteryMv: batteryMv(),
       }))
     } catch (e) {
       log('frame: ' + e)

@@ -7,7 +7,7 @@ import t from 'tap'
 import { nodeHash } from '../../protocol/node/hash-node.ts'
 import { deviceIdFromPublicKey } from '../../protocol/portable/device-id.ts'
 import type { DeviceKey } from '../../protocol/node/verify.ts'
-import { makeRig, advanceUntil } from './helpers/rig.ts'
+import { createBoardRig, advanceUntil } from '../../hardware-sim/rig.ts'
 import { startMiniGateway } from './helpers/mini-gateway.ts'
 
 const waitFor = async (cond: () => boolean, what: string, ms = 60_000) => {
@@ -19,7 +19,7 @@ const waitFor = async (cond: () => boolean, what: string, ms = 60_000) => {
 }
 
 t.test('stream, drop WiFi for 60 s, reconnect: every frame arrives and verifies', async (t) => {
-  const rig = await makeRig({ seed: 21 })
+  const rig = await createBoardRig({ seed: 21, boot: false })
   t.teardown(() => rig.close())
   const { board } = rig
   board.boot()

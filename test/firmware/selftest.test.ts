@@ -9,7 +9,7 @@ import { encodePayload } from '../../protocol/portable/frame.ts'
 import { sign1ToBeSigned, mac0ToBeMaced, buildMac0 } from '../../protocol/portable/cose.ts'
 import { verifyFrame } from '../../protocol/node/verify.ts'
 import { selftestPayload, selftestKey, SELFTEST_ID } from '../../firmware/selftest.ts'
-import { makeRig, advanceUntil } from './helpers/rig.ts'
+import { createBoardRig, advanceUntil } from '../../hardware-sim/rig.ts'
 
 t.test('selfTest() prints the known CBOR, Sig_structure SHA-256, HMAC, and finds the SE', async (t) => {
   const payload = encodePayload(new CborWriter(4096), selftestPayload())
@@ -19,9 +19,9 @@ t.test('selfTest() prints the known CBOR, Sig_structure SHA-256, HMAC, and finds
   // The Node side agrees the frame is well-formed and authentic under the test key.
   const f = verifyFrame(buildMac0(SELFTEST_ID, payload, hmac), { profile: 'bare', secret: selftestKey() })
   t.equal(f.payload.seq, 1)
-  t.same([...(f.payload.ecg as ArrayLike<number>)].slice(0, 3), [1848, 1885, 1922], 'ECG samples decode as built')
+  t.same(Array.prototype.slice.call(f.payload.ecg as ArrayLike<number>, 0, 3), [1848, 1885, 1922], 'ECG samples decode as built')
 
-  const rig = await makeRig()
+  const rig = await createBoardRig({ boot: false })
   t.teardown(() => rig.close())
   rig.board.boot()
   rig.lines.length = 0

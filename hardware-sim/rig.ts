@@ -1,0 +1,202 @@
+/**
+ * A complete virtual mHealth board: a VirtualBoard wired with the device models and the
+ * built firmware bundle in `.bootcde`, the way a flashed board boots. Shared by the firmware
+ * tests, the firmware bench and the fleet simulator.
+ *
+ * Wiring (defaults of firmware/config.ts):
+ *   ATECC608  I2C1 (SDA D21, SCL D22) at 0x60; its wake (SDA held low, which firmware does
+ *             by writing to address 0x00) is forwarded to `se.wake(nowMs)`
+ *   MAX30102  I2C1 at 0x57
+ *   AD8232    OUTPUT -> D36 (ADC), LO+ -> D34, LO- -> D35
+ *   battery   cell through a 1:2 divider -> D39 (ADC)
+ */
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { VirtualBoard, type VirtualBoardOptions } from './board/board.ts'
+import type { I2CDevice } from './hardware.ts'
+import { Atecc608 } from './devices/atecc608.ts'
+import { Max30102 } from './devices/max30102.ts'
+import { Ad8232 } from './devices/ad8232.ts'
+import { Battery, type BatteryOptions } from './devices/battery.ts'
+import { EcgSynth } from './signals/ecg-synth.ts'
+import type { EcgSource, PpgSource } from './signals/types.ts'
+import type { Config } from '../firmware/config.ts'
+
+export type { Config as FirmwareConfig } from '../firmware/config.ts'
+
+/** Pin numbers of the reference wiring (GPIO numbers). */
+export const RIG_PINS = { ecg: 36, loPlus: 34, loMinus: 35, sda: 21, scl: 22, battery: 39 } as const
+
+let bundlePromise: Promise<string> | null = null
+
+/** The firmware bundle, built once per process (esbuild, ~1 s) and cached. */
+export function firmwareBundle(): Promise<string> {
+  if (!bundlePromise) {
+    bundlePromise = import('../cli/commands/firmware.ts').then((m) => m.buildBundle()).then((b) => b.code)
+    bundlePromise.catch(() => {
+      bundlePromise = null
+    })
+  }
+  return bundlePromise
+}
+
+/** A finger resting on the sensor: DC levels in range with a ~72 bpm pulse. */
+export const steadyFinger: PpgSource = {
+  light: (t: number) => {
+    const pulse = 1 + 0.02 * Math.sin((2 * Math.PI * t) / 833)
+    return { red: 0.3 * pulse, ir: 0.4 * pulse, ambient: 0.001 }
+  },
+  fingerOn: () => true,
+}
+
+export interface BoardRigOptions {
+  /** Board name in messages (default 'rig'). */
+  id?: string
+  /** Directory for flash.bin and atecc.json; a temp dir removed by close() when omitted. Reuse it to "power on" the same board again. */
+  dir?: string
+  /** Base seed for the models (SE keys, ECG, PPG noise); default 1. */
+  seed?: number
+  /** ATECC608 fitted (SE profile); default true. */
+  se?: boolean
+  /** ECG source for the AD8232; default EcgSynth({ seed }). */
+  ecg?: EcgSource
+  /** PPG source for the MAX30102, or false for no MAX30102 on the bus; default steadyFinger. */
+  ppg?: PpgSource | false
+  /** Battery model on D39, or false; default 24 h runtime from full. */
+  battery?: BatteryOptions | false
+  /** Firmware code; default firmwareBundle(). */
+  bundle?: string
+  /** Written to Storage `mh.cfg` before boot (the result of provisioning). */
+  config?: Config
+  /** Boot once set up (default true). Without a config the firmware only defines its REPL helpers. */
+  boot?: boolean
+  /** Passed to VirtualBoard. */
+  clock?: number
+  wifi?: VirtualBoardOptions['wifi']
+  memoryVars?: number
+}
+
+export interface BoardRig {
+  board: VirtualBoard
+  /** The ATECC608 model, null when `se: false`. */
+  se: Atecc608 | null
+  ppg: Max30102 | null
+  ecg: Ad8232
+  battery: Battery | null
+  /** Every console line the board printed (also across reboots). */
+  lines: string[]
+  dir: string
+  /** Writes `mh.cfg` (takes effect at the next boot). */
+  configure(cfg: Config): void
+  /** `mhStatus()` parsed (fw, boot, seq, sampler/signer/mqtt/uplink stats, backlog, mem); null before provisioning. */
+  status(): RigStatus | null
+  /**
+   * SE profile: personalises the secure element if blank and returns its 65-byte public key.
+   * Steps virtual time itself, so call it while the board is not inside run().
+   */
+  readPublicKey(): Uint8Array
+  /** Steps virtual time until a console line matching `re` appears after this call; returns it. Not inside run(). */
+  advanceUntilLine(re: RegExp, maxMs?: number): string
+  close(): void
+}
+
+/** What mhStatus() returns (firmware/main.ts). */
+export interface RigStatus {
+  fw: string
+  up: boolean
+  boot?: number
+  seq?: number
+  connected?: boolean
+  backlog?: number
+  synced?: boolean
+  elapsedMs?: number
+  stats: { frames: number; frameMs: number; signErrors: number; sendMs: number; nacks: number; bytes: number; startMs: number; timeErrors: number }
+  sampler?: { ticks: number; missed: number; maxLateMs: number; sumLateMs: number; overruns: number; ppgLost: number; busyMs: number }
+  signer?: { count: number; errors: number; busyMs: number }
+  mqtt?: Record<string, number>
+  uplink?: Record<string, number>
+  mem?: { usage: number; total: number; free: number }
+}
+
+/** The wake convention: an I2C write to address 0x00 holds SDA low long enough to wake the part. */
+function wakeForwarder(se: Atecc608): I2CDevice {
+  return {
+    address: 0x00,
+    write: (_d: Uint8Array, nowMs: number) => {
+      se.wake(nowMs)
+      return false // nothing answers at 0x00: the write is NACKed, as on a real bus
+    },
+    read: () => null,
+  }
+}
+
+export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardRig> {
+  const seed = opts.seed ?? 1
+  const ownDir = !opts.dir
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mh-rig-'))
+  if (!ownDir) mkdirSync(dir, { recursive: true })
+  const code = opts.bundle ?? (await firmwareBundle())
+  const se = opts.se === false ? null : new Atecc608({ seed: seed * 7 + 3, statePath: join(dir, 'atecc.json') })
+  const ppg = opts.ppg === false ? null : new Max30102({ source: opts.ppg ?? steadyFinger, seed: seed * 7 + 5 })
+  const ecg = new Ad8232({ source: opts.ecg ?? new EcgSynth({ seed: seed * 7 + 9 }) })
+  const battery = opts.battery === false ? null : new Battery(opts.battery ?? { runtimeMs: 24 * 3600_000 })
+  const i2c: I2CDevice[] = []
+  if (se) i2c.push(se, wakeForwarder(se))
+  if (ppg) i2c.push(ppg)
+  const analog: VirtualBoardOptions['analog'] = { [RIG_PINS.ecg]: ecg.output }
+  if (battery) analog[RIG_PINS.battery] = battery
+  const board = new VirtualBoard({
+    id: opts.id ?? 'rig',
+    storagePath: join(dir, 'flash.bin'),
+    i2c: { I2C1: i2c },
+    analog,
+    digitalIn: { [RIG_PINS.loPlus]: ecg.loPlus, [RIG_PINS.loMinus]: ecg.loMinus },
+    clock: opts.clock,
+    wifi: opts.wifi,
+    memoryVars: opts.memoryVars,
+  })
+  const lines: string[] = []
+  board.console.on('line', (l: string) => lines.push(l))
+  board.repl(`require("Storage").write(".bootcde", ${JSON.stringify(code)})`)
+  const rig: BoardRig = {
+    board, se, ppg, ecg, battery, lines, dir,
+    configure(cfg) {
+      const r = board.repl(`require("Storage").writeJSON("mh.cfg", ${JSON.stringify(cfg)})`)
+      if (!r.ok) throw new Error(`writing mh.cfg failed: ${String(r.value)}`)
+    },
+    status() {
+      const r = board.repl('typeof mhStatus === "function" ? mhStatus() : "null"')
+      return r.ok ? (JSON.parse(String(r.value)) as RigStatus | null) : null
+    },
+    advanceUntilLine(re, maxMs = 5000) {
+      const from = lines.length
+      for (let t = 0; t <= maxMs; t += 5) {
+        const hit = lines.slice(from).find((l) => re.test(l))
+        if (hit !== undefined) return hit
+        board.advance(5)
+      }
+      throw new Error(`no console line matching ${re} within ${maxMs} virtual ms`)
+    },
+    readPublicKey() {
+      if (!se) throw new Error('readPublicKey: this rig has no secure element (se: false)')
+      board.repl('mhPubKey()')
+      const l = rig.advanceUntilLine(/^PUBKEY/, 5000)
+      if (!l.startsWith('PUBKEY ')) throw new Error(`the secure element gave no key: ${l}`)
+      return new Uint8Array(Buffer.from(l.slice(7), 'hex'))
+    },
+    close() {
+      board.close()
+      if (ownDir) rmSync(dir, { recursive: true, force: true })
+    },
+  }
+  if (opts.config) rig.configure(opts.config)
+  if (opts.boot !== false) board.boot()
+  return rig
+}
+
+/** Advances virtual time in steps until `cond` holds (for purely virtual waits; not inside run()). */
+export function advanceUntil(board: VirtualBoard, cond: () => boolean, maxMs: number, stepMs = 10): void {
+  for (let t = 0; t < maxMs && !cond(); t += stepMs) board.advance(stepMs)
+  if (!cond()) throw new Error(`condition not reached within ${maxMs} virtual ms`)
+}
