@@ -28,6 +28,45 @@ export type { Config as FirmwareConfig } from '../firmware/config.ts'
 /** Pin numbers of the reference wiring (GPIO numbers). */
 export const RIG_PINS = { ecg: 36, loPlus: 34, loMinus: 35, sda: 21, scl: 22, battery: 39 } as const
 
+/**
+ * Garbage pump. Espruino frees an object the moment its last reference goes (reference
+ * counting); the virtual board counts buffers until V8 collects them, which can take seconds
+ * while run() keeps the host busy, and the firmware's per-frame garbage (~500 JsVars/s of
+ * short-lived buffers) then reads as an out-of-memory that a real board would not have.
+ * While any rig is open, one collection every `GC_PUMP_MS` real ms (shared by all rigs, so
+ * a fleet pays one V8 collection, not one per board) brings the estimate back to what is live.
+ */
+const GC_PUMP_MS = 200
+const pumped = new Set<VirtualBoard>()
+let pumpTimer: NodeJS.Timeout | null = null
+let pumping = false
+function pumpAdd(b: VirtualBoard): void {
+  pumped.add(b)
+  if (pumpTimer) return
+  pumpTimer = setInterval(() => {
+    if (pumping) return
+    const boards = [...pumped]
+    if (boards.length === 0) return
+    pumping = true
+    boards[0]!.collect().then(
+      () => {
+        for (const o of boards.slice(1)) if (pumped.has(o)) o.memory()
+      },
+      () => {},
+    ).finally(() => {
+      pumping = false
+    })
+  }, GC_PUMP_MS)
+  pumpTimer.unref()
+}
+function pumpRemove(b: VirtualBoard): void {
+  pumped.delete(b)
+  if (pumped.size === 0 && pumpTimer) {
+    clearInterval(pumpTimer)
+    pumpTimer = null
+  }
+}
+
 let bundlePromise: Promise<string> | null = null
 
 /** The firmware bundle, built once per process (esbuild, ~1 s) and cached. */
@@ -75,6 +114,8 @@ export interface BoardRigOptions {
   clock?: number
   wifi?: VirtualBoardOptions['wifi']
   memoryVars?: number
+  /** Collect garbage while the rig is open (see the garbage pump above); default true. */
+  gcPump?: boolean
 }
 
 export interface BoardRig {
@@ -186,10 +227,12 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
       return new Uint8Array(Buffer.from(l.slice(7), 'hex'))
     },
     close() {
+      pumpRemove(board)
       board.close()
       if (ownDir) rmSync(dir, { recursive: true, force: true })
     },
   }
+  if (opts.gcPump !== false) pumpAdd(board)
   if (opts.config) rig.configure(opts.config)
   if (opts.boot !== false) board.boot()
   return rig

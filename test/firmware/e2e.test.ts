@@ -54,6 +54,7 @@ t.test('stream, drop WiFi for 60 s, reconnect: every frame arrives and verifies'
   board.stop()
   await running
 
+  if (process.env.RIG_DEBUG) console.error(rig.lines.join('\n'))
   const bad = gw.arrivals.filter((a) => a.error)
   t.same(bad.map((a) => a.error), [], 'every frame verifies')
   const seqs = ok().map((a) => a.frame!.payload.seq)
