@@ -25,6 +25,8 @@ export interface Config {
   ringSegments?: number
   /** Pin names (defaults: ECG D36, LO+ D34, LO- D35, SDA D21, SCL D22, battery divider D39). */
   pins?: { ecg?: string; loPlus?: string; loMinus?: string; sda?: string; scl?: string; bat?: string }
+  /** Provisioning time, epoch ms: a lower bound for the clock until the first sync. */
+  t?: number
   /** Battery divider ratio Vcell/Vpin (default 2); 0 = no battery sense. */
   batDivider?: number
 }

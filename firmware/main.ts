@@ -105,6 +105,11 @@ function start(cfg: Config): void {
   const ring = new FlashRing(Storage, { prefix: 'mh.q', segments: cfg.ringSegments || 12, segSize: 16384, maxRecords: 240 })
   ring.open()
   const clock = new Clock(boardMs)
+  // Time before the first sync: the newer of the last time written with the counters and
+  // the provisioning time (cfg.t), so offline frames after a reboot carry a usable t0.
+  const known = Math.max(persist.cur.wall || 0, cfg.t || 0)
+  if (known > 0) clock.assume(known, boardMs())
+  persist.wallNow = function () { return clock.anchored ? clock.now() : 0 }
   const signer = cfg.profile === 'se' && se
     ? seSigner(hash, se, cfg.slot || 0, cfg.id, boardMs)
     : bareSigner(hash, fromHexStr(cfg.secret || ''), cfg.id, boardMs)
@@ -137,7 +142,12 @@ function start(cfg: Config): void {
         if (err) {
           stats.timeErrors++
           log(err)
-        } else clock.sync(serverMs, rtt, at)
+        } else {
+          const first = !clock.synced
+          clock.sync(serverMs, rtt, at)
+          // Record a good time at once the first time (the counters otherwise carry it every block).
+          if (first) persist.save(persist.cur.seqLimit, persist.cur.ctrLimit)
+        }
         const claims = { deviceId: cfg.id, iatMs: clock.now(), counter: persist.nextCounter() }
         signer.sign(authPayload(claims), function (e2, token) {
           if (e2 || !token) log('auth token: ' + e2)
