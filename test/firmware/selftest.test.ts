@@ -33,3 +33,14 @@ t.test('selfTest() prints the known CBOR, Sig_structure SHA-256, HMAC, and finds
   t.equal(get('hmac'), hmac.toString('hex'), 'bare-profile HMAC matches node:crypto')
   t.match(get('se'), /^ok rev 00006002/, 'the secure element answers')
 })
+
+t.test('selfTest() on a board without a secure element says so and still prints the known values', async (t) => {
+  const payload = encodePayload(new CborWriter(4096), selftestPayload())
+  const rig = await createBoardRig({ se: false, boot: false })
+  t.teardown(() => rig.close())
+  rig.board.boot()
+  rig.board.repl('selfTest()')
+  const se = rig.advanceUntilLine(/^SELFTEST se /, 2000)
+  t.match(se, /^SELFTEST se absent \(secure element does not answer at 0x60\)/)
+  t.ok(rig.lines.includes('SELFTEST cbor ' + Buffer.from(payload).toString('hex')), 'CBOR hex as on Node')
+})
