@@ -106,6 +106,8 @@ export interface BoardRigOptions {
   battery?: BatteryOptions | false
   /** Firmware code; default firmwareBundle(). */
   bundle?: string
+  /** Write the bundle to `.bootcde` (default true); false = a board as it leaves the factory, for `mhealth flash`. */
+  install?: boolean
   /** Written to Storage `mh.cfg` before boot (the result of provisioning). */
   config?: Config
   /** Boot once set up (default true). Without a config the firmware only defines its REPL helpers. */
@@ -177,7 +179,8 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   const ownDir = !opts.dir
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mh-rig-'))
   if (!ownDir) mkdirSync(dir, { recursive: true })
-  const code = opts.bundle ?? (await firmwareBundle())
+  const install = opts.install !== false
+  const code = install ? opts.bundle ?? (await firmwareBundle()) : ''
   const se = opts.se === false ? null : new Atecc608({ seed: seed * 7 + 3, statePath: join(dir, 'atecc.json') })
   const ppg = opts.ppg === false ? null : new Max30102({ source: opts.ppg ?? steadyFinger, seed: seed * 7 + 5 })
   const ecg = new Ad8232({ source: opts.ecg ?? new EcgSynth({ seed: seed * 7 + 9 }) })
@@ -199,7 +202,7 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   })
   const lines: string[] = []
   board.console.on('line', (l: string) => lines.push(l))
-  board.repl(`require("Storage").write(".bootcde", ${JSON.stringify(code)})`)
+  if (install) board.repl(`require("Storage").write(".bootcde", ${JSON.stringify(code)})`)
   const rig: BoardRig = {
     board, se, ppg, ecg, battery, lines, dir,
     configure(cfg) {
