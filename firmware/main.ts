@@ -10,7 +10,7 @@ import { Ad8232 } from './drivers/ad8232.ts'
 import { Atecc608 } from './drivers/atecc608.ts'
 import { Max30102 } from './drivers/max30102.ts'
 import { Sampler, FLAG_NOT_SYNCED, type SampleWindow } from './sampler.ts'
-import { Framer, buildPayload, FLAG_PPG_OVERFLOW } from './framer.ts'
+import { Framer, FLAG_PPG_OVERFLOW } from './framer.ts'
 import { seSigner, bareSigner, type Signer } from './signer.ts'
 import { FlashRing } from './store.ts'
 import { Persist } from './persist.ts'
@@ -200,10 +200,10 @@ function start(cfg: Config): void {
     lastOverruns = s.stats.overruns
     let payload: Uint8Array
     try {
-      payload = framer.encode(buildPayload(w, {
+      payload = framer.encodeWindow(w, {
         deviceId: cfg.id, seq: persist.nextSeq(), boot: persist.boot, t0: clock.stamp(w.t0),
         ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION, batteryMv: batteryMv(),
-      }))
+      })
     } catch (e) {
       log('frame: ' + e)
       ring.dropped += dropped

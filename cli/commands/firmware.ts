@@ -22,7 +22,7 @@ export interface BuildResult {
  * helpers are gated with the rest), no Node built-ins, class fields as plain assignments.
  * The output then goes through the Espruino syntax gate.
  */
-export async function buildBundle(): Promise<BuildResult> {
+export async function buildBundle(opts: { minify?: boolean } = {}): Promise<BuildResult> {
   const esbuild = await import('esbuild')
   let out
   try {
@@ -33,7 +33,7 @@ export async function buildBundle(): Promise<BuildResult> {
       format: 'iife',
       target: 'es2015',
       platform: 'neutral',
-      minify: true,
+      minify: opts.minify !== false,
       charset: 'ascii',
       legalComments: 'none',
       logLevel: 'silent',
