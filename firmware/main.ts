@@ -254,6 +254,9 @@ function start(cfg: Config): void {
         startMqtt()
       })
     }
+    // The ESP32 port reassociates by itself after a drop; reconnect MQTT soon after instead
+    // of waiting out a backoff that grew while the network was gone.
+    wifi.on('connected', function () { mqtt.kick() })
     join()
   } else startMqtt()
 }
