@@ -38,6 +38,12 @@ export interface GatewayConfig {
     maxAgeMs: number
     /** Concurrent MQTT connections accepted (all listeners). */
     maxConnections: number
+    /**
+     * Bytes queued for one client's socket beyond which messages to it (live frames,
+     * control messages) are dropped instead of buffered: a slow or stalled reader
+     * cannot grow the gateway's memory.
+     */
+    maxOutboundBytes?: number
   }
   /** 'inline' verifies on the event loop; 'pool' in worker threads; 'auto' picks by bench result. */
   verify: 'inline' | 'pool' | 'auto'
@@ -65,6 +71,7 @@ export const defaults: GatewayConfig = {
     futureSkewMs: 5 * 60_000,
     maxAgeMs: 30 * 24 * 3600_000, // a board may buffer a month offline on its flash
     maxConnections: 5_000,
+    maxOutboundBytes: 1024 * 1024,
   },
   verify: 'inline',
   verifyWorkers: 1,

@@ -135,6 +135,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     now,
     authWindowMs: cfg.authWindowMs,
     allowAnonymous: cfg.allowAnonymous,
+    maxOutboundBytes: cfg.limits.maxOutboundBytes,
     aedes: aedesOpts,
   })
   const b = broker
