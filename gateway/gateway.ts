@@ -23,6 +23,7 @@ import { DeviceRegistry } from './registry.ts'
 import type { FrameChecker, GatewayCodec } from './frame-check.ts'
 import { inlineChecker, protocolCodec } from './protocol-codec.ts'
 import { parseConsent } from '../ledger/consent.ts'
+import { userAuth, type UserAuth } from './user-auth.ts'
 
 export interface GatewayDeps {
   /**
@@ -56,6 +57,8 @@ export interface Gateway {
   store: FrameStore
   /** Where clinician subscriptions are authorized from (the ledger's consent state by default). */
   consent: ConsentPort
+  /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
+  users: UserAuth
   close(): Promise<void>
 }
 
@@ -105,6 +108,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const store = await deps.openStore({ dataDir: cfg.dataDir, identity })
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
+  const users = userAuth(registry, consent, { now })
   let closing = false
   let broker: GatewayBroker | null = null
   const metrics = gatewayMetrics({
@@ -201,6 +205,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         now,
         health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
         onRevoke: (id) => b.disconnectDevice(id),
+        users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
       })
@@ -236,6 +241,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     metrics,
     store,
     consent,
+    users,
     async close() {
       if (closing) return
       closing = true
