@@ -9,6 +9,7 @@ import { createServer as createTcpServer, type Server as NetServer, type Address
 import { createServer as createTlsServer } from 'node:tls'
 import type { Server as HttpServer } from 'node:http'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
@@ -89,12 +90,20 @@ export async function openDefaultStore(ctx: { dataDir: string; identity: Gateway
   })
 }
 
+/** The frame checker `cfg.verify` asks for (see verify-pool.ts for the measurements behind 'auto'). */
+export async function makeChecker(cfg: Pick<GatewayConfig, 'verify' | 'verifyWorkers'>): Promise<FrameChecker> {
+  if (cfg.verify === 'inline') return inlineChecker()
+  const { poolChecker, autoChecker, defaultWorkers } = await import('./verify-pool.ts')
+  const n = cfg.verifyWorkers > 0 ? cfg.verifyWorkers : defaultWorkers(availableParallelism())
+  return cfg.verify === 'pool' ? poolChecker(n) : autoChecker(n, inlineChecker())
+}
+
 export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {}): Promise<Gateway> {
   const log = depsIn.log ?? jsonLogger(process.stderr, cfg.logLevel)
   const deps = {
     ...depsIn,
     codec: depsIn.codec ?? protocolCodec,
-    checker: depsIn.checker ?? inlineChecker(),
+    checker: depsIn.checker ?? (await makeChecker(cfg)),
     openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log)),
   }
   const now = deps.now ?? Date.now
