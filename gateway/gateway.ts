@@ -213,7 +213,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         adminToken: identity.adminToken,
         log,
         now,
-        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
+        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }),
         onRevoke: (id) => b.disconnectDevice(id),
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
