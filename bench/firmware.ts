@@ -16,11 +16,8 @@
  */
 import * as acorn from 'acorn'
 import * as walk from 'acorn-walk'
-import { randomBytes } from 'node:crypto'
 import { buildBundle, estimateMemory } from '../cli/commands/firmware.ts'
-import { createBoardRig } from '../hardware-sim/rig.ts'
-import { nodeHash } from '../protocol/node/hash-node.ts'
-import { deviceIdFromPublicKey, deviceIdFromBytes } from '../protocol/portable/device-id.ts'
+import { createBoardRig, provisionRig } from '../hardware-sim/rig.ts'
 import { startRealGateway } from '../test/firmware/helpers/real-gateway.ts'
 
 const arg = (name: string, dflt: number): number => {
@@ -86,20 +83,7 @@ async function runProfile(profile: 'se' | 'bare', code: string): Promise<Run> {
   const rig = await createBoardRig({ seed: profile === 'se' ? 31 : 32, se: profile === 'se', bundle: code })
   try {
     const { board } = rig
-    let id: string
-    const extra: Record<string, unknown> = {}
-    if (profile === 'se') {
-      const pub = rig.readPublicKey()
-      id = deviceIdFromPublicKey(nodeHash, pub)
-      await gw.register({ profile, publicKey: Buffer.from(pub).toString('hex'), patient: 'bench' })
-      extra.slot = 0
-    } else {
-      id = deviceIdFromBytes(nodeHash, randomBytes(10))
-      const secret = randomBytes(32).toString('hex')
-      await gw.register({ id, profile, secret, patient: 'bench' })
-      extra.secret = secret
-    }
-    rig.configure({ ...extra, id, profile, t: Date.now(), wifi: { ssid: 'bench', pass: 'password1' }, gw: { host: '127.0.0.1', mqttPort: gw.mqttPort, httpPort: gw.httpPort } } as never)
+    await provisionRig(rig, { gatewayUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort, profile, patient: 'bench' })
     board.boot()
     const S = board.repl('__S').value as Uint32Array
     // Warm-up: connect and reach steady streaming before counting.

@@ -241,6 +241,72 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   return rig
 }
 
+export interface ProvisionOptions {
+  /** Gateway HTTP base URL, e.g. http://127.0.0.1:8081 (admin API and /api/time). */
+  gatewayUrl: string
+  adminToken: string
+  mqttPort: number
+  /** Default: 'se' when the rig has a secure element, else 'bare'. */
+  profile?: 'se' | 'bare'
+  patient?: string
+  wifi?: { ssid: string; pass?: string }
+  /** Extra mh.cfg fields (ecgHz, windowS, ringSegments, pins...). */
+  extra?: Partial<Config>
+}
+
+export interface Provisioned {
+  id: string
+  profile: 'se' | 'bare'
+  /** For verifying frames on Node (protocol/node/verify.ts DeviceKey). */
+  key: { profile: 'se'; publicKey: Uint8Array } | { profile: 'bare'; secret: Uint8Array }
+  config: Config
+}
+
+/**
+ * What `mhealth provision` does over serial, done directly on a rig: the SE's public key
+ * (or a fresh random ID and HMAC secret), `POST /api/devices` with the admin token, `mh.cfg`
+ * written. Boot the board afterwards (`rig.board.boot()`) to start streaming.
+ * Call while the board is not inside run() (reading the SE key steps virtual time).
+ */
+export async function provisionRig(rig: BoardRig, o: ProvisionOptions): Promise<Provisioned> {
+  const { randomBytes } = await import('node:crypto')
+  const { nodeHash } = await import('../protocol/node/hash-node.ts')
+  const { deviceIdFromPublicKey, deviceIdFromBytes } = await import('../protocol/portable/device-id.ts')
+  const profile = o.profile ?? (rig.se ? 'se' : 'bare')
+  let id: string
+  let key: Provisioned['key']
+  let body: Record<string, unknown>
+  const cfgExtra: Partial<Config> = {}
+  if (profile === 'se') {
+    const pub = rig.readPublicKey()
+    id = deviceIdFromPublicKey(nodeHash, pub)
+    key = { profile: 'se', publicKey: pub }
+    body = { profile, publicKey: Buffer.from(pub).toString('hex'), patient: o.patient ?? 'unassigned' }
+    cfgExtra.slot = 0
+  } else {
+    id = deviceIdFromBytes(nodeHash, randomBytes(10))
+    const secret = randomBytes(32)
+    key = { profile: 'bare', secret: new Uint8Array(secret) }
+    body = { id, profile, secret: secret.toString('hex'), patient: o.patient ?? 'unassigned' }
+    cfgExtra.secret = secret.toString('hex')
+  }
+  const res = await fetch(new URL('/api/devices', o.gatewayUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${o.adminToken}` },
+    body: JSON.stringify(body),
+  })
+  const text = await res.text()
+  if (!res.ok) throw new Error(`the gateway refused the registration of ${id} (HTTP ${res.status}): ${text.slice(0, 200)}`)
+  const u = new URL(o.gatewayUrl)
+  const config: Config = {
+    ...o.extra, ...cfgExtra, id, profile, t: Date.now(),
+    wifi: o.wifi ?? { ssid: 'clinic', pass: 'password1' },
+    gw: { host: u.hostname, mqttPort: o.mqttPort, httpPort: Number(u.port || 80) },
+  }
+  rig.configure(config)
+  return { id, profile, key, config }
+}
+
 /** Advances virtual time in steps until `cond` holds (for purely virtual waits; not inside run()). */
 export function advanceUntil(board: VirtualBoard, cond: () => boolean, maxMs: number, stepMs = 10): void {
   for (let t = 0; t < maxMs && !cond(); t += stepMs) board.advance(stepMs)

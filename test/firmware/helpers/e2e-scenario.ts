@@ -7,12 +7,8 @@
  * once, no sequence number ever reused across boots, and within each boot no gap (the
  * brown-out boot may lose only the frame whose write was cut).
  */
-import { randomBytes } from 'node:crypto'
-import { nodeHash } from '../../../protocol/node/hash-node.ts'
-import { deviceIdFromPublicKey, deviceIdFromBytes } from '../../../protocol/portable/device-id.ts'
 import { verifyFrame, type DeviceKey } from '../../../protocol/node/verify.ts'
-import { createBoardRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
-import type { Config } from '../../../firmware/config.ts'
+import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
 import { startRealGateway, type RealGateway } from './real-gateway.ts'
 
 const SPEED = 20
@@ -52,23 +48,9 @@ export async function runScenario(profile: 'se' | 'bare', seed: number, cleanup:
   const { board } = rig
 
   // Provisioning, as `mhealth provision` does it over serial.
-  let id: string
-  let key: DeviceKey
-  const cfg: Partial<Config> = {}
-  if (profile === 'se') {
-    const pub = rig.readPublicKey()
-    id = deviceIdFromPublicKey(nodeHash, pub)
-    key = { profile: 'se', publicKey: pub }
-    if ((await gw.register({ profile, publicKey: Buffer.from(pub).toString('hex'), patient: 'p-e2e' })) !== id) throw new Error('gateway derived another ID')
-    cfg.slot = 0
-  } else {
-    id = deviceIdFromBytes(nodeHash, randomBytes(10))
-    const secret = randomBytes(32)
-    key = { profile: 'bare', secret: new Uint8Array(secret) }
-    await gw.register({ id, profile, secret: secret.toString('hex'), patient: 'p-e2e' })
-    cfg.secret = secret.toString('hex')
-  }
-  rig.configure({ ...cfg, id, profile, t: Date.now(), wifi: { ssid: 'clinic', pass: 'password1' }, gw: { host: '127.0.0.1', mqttPort: gw.mqttPort, httpPort: gw.httpPort } })
+  const prov = await provisionRig(rig, { gatewayUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort, profile, patient: 'p-e2e' })
+  const id = prov.id
+  const key: DeviceKey = prov.key
   board.boot()
   const running = board.run({ speed: SPEED })
   let stopped = false
