@@ -13,7 +13,7 @@
  * frame needs no pass over its samples: packing 450 samples at once is ~4,000 interpreted
  * statements, tens of ms on an ESP32, which would stall the 4 ms ECG tick (bench/firmware.ts).
  */
-import { maxPackedSize, packInto } from '../protocol/portable/pack.ts'
+import { maxPackedSize } from '../protocol/portable/pack.ts'
 import type { Ad8232 } from './drivers/ad8232.ts'
 import type { Max30102 } from './drivers/max30102.ts'
 
@@ -33,13 +33,22 @@ function lane(n: number): PackedLane {
   return { buf: new Uint8Array(maxPackedSize(n)), len: 0, prev: 0 }
 }
 
-// One delta at a time through the protocol's own packer: the first sample is packed as
-// itself (prev 0), each later one as the difference, exactly as packInto does for a run.
-const one = new Float64Array(1)
+/**
+ * Appends one sample: the zigzag varint of its difference from the previous one (the first
+ * against 0), the encoding of protocol/portable/pack.ts packInto, written out here because
+ * a call into packInto per sample costs twice the statements; test/firmware/framer.test.ts
+ * checks the bytes against encodePayload. Samples are integers from the drivers' typed arrays.
+ */
 export function laneAdd(l: PackedLane, s: number): void {
-  one[0] = s - l.prev
+  const d = s - l.prev
+  let z = d >= 0 ? d * 2 : -d * 2 - 1
   l.prev = s
-  l.len = packInto(one, 0, 1, l.buf, l.len)
+  const b = l.buf
+  while (z >= 128) {
+    b[l.len++] = (z % 128) + 128
+    z = Math.floor(z / 128)
+  }
+  b[l.len++] = z
 }
 
 function laneReset(l: PackedLane): void {
