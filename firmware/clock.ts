@@ -10,6 +10,8 @@ export class Clock {
   synced: boolean
   last: number
   syncs: number
+  /** True once the offset comes from a sync or an assumed time (the clock reads as epoch ms). */
+  anchored: boolean
 
   constructor(boardMs: () => number) {
     this.boardMs = boardMs
@@ -17,6 +19,7 @@ export class Clock {
     this.synced = false
     this.last = -1
     this.syncs = 0
+    this.anchored = false
   }
 
   /** The gateway said `serverMs`; the exchange took `rttMs` (half of it assumed each way). */
@@ -24,7 +27,18 @@ export class Clock {
     if (!(serverMs > 0)) return
     this.offset = serverMs + rttMs / 2 - atBoardMs
     this.synced = true
+    this.anchored = true
     this.syncs++
+  }
+
+  /**
+   * Before any sync: start from a time known to have passed (the last time written to flash,
+   * or the provisioning time). Frames stay flagged as not synced; a real sync replaces it.
+   */
+  assume(epochMs: number, atBoardMs: number): void {
+    if (this.synced || !(epochMs > 0)) return
+    this.offset = epochMs - atBoardMs
+    this.anchored = true
   }
 
   /** Epoch ms for a board time, monotonic across calls. */

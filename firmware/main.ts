@@ -10,7 +10,7 @@ import { Ad8232 } from './drivers/ad8232.ts'
 import { Atecc608 } from './drivers/atecc608.ts'
 import { Max30102 } from './drivers/max30102.ts'
 import { Sampler, FLAG_NOT_SYNCED, type SampleWindow } from './sampler.ts'
-import { Framer, buildPayload, FLAG_PPG_OVERFLOW } from './framer.ts'
+import { Framer, FLAG_PPG_OVERFLOW } from './framer.ts'
 import { seSigner, bareSigner, type Signer } from './signer.ts'
 import { FlashRing } from './store.ts'
 import { Persist } from './persist.ts'
@@ -19,6 +19,7 @@ import { MqttClient } from './mqtt.ts'
 import { Uplink } from './uplink.ts'
 import { fetchTime } from './http-time.ts'
 import { u8ToStr, toHex } from './bytes.ts'
+import { CFG_FILE, type Config } from './config.ts'
 import { selftestPayload, selftestKey, SELFTEST_ID } from './selftest.ts'
 import { CborWriter } from '../protocol/portable/cbor.ts'
 import { encodePayload } from '../protocol/portable/frame.ts'
@@ -27,21 +28,6 @@ import { hmacSha256, type HashProvider } from '../protocol/portable/hash.ts'
 import { authPayload } from '../protocol/portable/auth-token.ts'
 
 export const FW_VERSION = 'mh-fw/0.1.0'
-const CFG_FILE = 'mh.cfg'
-
-export interface Config {
-  id: string
-  profile: string
-  /** Bare profile: HMAC secret, hex. */
-  secret?: string
-  slot?: number
-  wifi?: { ssid: string; pass?: string }
-  gw: { host: string; mqttPort: number; httpPort: number; tls?: boolean; fp?: string }
-  ecgHz?: number
-  windowS?: number
-  ringSegments?: number
-  pins?: { ecg?: string; loPlus?: string; loMinus?: string; sda?: string; scl?: string }
-}
 
 const Storage = require('Storage')
 
@@ -119,6 +105,11 @@ function start(cfg: Config): void {
   const ring = new FlashRing(Storage, { prefix: 'mh.q', segments: cfg.ringSegments || 12, segSize: 16384, maxRecords: 240 })
   ring.open()
   const clock = new Clock(boardMs)
+  // Time before the first sync: the newer of the last time written with the counters and
+  // the provisioning time (cfg.t), so offline frames after a reboot carry a usable t0.
+  const known = Math.max(persist.cur.wall || 0, cfg.t || 0)
+  if (known > 0) clock.assume(known, boardMs())
+  persist.wallNow = function () { return clock.anchored ? clock.now() : 0 }
   const signer = cfg.profile === 'se' && se
     ? seSigner(hash, se, cfg.slot || 0, cfg.id, boardMs)
     : bareSigner(hash, fromHexStr(cfg.secret || ''), cfg.id, boardMs)
@@ -126,6 +117,14 @@ function start(cfg: Config): void {
   const base = 'mhealth/dev/' + cfg.id + '/'
   const net = require('net')
   let lastPpgLost = 0
+  // Battery through a divider on an ADC pin; readings under 1 V mean nothing is wired there.
+  const batPin = cfg.batDivider === 0 ? null : pin(p.bat, 'D39')
+  const batDiv = cfg.batDivider || 2
+  const batteryMv = function (): number | undefined {
+    if (!batPin) return undefined
+    const mv = Math.floor(analogRead(batPin) * 3300 * batDiv + 0.5)
+    return mv >= 1000 ? mv : undefined
+  }
   let lastOverruns = 0
 
   const mqtt: MqttClient = new MqttClient({
@@ -143,7 +142,12 @@ function start(cfg: Config): void {
         if (err) {
           stats.timeErrors++
           log(err)
-        } else clock.sync(serverMs, rtt, at)
+        } else {
+          const first = !clock.synced
+          clock.sync(serverMs, rtt, at)
+          // Record a good time at once the first time (the counters otherwise carry it every block).
+          if (first) persist.save(persist.cur.seqLimit, persist.cur.ctrLimit)
+        }
         const claims = { deviceId: cfg.id, iatMs: clock.now(), counter: persist.nextCounter() }
         signer.sign(authPayload(claims), function (e2, token) {
           if (e2 || !token) log('auth token: ' + e2)
@@ -196,10 +200,10 @@ function start(cfg: Config): void {
     lastOverruns = s.stats.overruns
     let payload: Uint8Array
     try {
-      payload = framer.encode(buildPayload(w, {
+      payload = framer.encodeWindow(w, {
         deviceId: cfg.id, seq: persist.nextSeq(), boot: persist.boot, t0: clock.stamp(w.t0),
-        ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION,
-      }))
+        ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION, batteryMv: batteryMv(),
+      })
     } catch (e) {
       log('frame: ' + e)
       ring.dropped += dropped
@@ -250,6 +254,9 @@ function start(cfg: Config): void {
         startMqtt()
       })
     }
+    // The ESP32 port reassociates by itself after a drop; reconnect MQTT soon after instead
+    // of waiting out a backoff that grew while the network was gone.
+    wifi.on('connected', function () { mqtt.kick() })
     join()
   } else startMqtt()
 }

@@ -280,6 +280,19 @@ export class MqttClient {
     this.retryTimer = setTimeout(function () { self.open() }, d)
   }
 
+  /**
+   * The network came back (WiFi reassociated): a retry scheduled with a long backoff is
+   * brought forward to the first step (still jittered, so a ward of boards does not
+   * reconnect in the same instant).
+   */
+  kick(): void {
+    if (this.stopped || this.connected || this.retryTimer === undefined) return
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
+    this.attempt = 0
+    this.scheduleRetry('network back')
+  }
+
   /** Graceful stop: DISCONNECT (the will is not sent, 3.14.4), no reconnect. */
   stop(): void {
     this.stopped = true

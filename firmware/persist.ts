@@ -8,6 +8,11 @@
  * - two files are written alternately (generation g goes to file g % 2), each with a
  *   CRC-16; on boot the valid record with the highest generation wins, so a torn write
  *   leaves the previous record intact.
+ *
+ * Each record also carries the wall-clock time known when it was written (epoch ms, when
+ * the clock had been synced or anchored): after a reboot while the gateway is unreachable,
+ * the firmware starts its clock there, so frames made before the next sync carry a
+ * plausible t0 (flagged "time not synced") that the gateway can accept, instead of 1970.
  */
 import { crc16 } from './crc16.ts'
 import type { FlashStorage } from './store.ts'
@@ -17,6 +22,8 @@ export interface Counters {
   boot: number
   seqLimit: number
   ctrLimit: number
+  /** Wall clock (epoch ms) when written; absent/0 when unknown. */
+  wall?: number
 }
 
 const HEXD = '0123456789abcdef'
@@ -26,7 +33,7 @@ function hex4(n: number): string {
 }
 
 export function encodeCounters(c: Counters): string {
-  const body = 'mhc1,' + c.gen + ',' + c.boot + ',' + c.seqLimit + ',' + c.ctrLimit
+  const body = 'mhc1,' + c.gen + ',' + c.boot + ',' + c.seqLimit + ',' + c.ctrLimit + (c.wall ? ',' + c.wall : '')
   return body + ',' + hex4(crc16(body, 0, body.length))
 }
 
@@ -38,10 +45,16 @@ export function decodeCounters(s: string | undefined): Counters | undefined {
   const body = s.substr(0, cut)
   if (s.substr(cut + 1) !== hex4(crc16(body, 0, body.length))) return undefined
   const f = body.split(',')
-  if (f.length !== 5 || f[0] !== 'mhc1') return undefined
-  const n = [Number(f[1]), Number(f[2]), Number(f[3]), Number(f[4])]
-  for (let i = 0; i < 4; i++) if (!(n[i] >= 0 && Math.floor(n[i]) === n[i])) return undefined
-  return { gen: n[0], boot: n[1], seqLimit: n[2], ctrLimit: n[3] }
+  if ((f.length !== 5 && f.length !== 6) || f[0] !== 'mhc1') return undefined
+  const n: number[] = []
+  for (let i = 1; i < f.length; i++) {
+    const v = Number(f[i])
+    if (!(v >= 0 && Math.floor(v) === v)) return undefined
+    n.push(v)
+  }
+  const c: Counters = { gen: n[0], boot: n[1], seqLimit: n[2], ctrLimit: n[3] }
+  if (n.length === 5) c.wall = n[4]
+  return c
 }
 
 export class Persist {
@@ -54,6 +67,8 @@ export class Persist {
   boot: number
   seq: number
   ctr: number
+  /** Wall clock to record with each write (0 = unknown); set by the firmware once it has a clock. */
+  wallNow: (() => number) | null
 
   constructor(st: FlashStorage, prefix: string, seqBlock: number, ctrBlock: number) {
     this.st = st
@@ -64,6 +79,7 @@ export class Persist {
     this.boot = 0
     this.seq = 0
     this.ctr = 0
+    this.wallNow = null
   }
 
   /** Reads the newest valid record and starts a new boot (written before it is used). */
@@ -82,6 +98,9 @@ export class Persist {
 
   save(seqLimit: number, ctrLimit: number): void {
     const next: Counters = { gen: this.cur.gen + 1, boot: this.boot, seqLimit: seqLimit, ctrLimit: ctrLimit }
+    const wall = this.wallNow ? this.wallNow() : 0
+    // Unknown now: keep the last known time, still a lower bound for the clock.
+    if (wall > 0 || this.cur.wall) next.wall = wall > 0 ? Math.floor(wall) : this.cur.wall
     this.st.write(this.prefix + (next.gen % 2), encodeCounters(next))
     this.cur = next
   }

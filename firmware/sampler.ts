@@ -8,7 +8,12 @@
  * that runs late (the interpreter was busy) fills the samples it owes with the value it
  * reads and counts them as missed, so the window keeps its nominal rate and the loss is
  * measured; `jitter` is how late ticks ran.
+ *
+ * Each sample is also delta-packed (protocol/portable/pack.ts) the moment it is taken, so a
+ * frame needs no pass over its samples: packing 450 samples at once is ~4,000 interpreted
+ * statements, tens of ms on an ESP32, which would stall the 4 ms ECG tick (bench/firmware.ts).
  */
+import { maxPackedSize } from '../protocol/portable/pack.ts'
 import type { Ad8232 } from './drivers/ad8232.ts'
 import type { Max30102 } from './drivers/max30102.ts'
 
@@ -16,6 +21,40 @@ export const FLAG_LEAD_OFF = 1
 export const FLAG_FINGER_OFF = 2
 export const FLAG_NOT_SYNCED = 4
 export const FLAG_ECG_SATURATED = 8
+
+/** A byte string of zigzag-varint deltas being built one sample at a time. */
+export interface PackedLane {
+  buf: Uint8Array
+  len: number
+  prev: number
+}
+
+function lane(n: number): PackedLane {
+  return { buf: new Uint8Array(maxPackedSize(n)), len: 0, prev: 0 }
+}
+
+/**
+ * Appends one sample: the zigzag varint of its difference from the previous one (the first
+ * against 0), the encoding of protocol/portable/pack.ts packInto, written out here because
+ * a call into packInto per sample costs twice the statements; test/firmware/framer.test.ts
+ * checks the bytes against encodePayload. Samples are integers from the drivers' typed arrays.
+ */
+export function laneAdd(l: PackedLane, s: number): void {
+  const d = s - l.prev
+  let z = d >= 0 ? d * 2 : -d * 2 - 1
+  l.prev = s
+  const b = l.buf
+  while (z >= 128) {
+    b[l.len++] = (z % 128) + 128
+    z = Math.floor(z / 128)
+  }
+  b[l.len++] = z
+}
+
+function laneReset(l: PackedLane): void {
+  l.len = 0
+  l.prev = 0
+}
 
 export interface SampleWindow {
   ecg: Uint16Array
@@ -30,6 +69,9 @@ export interface SampleWindow {
   missed: number
   tempC: number
   inUse: boolean
+  pEcg: PackedLane
+  pRed: PackedLane
+  pIr: PackedLane
 }
 
 export interface SamplerOptions {
@@ -57,7 +99,14 @@ function makeWindow(o: SamplerOptions): SampleWindow {
     ecg: new Uint16Array(Math.round(o.ecgHz * o.windowS)), ecgN: 0,
     red: new Uint32Array(ppgCap), ir: new Uint32Array(ppgCap), ppgN: 0,
     t0: 0, flags: 0, missed: 0, tempC: NaN, inUse: false,
+    pEcg: lane(Math.round(o.ecgHz * o.windowS)), pRed: lane(ppgCap), pIr: lane(ppgCap),
   }
+}
+
+function resetLanes(w: SampleWindow): void {
+  laneReset(w.pEcg)
+  laneReset(w.pRed)
+  laneReset(w.pIr)
 }
 
 export class Sampler {
@@ -139,6 +188,7 @@ export class Sampler {
     }
     while (owed > 0) {
       w.ecg[w.ecgN++] = v
+      laneAdd(w.pEcg, v)
       this.produced++
       owed--
       if (w.ecgN === w.ecg.length) w = this.swap()
@@ -152,10 +202,15 @@ export class Sampler {
     const t = this.now()
     const w = this.bufs[this.cur]
     const lost0 = ppg.lostSamples
+    const n0 = w.ppgN
     try {
       w.ppgN += ppg.read(w.red, w.ir, w.ppgN, w.red.length)
     } catch (e) {
       // An I2C error costs this poll's samples, not the firmware.
+    }
+    for (let i = n0; i < w.ppgN; i++) {
+      laneAdd(w.pRed, w.red[i])
+      laneAdd(w.pIr, w.ir[i])
     }
     this.stats.ppgLost += ppg.lostSamples - lost0
     if (ppg.fingerOff) w.flags |= FLAG_FINGER_OFF
@@ -177,6 +232,7 @@ export class Sampler {
       this.stats.overruns++
       full.ecgN = 0
       full.ppgN = 0
+      resetLanes(full)
       full.flags = 0
       full.missed = 0
       full.t0 = t0
@@ -186,6 +242,7 @@ export class Sampler {
     this.cur = 1 - this.cur
     next.ecgN = 0
     next.ppgN = 0
+    resetLanes(next)
     next.flags = 0
     next.missed = 0
     next.tempC = NaN

@@ -45,12 +45,17 @@ export function bareSigner(h: HashProvider, key: Uint8Array, kid: string, now: (
     profile: 'bare',
     stats: { count: 0, errors: 0, busyMs: 0 },
     sign: function (payload, cb) {
-      const t = now()
-      const out = buildMac0(kid, payload, hmacSha256(h, key, mac0ToBeMaced(kid, payload)))
-      s.stats.busyMs += now() - t
-      s.stats.count++
-      // Asynchronous like the SE path, so callers have one shape.
-      setTimeout(function () { cb(null, out) }, 0)
+      // In a callback of its own, after the frame was built: a sampler tick that fell due
+      // meanwhile runs in between (Espruino runs due timers in time order), and callers
+      // see one asynchronous shape for both profiles. The payload view stays valid: the
+      // framer reuses its buffer only for the next window, a second away.
+      setTimeout(function () {
+        const t = now()
+        const out = buildMac0(kid, payload, hmacSha256(h, key, mac0ToBeMaced(kid, payload)))
+        s.stats.busyMs += now() - t
+        s.stats.count++
+        cb(null, out)
+      }, 0)
     },
   }
   return s

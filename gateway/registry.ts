@@ -42,7 +42,7 @@ export interface User {
 
 export class RegistryError extends Error {
   override name = 'RegistryError'
-  constructor(message: string, readonly code: 'exists' | 'not-found' | 'invalid') {
+  constructor(message: string, readonly code: 'exists' | 'not-found' | 'invalid' | 'busy') {
     super(message)
   }
 }
@@ -141,6 +141,9 @@ export function checkPassword(password: string, stored: string): Promise<boolean
 let dummyHash: string | undefined
 const DUMMY_HASH_OF = (): string => (dummyHash ??= hashPassword('not-a-real-password'))
 
+const LOGIN_CONCURRENCY = 2
+const LOGIN_QUEUE = 64
+
 const PATIENT_RE = /^[A-Za-z0-9._-]{1,64}$/
 const USER_RE = /^[a-z0-9._-]{1,64}$/
 
@@ -171,6 +174,7 @@ export class DeviceRegistry {
       seq: db.prepare('UPDATE devices SET last_seq = MAX(COALESCE(last_seq, -1), ?), last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?'),
       revokedSince: db.prepare("SELECT id FROM devices WHERE status = 'revoked' AND revoked_ms >= ?"),
       countActive: db.prepare("SELECT COUNT(*) AS n FROM devices WHERE status = 'active'"),
+      hasPatient: db.prepare('SELECT 1 AS x FROM devices WHERE patient = ? LIMIT 1'),
       getUser: db.prepare('SELECT * FROM users WHERE username = ?'),
       insertUser: db.prepare('INSERT INTO users (username, role, password_hash, created_ms) VALUES (?, ?, ?, ?)'),
       listUsers: db.prepare('SELECT username, role, created_ms FROM users ORDER BY username'),
@@ -191,6 +195,11 @@ export class DeviceRegistry {
   /** IDs revoked at or after `ms` (by any process sharing the file). */
   revokedSince(ms: number): string[] {
     return (this.stmts.revokedSince.all(ms) as Array<{ id: string }>).map((r) => r.id)
+  }
+
+  /** True when some device (active or not) is registered for this patient. */
+  hasPatient(patient: string): boolean {
+    return this.stmts.hasPatient.get(patient) !== undefined
   }
 
   countActive(): number {
@@ -256,8 +265,30 @@ export class DeviceRegistry {
     return { username, role, createdMs: nowMs }
   }
 
+  /**
+   * Password checks run scrypt on libuv's thread pool, which the ledger's fsyncs also
+   * use: at most `LOGIN_CONCURRENCY` run at once and at most `LOGIN_QUEUE` wait, so a
+   * login flood cannot delay PUBACKs. Past that the check fails fast with code 'busy'.
+   */
+  private loginsRunning = 0
+  private loginQueue: Array<() => void> = []
+
   /** The user when the password matches, else null (same answer for unknown user and wrong password). */
   async checkUser(username: string, password: string): Promise<User | null> {
+    if (this.loginsRunning >= LOGIN_CONCURRENCY) {
+      if (this.loginQueue.length >= LOGIN_QUEUE) throw new RegistryError('too many logins in progress; try again shortly', 'busy')
+      await new Promise<void>((r) => this.loginQueue.push(r))
+    } else this.loginsRunning++
+    try {
+      return await this.checkUserNow(username, password)
+    } finally {
+      const next = this.loginQueue.shift()
+      if (next) next() // hand the slot over
+      else this.loginsRunning--
+    }
+  }
+
+  private async checkUserNow(username: string, password: string): Promise<User | null> {
     const r = this.stmts.getUser.get(username) as { username: string; role: Role; password_hash: string; created_ms: number } | undefined
     // Unknown users still pay for one scrypt, so timing does not reveal which names exist.
     const ok = await checkPassword(password, r ? r.password_hash : DUMMY_HASH_OF())

@@ -160,8 +160,21 @@ export async function uploadToStorage(link: ReplLink, name: string, code: string
   for (let off = 0; off < total; off += CHUNK) {
     const b64 = bytes.subarray(off, off + CHUNK).toString('base64')
     const args = off === 0 ? `,0,${total}` : `,${off}`
-    const ok = await link.call(`require("Storage").write(${JSON.stringify(name)},atob("${b64}")${args})`, 10000, `write at ${off}`)
-    if (ok !== true) throw new CliError(`write to ${name} failed at byte ${off} of ${total} (Storage full? free: ${await link.call('require("Storage").getFree()').catch(() => '?')})`)
+    let ok: unknown
+    let why = 'the board answered false'
+    try {
+      ok = await link.call(`require("Storage").write(${JSON.stringify(name)},atob("${b64}")${args})`, 10000, `write at ${off}`)
+    } catch (e) {
+      // A board that stops answering mid-upload is a different failure: keep its message.
+      if (/did not answer/.test((e as Error).message)) throw e
+      why = (e as Error).message.replace(/^board error in write at \d+: (Error: )?/, '')
+    }
+    if (ok !== true) {
+      // A half-written bundle must not run at the next boot: remove it.
+      await link.call(`require("Storage").erase(${JSON.stringify(name)})`, 5000, 'erase after a failed write').catch(() => undefined)
+      const free = await link.call('require("Storage").getFree()').catch(() => '?')
+      throw new CliError(`write to ${name} failed at byte ${off} of ${total}: ${why} (Storage free: ${String(free)} bytes); the board keeps no partial firmware in ${name}, flash again`)
+    }
     progress(Math.min(total, off + CHUNK), total)
   }
   const want = (await import('node:crypto')).createHash('sha256').update(bytes).digest('base64')

@@ -118,6 +118,8 @@ async function provision(argv: string[], io: CliIO): Promise<number> {
       wifi: { ssid: plan.ssid, pass: plan.pass },
       gw: { host: plan.gatewayHost, mqttPort: plan.mqttPort, httpPort: plan.httpPort, tls: !!fp, fp: fp?.replace(/:/g, '').toLowerCase() },
       ecgHz, windowS,
+      // A lower bound for the board's clock until its first sync with the gateway.
+      t: Date.now(),
     })
     const ok = await link.call(`require("Storage").writeJSON("mh.cfg",${JSON.stringify(cfg)})`, 5000, 'write configuration')
     if (ok !== true) throw new CliError('writing the configuration to Storage failed')

@@ -43,6 +43,9 @@ const STATUS_TEXT: { [s: number]: string } = {
   17: 'after wake', 238: 'watchdog about to expire', 255: 'CRC or communication error',
 }
 
+/** Requests that may wait for the part (one signature in progress plus a token and a frame). */
+const MAX_QUEUE = 3
+
 export type Done = (err: string | null, data: Uint8Array | null) => void
 
 /** Builds the bytes written for a command: word address 0x03 then the CRC'd packet. */
@@ -85,6 +88,7 @@ export class Atecc608 {
   /** Statistics for the status report. */
   signs: number
   errors: number
+  queue: { steps: (next: Done) => void; cb: Done }[]
 
   constructor(bus: I2CBus, addr: number) {
     this.bus = bus
@@ -92,6 +96,7 @@ export class Atecc608 {
     this.busy = false
     this.signs = 0
     this.errors = 0
+    this.queue = []
   }
 
   tryWrite(addr: number, data: number[] | Uint8Array): boolean {
@@ -159,15 +164,25 @@ export class Atecc608 {
     setTimeout(poll, t[0])
   }
 
-  /** Runs `steps` on one wake, then puts the part to sleep; one operation at a time. */
+  /**
+   * Runs `steps` on one wake, then puts the part to sleep. One operation at a time: while the
+   * part is busy (a frame signature), later requests (an auth token for CONNECT) wait in a
+   * short queue instead of failing; beyond MAX_QUEUE they are refused.
+   */
   session(steps: (next: Done) => void, cb: Done): void {
     const self = this
-    if (this.busy) return cb('secure element busy', null)
+    if (this.busy) {
+      if (this.queue.length >= MAX_QUEUE) return cb('secure element busy', null)
+      this.queue.push({ steps: steps, cb: cb })
+      return
+    }
     this.busy = true
     const finish: Done = function (err, data) {
       self.sleep()
       self.busy = false
       if (err) self.errors++
+      const next = self.queue.shift()
+      if (next) self.session(next.steps, next.cb)
       cb(err, data)
     }
     this.wake(function (err) {

@@ -20,6 +20,7 @@ t.test('firmware build: one gated bundle, size and JsVars printed, within budget
   t.match(r.stdout, /JsVars once loaded from flash: \d+ of 16383/)
   const steady = Number(/JsVars steady state.*?: (\d+) of/.exec(r.stdout)![1])
   t.ok(steady > 0 && steady <= Math.floor(16383 * 0.6), `steady state ${steady} JsVars within 60%`)
+  t.match(r.stdout, /JsVars peak within a second.*: \d+ of 16383/, 'the upper bound with unfreed garbage is shown too')
 })
 
 t.test('firmware build fails with a clear message over budget, and rejects bad options', async (t) => {

@@ -115,3 +115,16 @@ t.test('AD8232: 12-bit scaling and lead-off from LO+ or LO-', async (t) => {
   const b = new Ad8232({ analogRead: () => 1, digitalRead: () => 0, digitalWrite: () => {} }, { out: 'o', loPlus: 'lp', loMinus: 'lm' })
   t.equal(b.sample(), 4095, 'clamped to 12 bits')
 })
+
+t.test('table CRC-16 equals the device model\'s bit-by-bit CRC on random packets and strings', async (t) => {
+  const { crc16: modelCrc } = await import('../../hardware-sim/devices/atecc-crc.ts')
+  let seed = 12345
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) % 256
+  for (let n = 0; n < 200; n++) {
+    const d = new Uint8Array(n % 90)
+    for (let i = 0; i < d.length; i++) d[i] = next()
+    t.equal(crc16(d, 0, d.length), modelCrc(d), `packet of ${d.length} bytes`)
+    t.equal(crc16(Buffer.from(d).toString('latin1'), 0, d.length), modelCrc(d), 'same over a binary string')
+  }
+  t.equal(crc16(Uint8Array.of(0x04, 0x11), 0, 2), 0x4333, 'wake token 04 11 33 43')
+})

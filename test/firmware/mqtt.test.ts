@@ -189,3 +189,30 @@ t.test('a refused CONNECT is retried with backoff and a fresh password each time
   await waitFor(() => ups === 1, 'third attempt accepted')
   t.same(b.auths.map((a) => a.pass.toString()), ['token-1', 'token-2', 'token-3'])
 })
+
+t.test('kick(): when the network returns, a long backoff is cut back to the first step', async (t) => {
+  const b = await startBroker({})
+  t.teardown(() => b.close())
+  let ups = 0
+  let refuse = true
+  const c = clientFor(b.port, {
+    backoffMinMs: 50, backoffMaxMs: 60_000,
+    // While "WiFi is down" every dial fails at once.
+    dial: (onOpen) => {
+      if (!refuse) return dialNode('127.0.0.1', b.port, onOpen)
+      const s = dialNode('127.0.0.1', 1, () => {})
+      return s
+    },
+    onConnect: () => ups++,
+  })
+  t.teardown(() => c.stop())
+  c.start()
+  await waitFor(() => c.attempt >= 6, 'backoff grown by failed dials')
+  t.ok(backoffDelay(c.attempt, c.seed, 50, 60_000) >= 1600, 'the next retry would be seconds away')
+  refuse = false
+  c.kick()
+  t.equal(c.attempt, 1, 'the pending retry was replaced by a first-step one')
+  await waitFor(() => ups === 1, 'connected after kick')
+  c.kick()
+  t.equal(ups, 1, 'kick while connected does nothing')
+})

@@ -148,4 +148,7 @@ t.test('counter records with a bad checksum or shape are rejected', async (t) =>
   t.equal(decodeCounters(good.slice(0, 10)), undefined)
   t.equal(decodeCounters(''), undefined)
   t.equal(decodeCounters(undefined), undefined)
+  const withWall = encodeCounters({ gen: 4, boot: 2, seqLimit: 64, ctrLimit: 8, wall: 1763990000000 })
+  t.same(decodeCounters(withWall), { gen: 4, boot: 2, seqLimit: 64, ctrLimit: 8, wall: 1763990000000 }, 'the last known wall clock rides along')
+  t.equal(decodeCounters(withWall.replace('1763990000000', '1763990000001')), undefined)
 })
