@@ -1,0 +1,273 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { print, wantsHelp, type CliIO, type Command } from '../command.ts'
+import { parseCli, stringOpt, requireOpt, intOpt, numOpt, choiceOpt, type Parsed } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+const RUN_USAGE = `Usage: mhealth sim --devices N --gateway URL (--data DIR | --admin-token T)
+                   [--mqtt-port P] [--source synthetic|mitdb:RECORD] [--speed X] [--seed S]
+                   [--profiles mixed|se|bare] [--seconds S] [--fault SPEC]... [--scenarios FILE]
+                   [--state DIR] [--mitdb DIR]
+       mhealth sim record --devices N --seconds S --out DIR [--source ...] [--seed S] [--speed X] [--fault SPEC]...
+       mhealth sim attack ATTACK --gateway URL --mqtt-port P (--data DIR | --admin-token T)
+
+Runs N virtual ESP32 boards, each booting the real firmware bundle (built once, as
+'mhealth firmware build' does), provisions each with the gateway as 'mhealth provision'
+does (admin API at URL, token from DIR/admin.token or --admin-token) and streams until
+Ctrl-C (or --seconds of simulated time). Even boards have an ATECC608 (ES256), odd ones
+are bare (HMAC) unless --profiles says otherwise.
+
+Options:
+  --devices N        number of boards (1..5000)
+  --gateway URL      gateway HTTP API, e.g. http://127.0.0.1:8081
+  --mqtt-port P      gateway MQTT port (default 1883)
+  --source S         ECG: synthetic (ECGSYN-like model, default) or mitdb:RECORD (MIT-BIH replay)
+  --speed X          virtual seconds per real second, at most (default 1); lowered automatically
+                     while the gateway falls behind
+  --seed S           base seed: keys of the secure elements and the signal models (default: random)
+  --seconds S        stop after S simulated seconds (default: until Ctrl-C)
+  --fault SPEC       TARGET:KIND[=ARG]@START[+DURATION], repeatable; e.g.
+                       dev0:wifi-drop@10s+30s    all:gateway-restart@20s+5s
+                       dev1:clock-skew=+90s@5s   dev2:flash-full@0s+60s   dev3:brown-out=0.5@15s
+                       dev4-7:i2c-gone=ppg@10s+20s   dev5:lead-off@30s+10s
+  --scenarios FILE   JSON {"<board index>": {heartRateBpm, spo2, spo2Trajectory: [[s, %], ...],
+                     arrhythmia: "af"|"pvc", leadOff: [[from_s, to_s]], fingerOff, source}, ...}
+  --state DIR        keep the boards' flash and secure-element state here (default: a temp dir)
+
+Progress (every second): simulated time, devices connected, frames made, sent and
+acknowledged (totals and per second), frames waiting in the boards' flash, speed.
+Long runs at speed X: the boards' clocks run X times faster than the gateway's, so frame
+times drift ahead by (X-1) x elapsed real time; the gateway refuses frames more than its
+futureSkewMs (default 5 min) ahead.`
+
+const RECORD_USAGE = `Usage: mhealth sim record --devices N --seconds S --out DIR [--source synthetic|mitdb:RECORD]
+                          [--seed S] [--speed X] [--profiles mixed|se|bare] [--fault SPEC]... [--scenarios FILE]
+
+Runs N boards with the real firmware for S simulated seconds against a local stand-in
+gateway (no real gateway needed) and writes every frame they send to DIR/<deviceId>/<seq>.cose,
+and DIR/devices.json: [{index, id, profile, publicKey (hex, SE) or secret (hex, bare),
+patient, source, frames}]. Check any frame with
+  mhealth frame verify DIR/<id>/<seq>.cose --key <publicKey or secret>
+--speed defaults to 50 (as fast as the host allows up to that).`
+
+const ATTACK_USAGE = `Usage: mhealth sim attack ATTACK --gateway URL [--mqtt-port P] (--data DIR | --admin-token T)
+
+Registers two devices with the gateway (an attacker and a victim) and runs one hostile
+attack against it, printing what the gateway did (CONNACK code, PUBACKs, NACK reasons).
+ATTACK: tampered, replay, forged-id, stale-token, replayed-token, malformed, oversized,
+wrong-topic, flood, or all.`
+
+const runOptions = {
+  devices: { type: 'string' }, gateway: { type: 'string' }, 'mqtt-port': { type: 'string' }, data: { type: 'string' },
+  'admin-token': { type: 'string' }, source: { type: 'string' }, speed: { type: 'string' }, seed: { type: 'string' },
+  seconds: { type: 'string' }, fault: { type: 'string', multiple: true }, scenarios: { type: 'string' }, state: { type: 'string' },
+  profiles: { type: 'string' }, mitdb: { type: 'string' }, out: { type: 'string' },
+} as const
+
+async function adminToken(p: Parsed): Promise<string> {
+  const token = stringOpt(p, 'admin-token')
+  if (token) return token
+  const data = stringOpt(p, 'data')
+  if (!data) throw new UsageError('provisioning needs the gateway admin token: pass --admin-token T or --data GATEWAY_DATA_DIR')
+  try {
+    return readFileSync(join(data, 'admin.token'), 'utf8').trim()
+  } catch (e) {
+    throw new CliError(`cannot read the admin token in ${data}: ${(e as Error).message}`)
+  }
+}
+
+async function commonFleetOptions(p: Parsed) {
+  const { parseFault, FaultSpecError } = await import('../../hardware-sim/fleet/faults.ts')
+  const { parseSource, validateScenario, ScenarioError } = await import('../../hardware-sim/fleet/scenario.ts')
+  const devices = intOpt(p, 'devices', 0, 1, 5000)
+  if (devices === 0) throw new UsageError('--devices is required')
+  const source = stringOpt(p, 'source') ?? 'synthetic'
+  const faultsRaw = (p.values.fault as string[] | undefined) ?? []
+  try {
+    parseSource(source)
+    const faults = faultsRaw.map(parseFault)
+    let scenarios: Record<number, object> | undefined
+    const file = stringOpt(p, 'scenarios')
+    if (file) {
+      let raw: unknown
+      try {
+        raw = JSON.parse(readFileSync(file, 'utf8'))
+      } catch (e) {
+        throw new CliError(`--scenarios ${file}: ${(e as Error).message}`)
+      }
+      if (typeof raw !== 'object' || raw === null) throw new CliError(`--scenarios ${file}: expected a JSON object keyed by board index`)
+      scenarios = {}
+      for (const [k, v] of Object.entries(raw)) {
+        if (!/^\d+$/.test(k) || Number(k) >= devices) throw new CliError(`--scenarios ${file}: key '${k}' is not a board index 0..${devices - 1}`)
+        scenarios[Number(k)] = validateScenario(v, `${file}[${k}]`)
+      }
+    }
+    return {
+      devices, source, faults, scenarios,
+      seed: intOpt(p, 'seed', (Date.now() % 1_000_000_000) >>> 0, 0, 2 ** 32 - 1),
+      profiles: choiceOpt(p, 'profiles', ['mixed', 'se', 'bare'] as const, 'mixed'),
+      mitdbDir: stringOpt(p, 'mitdb'),
+      state: stringOpt(p, 'state'),
+    }
+  } catch (e) {
+    if (e instanceof FaultSpecError || e instanceof ScenarioError) throw new UsageError(e.message)
+    throw e
+  }
+}
+
+function fmtTick(s: { virtualMs: number; devices: number; connected: number; frames: number; published: number; acked: number; backlog: number; speed: number }, prev: { published: number; acked: number; realMs: number } | null, realMs: number): string {
+  const dt = prev ? (realMs - prev.realMs) / 1000 : 0
+  const rate = (n: number, p: number | undefined) => (prev && dt > 0 ? `(+${Math.round((n - (p ?? 0)) / dt)}/s)` : '')
+  return `t=${(s.virtualMs / 1000).toFixed(1)}s up ${s.connected}/${s.devices} frames ${s.frames} sent ${s.published} ${rate(s.published, prev?.published)} acked ${s.acked} ${rate(s.acked, prev?.acked)} backlog ${s.backlog} speed ${Math.round(s.speed * 10) / 10}x`
+}
+
+async function runFleet(argv: string[], io: CliIO): Promise<number> {
+  const p = parseCli(argv, runOptions)
+  const c = await commonFleetOptions(p)
+  const gateway = requireOpt(p, 'gateway')
+  let url: URL
+  try {
+    url = new URL(gateway)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme')
+  } catch {
+    throw new UsageError(`--gateway: expected the gateway's HTTP URL like http://127.0.0.1:8081, got '${gateway}'`)
+  }
+  const mqttPort = intOpt(p, 'mqtt-port', 1883, 1, 65535)
+  const speed = numOpt(p, 'speed', 1, 0.01, 1000)
+  const seconds = numOpt(p, 'seconds', 0, 0)
+  const token = await adminToken(p)
+  // The admin API answers before we build boards: a wrong URL or token fails fast.
+  let res: Response
+  try {
+    res = await fetch(new URL('/api/devices', url), { headers: { authorization: `Bearer ${token}` } })
+  } catch (e) {
+    throw new CliError(`cannot reach the gateway at ${gateway}: ${(e as Error).cause ? String(((e as Error).cause as Error).message) : (e as Error).message}`)
+  }
+  if (res.status === 401 || res.status === 403) throw new CliError(`the gateway at ${gateway} refused the admin token (HTTP ${res.status})`)
+  if (!res.ok) throw new CliError(`the gateway at ${gateway} answered HTTP ${res.status} to the admin API`)
+  await res.arrayBuffer()
+
+  const { Fleet } = await import('../../hardware-sim/fleet/fleet.ts')
+  io.stderr.write(`building the firmware and provisioning ${c.devices} boards (seed ${c.seed})...\n`)
+  let lastShown = 0
+  const fleet = await Fleet.start({
+    devices: c.devices, gateway: { httpUrl: url.origin, adminToken: token, mqttPort, mqttHost: url.hostname }, source: c.source, seed: c.seed, speed,
+    profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir,
+    onProvisioned: (n, total) => {
+      if (n === total || Date.now() - lastShown > 1000) {
+        lastShown = Date.now()
+        io.stderr.write(`provisioned ${n}/${total}\n`)
+      }
+    },
+  }).catch((e: Error) => {
+    throw new CliError(e.message)
+  })
+  let prev: { published: number; acked: number; realMs: number } | null = null
+  const t0 = performance.now()
+  const onSig = () => {
+    io.stderr.write('stopping...\n')
+    fleet.stop()
+  }
+  process.once('SIGINT', onSig)
+  process.once('SIGTERM', onSig)
+  try {
+    print(io, `devices: ${fleet.boards.map((b) => `dev${b.index}=${b.id}(${b.profile})`).join(' ')}`)
+    const s = await fleet.run({
+      untilMs: seconds > 0 ? seconds * 1000 : undefined,
+      onTick: (s) => {
+        const real = performance.now() - t0
+        print(io, fmtTick(s, prev, real))
+        prev = { published: s.published, acked: s.acked, realMs: real }
+      },
+    })
+    for (const [t, d] of fleet.faultLog) print(io, `fault at ${(t / 1000).toFixed(1)}s: ${d}`)
+    print(io, `done: ${fmtTick(s, null, 0)}; ${((performance.now() - t0) / 1000).toFixed(1)} s real`)
+  } finally {
+    process.off('SIGINT', onSig)
+    process.off('SIGTERM', onSig)
+    await fleet.close()
+  }
+  return 0
+}
+
+async function record(argv: string[], io: CliIO): Promise<number> {
+  const p = parseCli(argv, runOptions)
+  const c = await commonFleetOptions(p)
+  const seconds = numOpt(p, 'seconds', 0, 1, 24 * 3600)
+  if (seconds === 0) throw new UsageError('--seconds is required')
+  const out = requireOpt(p, 'out')
+  const speed = numOpt(p, 'speed', 50, 0.01, 1000)
+  const { startRecorder, writeDevicesJson } = await import('../../hardware-sim/fleet/recorder.ts')
+  const { Fleet } = await import('../../hardware-sim/fleet/fleet.ts')
+  const rec = await startRecorder(out)
+  try {
+    const fleet = await Fleet.start({
+      devices: c.devices, gateway: { httpUrl: rec.httpUrl, adminToken: 'recorder', mqttPort: rec.mqttPort }, source: c.source, seed: c.seed, speed,
+      profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir,
+    }).catch((e: Error) => {
+      throw new CliError(e.message)
+    })
+    try {
+      await fleet.run({ untilMs: seconds * 1000 })
+      // Let frames already sent get their PUBACK (a few more simulated seconds at most).
+      for (let i = 0; i < 100; i++) {
+        const s = fleet.poll()
+        if (s.published === s.acked) break
+        await fleet.advance(100)
+      }
+      const s = fleet.poll()
+      const entries = fleet.boards.map((b) => {
+        const d = rec.devices.get(b.id)!
+        return { index: b.index, ...d, source: b.sources.summary.source, frames: rec.written.get(b.id) ?? 0 }
+      })
+      const path = writeDevicesJson(out, entries)
+      print(io, `recorded ${rec.stats.frames} frames (${rec.stats.bytes} bytes) from ${c.devices} boards over ${seconds} simulated s into ${out}; ${path}`)
+      if (rec.stats.invalid > 0) print(io, `warning: ${rec.stats.invalid} frames did not verify and were not written`)
+      if (s.outOfMemory > 0) print(io, `warning: ${s.outOfMemory} boards ran out of memory`)
+    } finally {
+      await fleet.close()
+    }
+  } finally {
+    await rec.close()
+  }
+  return 0
+}
+
+async function attack(argv: string[], io: CliIO): Promise<number> {
+  const p = parseCli(argv, runOptions, { min: 1, max: 1, names: ['ATTACK'] })
+  const { ATTACKS, runAttack } = await import('../../hardware-sim/faults/hostile.ts')
+  const which = p.positionals[0]!
+  if (which !== 'all' && !(ATTACKS as readonly string[]).includes(which)) throw new UsageError(`unknown attack '${which}' (expected one of ${ATTACKS.join(', ')}, all)`)
+  const gateway = requireOpt(p, 'gateway')
+  const mqttPort = intOpt(p, 'mqtt-port', 1883, 1, 65535)
+  const token = await adminToken(p)
+  const { registerAttackers } = await import('../../hardware-sim/faults/hostile.ts')
+  const u = new URL(gateway)
+  const pair = await registerAttackers(gateway, token).catch((e: Error) => {
+    throw new CliError(e.message)
+  })
+  for (const a of which === 'all' ? ATTACKS : [which as (typeof ATTACKS)[number]]) {
+    const r = await runAttack(a, { url: `mqtt://${u.hostname}:${mqttPort}`, key: pair.attacker, victimId: pair.victim.id, counter: pair.counter })
+    print(io, JSON.stringify(r))
+  }
+  return 0
+}
+
+export const command: Command = {
+  name: 'sim',
+  summary: 'run a fleet of virtual boards with the real firmware against a gateway (or record frames)',
+  usage: RUN_USAGE,
+  async run(argv, io) {
+    const sub = argv[0]
+    if (sub === 'record') {
+      if (wantsHelp(argv)) return print(io, RECORD_USAGE), 0
+      return record(argv.slice(1), io)
+    }
+    if (sub === 'attack') {
+      if (wantsHelp(argv)) return print(io, ATTACK_USAGE), 0
+      return attack(argv.slice(1), io)
+    }
+    if (wantsHelp(argv)) return print(io, RUN_USAGE), 0
+    return runFleet(argv, io)
+  },
+}
