@@ -212,10 +212,11 @@ async function record(argv: string[], io: CliIO): Promise<number> {
       // Let frames already sent get their PUBACK (a few more simulated seconds at most).
       for (let i = 0; i < 100; i++) {
         const s = fleet.poll()
-        if (s.published === s.acked) break
+        if (s.backlog === 0 && s.connected === s.devices) break
         await fleet.advance(100)
       }
       const s = fleet.poll()
+      await fleet.quiesce()
       const entries = fleet.boards.map((b) => {
         const d = rec.devices.get(b.id)!
         return { index: b.index, ...d, source: b.sources.summary.source, frames: rec.written.get(b.id) ?? 0 }

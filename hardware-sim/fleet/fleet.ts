@@ -86,6 +86,8 @@ export interface FleetStats {
   published: number
   acked: number
   backlog: number
+  /** Frames waiting in the flash of boards that are connected: grows when the gateway falls behind. */
+  connectedBacklog: number
   nacks: number
   reboots: number
   outOfMemory: number
@@ -109,9 +111,9 @@ export class Fleet {
   private realStart = 0
   private ownDir: boolean
   private gcTimer: NodeJS.Timeout | null = null
+  private lastConnectedBacklog = 0
   /** Every fault applied, for reports and tests: [fleet ms, description]. */
   readonly faultLog: Array<[number, string]> = []
-  private lastPoll = { acked: 0, published: 0 }
 
   private constructor(readonly opts: FleetOptions, readonly dir: string, proxy: FaultProxy | null) {
     this.proxy = proxy
@@ -201,6 +203,7 @@ export class Fleet {
     let backlog = 0
     let reboots = 0
     let oom = 0
+    let connectedBacklog = 0
     for (const b of this.boards) {
       let s: RigStatus | null = null
       try {
@@ -225,11 +228,12 @@ export class Fleet {
       b.last = cur
       if (s.connected) connected++
       backlog += s.backlog ?? 0
+      if (s.connected) connectedBacklog += s.backlog ?? 0
     }
     const sum = (k: keyof FleetBoard['totals']) => this.boards.reduce((n, b) => n + b.totals[k], 0)
     return {
       virtualMs: this.virtualMs, realMs: this.running ? performance.now() - this.realStart : 0, devices: this.boards.length, connected,
-      frames: sum('frames'), published: sum('published'), acked: sum('acked'), backlog, nacks: sum('nacks'), reboots, outOfMemory: oom, speed: this.speedTarget,
+      frames: sum('frames'), published: sum('published'), acked: sum('acked'), backlog, connectedBacklog, nacks: sum('nacks'), reboots, outOfMemory: oom, speed: this.speedTarget,
     }
   }
 
@@ -316,16 +320,38 @@ export class Fleet {
   /**
    * The governor: frames published but not yet acknowledged mean the gateway (or the path
    * to it) is behind; at high speed its real latency turns into virtual seconds, which
-   * trips keep-alive and PUBACK timeouts a real board would never see. Halve the speed
-   * while more than two frames per connected board are waiting; creep back up when none are.
+   * trips keep-alive and PUBACK timeouts a real board would never see. The sign: boards that
+   * are connected yet keep more frames in flash than before (their four-frame window is full
+   * of frames waiting for PUBACK, so new frames go to flash). Halve the speed while that
+   * grows; raise it again (by half, up to the requested speed) once it is back to about one
+   * frame per board.
    */
   private govern(s: FleetStats): void {
-    const dPub = s.published - this.lastPoll.published
-    const dAck = s.acked - this.lastPoll.acked
-    this.lastPoll = { published: s.published, acked: s.acked }
-    const waiting = s.published - s.acked
-    if (s.connected > 0 && waiting > 2 * s.connected && dAck < dPub) this.speedTarget = Math.max(1, this.speedTarget / 2)
-    else if (waiting <= s.connected && this.speedTarget < this.maxSpeed) this.speedTarget = Math.min(this.maxSpeed, this.speedTarget * 1.5)
+    const grew = s.connectedBacklog > this.lastConnectedBacklog
+    this.lastConnectedBacklog = s.connectedBacklog
+    if (s.connected > 0 && grew) this.speedTarget = Math.max(1, this.speedTarget / 2)
+    else if (s.connectedBacklog <= s.connected && this.speedTarget < this.maxSpeed) this.speedTarget = Math.min(this.maxSpeed, this.speedTarget * 1.5)
+  }
+
+  /**
+   * Lets the I/O that is already under way finish without moving virtual time: every
+   * board handles what arrived (PUBACKs, control messages) at its current instant, until
+   * nothing changes for `quietMs` real ms. After stop(), what the gateway stored and what
+   * the boards counted as acknowledged then agree.
+   */
+  async quiesce(quietMs = 250, maxMs = 10_000): Promise<void> {
+    const t0 = performance.now()
+    let last = -1
+    let since = performance.now()
+    while (performance.now() - t0 < maxMs) {
+      await new Promise((r) => setTimeout(r, 25))
+      for (const b of this.boards) b.rig.board.advance(0)
+      const acked = this.poll().acked
+      if (acked !== last) {
+        last = acked
+        since = performance.now()
+      } else if (performance.now() - since >= quietMs) return
+    }
   }
 
   private apply(a: FaultAction): void {

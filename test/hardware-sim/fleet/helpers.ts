@@ -6,16 +6,20 @@ import type { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { verifyFrame } from '../../../protocol/node/verify.ts'
 import type { RecordingStore } from '../../firmware/helpers/real-gateway.ts'
 
-/** Steps the fleet in small virtual steps until every published frame has its PUBACK. */
-export async function drain(fleet: Fleet, maxRounds = 200): Promise<void> {
-  for (let i = 0; i < maxRounds; i++) {
+/**
+ * After stop(): steps the fleet in small virtual steps until every board is connected with
+ * nothing left in flash, then lets the PUBACKs already on their way arrive (quiesce), so the
+ * boards' acknowledged counts and the gateway's store can be compared exactly.
+ */
+export async function drain(fleet: Fleet, maxRounds = 300): Promise<void> {
+  for (let i = 0; ; i++) {
     const s = fleet.poll()
-    if (s.published === s.acked && s.backlog === 0) return
+    if (s.backlog === 0 && s.connected === s.devices) break
+    if (i >= maxRounds) throw new Error(`fleet did not drain: backlog ${s.backlog}, connected ${s.connected}/${s.devices}`)
     await new Promise((r) => setTimeout(r, 20))
-    await fleet.advance(20)
+    await fleet.advance(50)
   }
-  const s = fleet.poll()
-  throw new Error(`fleet did not drain: published ${s.published}, acked ${s.acked}, backlog ${s.backlog}`)
+  await fleet.quiesce()
 }
 
 export interface BoardCheck {

@@ -1,0 +1,69 @@
+/**
+ * Scripted faults on a fleet running the real firmware against the real gateway: each fault
+ * has the effect it should, and afterwards every frame a board counted as acknowledged is
+ * stored once, verifies, and (within a boot) no sequence number is missing.
+ */
+import t from 'tap'
+import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
+import { parseFault } from '../../../hardware-sim/fleet/faults.ts'
+import { startRealGateway } from '../../firmware/helpers/real-gateway.ts'
+import { checkBoards, drain } from './helpers.ts'
+
+t.setTimeout(120_000)
+
+t.test('WiFi drop, gateway restart, clock skew, flash full, brown-out, I2C device gone, lead-off', async (t) => {
+  const gw = await startRealGateway()
+  t.teardown(() => gw.close())
+  const script = [
+    'dev0:wifi-drop@5s+20s', 'dev0:clock-skew=+60s@40s',
+    'dev1:wifi-drop@8s+20s', 'dev1:brown-out=0.5@12s',
+    'dev2:i2c-gone=ppg@5s+10s', 'dev2:lead-off@20s+5s',
+    'dev3:wifi-drop@5s+20s', 'dev3:flash-full@5s+10s',
+    'all:gateway-restart@30s+5s',
+  ]
+  const fleet = await Fleet.start({ devices: 4, gateway: { httpUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort }, seed: 3, speed: 10, faults: script.map(parseFault) })
+  t.teardown(() => fleet.close())
+  await fleet.run({ untilMs: 50_000, pollMs: 250 })
+  await drain(fleet)
+  const c = checkBoards(fleet, gw.store)
+  // One frame per simulated second from fleet time 0: in the first boot, frame seq n holds
+  // about second n to n+1 (frame times are the board's wall clock, which a time sync moves).
+  const bySeq = (i: number, from: number, to: number) => c[i]!.frames.filter((f) => f.boot === c[i]!.frames[0]!.boot && f.seq >= from && f.seq <= to)
+  t.same(fleet.faultLog.map(([ms, d]) => `${ms / 1000}s ${d}`), [
+    '5s dev0 wifi-drop', '5s dev2 i2c-gone', '5s dev3 wifi-drop', '5s dev3 flash-full', '8s dev1 wifi-drop', '12s dev1 brown-out',
+    '15s dev2 i2c-gone ends', '15s dev3 flash-full ends', '20s dev2 lead-off', '30s gateway-restart for 5000 ms', '40s dev0 clock-skew',
+  ], 'every fault fired at its virtual time')
+
+  for (const b of c) {
+    t.equal(b.badSignatures, 0, `dev${b.index}: every stored frame verifies`)
+    t.equal(new Set(b.seqs).size, b.seqs.length, `dev${b.index}: each sequence number stored once`)
+    const nacks = fleet.boards[b.index]!.totals.nacks
+    t.equal(b.stored, b.acked - nacks, `dev${b.index}: stored = acknowledged (${b.acked}) - NACKed (${nacks})`)
+  }
+  // WiFi drop: frames made offline went to flash and arrived afterwards, none missing.
+  t.ok(fleet.boards[0]!.status!.uplink!.stored >= 15, `dev0: ${fleet.boards[0]!.status!.uplink!.stored} frames kept in flash during the drop`)
+  t.same(c[0]!.gaps, [], 'dev0: no frame lost across the drop and the gateway restart')
+  t.same(c[3]!.gaps, [], 'dev3: no frame lost with the flash full (its ring segments already existed)')
+  // Gateway restart through the proxy: every board reconnected.
+  t.equal(fleet.proxy!.stats.cuts, 1, 'the proxy cut every connection once')
+  for (const b of fleet.boards) t.ok(b.totals.connects >= 2, `dev${b.index}: reconnected after the restart (${b.totals.connects} connects)`)
+  // Brown-out while offline: the board rebooted and later boots never reuse sequence numbers.
+  const boots1 = [...new Set(c[1]!.frames.map((f) => f.boot))]
+  t.ok(boots1.length >= 2, `dev1: frames from boots ${boots1.join(', ')}`)
+  t.ok(fleet.boards[1]!.rig.lines.some((l) => /brown-out: rebooting/.test(l)), 'dev1: brown-out reboot seen on the console')
+  const last1 = Math.max(...c[1]!.frames.filter((f) => f.boot === boots1[0]).map((f) => f.seq))
+  t.ok(c[1]!.frames.filter((f) => f.boot !== boots1[0]).every((f) => f.seq > last1), 'dev1: the next boot numbers frames above the last one before the brown-out')
+  // MAX30102 gone for 10 s: frames without PPG samples, then PPG again.
+  t.ok(bySeq(2, 7, 13).every((f) => f.ppgN === 0), 'dev2: no PPG while the MAX30102 does not answer')
+  t.ok(bySeq(2, 17, 19).every((f) => f.ppgN >= 90), 'dev2: PPG back after it answers again')
+  t.equal(fleet.boards[2]!.totals.nacks, 0, 'dev2: no frame refused when the MAX30102 vanishes', { todo: 'firmware: the frame being built when the MAX30102 stops answering fails the gateway schema check (NACK schema) and is lost' })
+  // Lead-off for 5 s: flag bit 0 set on those frames only.
+  t.ok(bySeq(2, 21, 23).every((f) => (f.flags & 1) === 1), 'dev2: lead-off flag during the lead-off')
+  t.ok(bySeq(2, 27, 29).every((f) => (f.flags & 1) === 0), 'dev2: lead-off flag clear afterwards')
+  // Clock skew of +60 s: frame times jump forward once. At speed 10 the board's clock also
+  // runs ahead of the gateway's between syncs, so the jump is up to the skew, not exactly it.
+  const f0 = c[0]!.frames
+  const jumps = f0.slice(1).map((f, i) => f.t0 - f0[i]!.t0).filter((d) => d > 30_000)
+  t.equal(jumps.length, 1, 'dev0: one jump in frame times')
+  t.ok(jumps[0]! > 30_000 && jumps[0]! <= 61_000, `dev0: a jump of up to the 60 s skew (${jumps[0]} ms)`)
+})
