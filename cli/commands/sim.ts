@@ -172,7 +172,7 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
   process.once('SIGTERM', onSig)
   try {
     print(io, `devices: ${fleet.boards.map((b) => `dev${b.index}=${b.id}(${b.profile})`).join(' ')}`)
-    const s = await fleet.run({
+    await fleet.run({
       untilMs: seconds > 0 ? seconds * 1000 : undefined,
       onTick: (s) => {
         const real = performance.now() - t0
@@ -180,6 +180,9 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
         prev = { published: s.published, acked: s.acked, realMs: real }
       },
     })
+    // PUBACKs already on their way are counted before the summary (it then matches the gateway's store).
+    await fleet.quiesce()
+    const s = fleet.poll()
     for (const [t, d] of fleet.faultLog) print(io, `fault at ${(t / 1000).toFixed(1)}s: ${d}`)
     print(io, `done: ${fmtTick(s, null, 0)}; ${((performance.now() - t0) / 1000).toFixed(1)} s real`)
   } finally {

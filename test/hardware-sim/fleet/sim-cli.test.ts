@@ -1,0 +1,100 @@
+/**
+ * `mhealth sim` as a user runs it, in child processes: record without a gateway (every
+ * recorded frame verifies with `mhealth frame verify`), a fresh gateway plus `mhealth sim`
+ * streaming with no manual step, and usage errors.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli, repoRoot } from '../../helpers/cli.ts'
+
+t.setTimeout(180_000)
+
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'mh-sim-cli-'))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  return d
+}
+
+t.test('sim record writes DIR/<id>/<seq>.cose and devices.json; every frame verifies with mhealth frame verify', async (t) => {
+  const out = join(tmp(), 'rec')
+  const r = await runCli(['sim', 'record', '--devices', '2', '--seconds', '6', '--out', out, '--seed', '7', '--fault', 'dev1:lead-off@2s+2s'], { timeoutMs: 120_000 })
+  t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
+  t.match(r.stdout, /recorded \d+ frames/)
+  const devices = JSON.parse(readFileSync(join(out, 'devices.json'), 'utf8')) as Array<{ index: number; id: string; profile: string; publicKey?: string; secret?: string; frames: number }>
+  t.same(devices.map((d) => d.profile), ['se', 'bare'], 'one SE board, one bare board')
+  t.match(devices[0], { publicKey: /^04[0-9a-f]{128}$/ }, 'SE entry has the public key')
+  t.match(devices[1], { secret: /^[0-9a-f]{64}$/ }, 'bare entry has the secret')
+  let checked = 0
+  for (const d of devices) {
+    const files = readdirSync(join(out, d.id)).filter((f) => f.endsWith('.cose'))
+    t.equal(files.length, d.frames, `${d.id}: devices.json counts its ${files.length} files`)
+    t.ok(files.length >= 4, `${d.id}: at least 4 frames in 6 simulated s (${files.length})`)
+    for (const f of files) {
+      const v = await runCli(['frame', 'verify', join(out, d.id, f), '--key', (d.publicKey ?? d.secret)!])
+      t.equal(v.code, 0, `${d.id}/${f} verifies: ${v.stdout.trim() || v.stderr.trim()}`)
+      t.match(v.stdout, new RegExp(`seq ${f.replace('.cose', '')},`), `${f}: the file name is the frame's seq`)
+      checked++
+    }
+  }
+  t.ok(checked >= 8, `${checked} frames verified`)
+  // The wrong key fails: the check is real.
+  const d0 = devices[0]!
+  const f0 = readdirSync(join(out, d0.id))[0]!
+  const bad = await runCli(['frame', 'verify', join(out, d0.id, f0), '--key', devices[1]!.secret!])
+  t.equal(bad.code, 1, 'a frame does not verify with another device\'s key')
+})
+
+t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t) => {
+  const data = tmp()
+  const gw = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), 'gateway', '--data', data, '--mqtt-port', 'auto', '--mqtts-port', '0', '--ws-port', '0', '--http-port', 'auto', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => gw.kill('SIGTERM'))
+  const ready = await new Promise<{ ports: { mqtt: number; http: number } }>((resolve, reject) => {
+    let buf = ''
+    gw.stdout.on('data', (d) => {
+      buf += d
+      const line = buf.split('\n').find((l) => l.includes('"ready"'))
+      if (line) resolve(JSON.parse(line))
+    })
+    gw.on('exit', (c) => reject(new Error(`gateway exited ${c}`)))
+  })
+  const r = await runCli(['sim', '--devices', '2', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '8', '--speed', '4', '--seed', '5'], { timeoutMs: 120_000 })
+  t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
+  t.match(r.stdout, /devices: dev0=\w{17}\(se\) dev1=\w{17}\(bare\)/, 'lists the provisioned boards')
+  const done = /done: t=8\.0s up (\d)\/2 frames (\d+) sent (\d+)\s+acked (\d+)/.exec(r.stdout)
+  t.ok(done, `summary line (${r.stdout.split('\n').slice(-3).join(' | ')})`)
+  t.ok(Number(done?.[4]) >= 8, `frames acknowledged by the gateway: ${done?.[4]}`)
+  const metrics = await (await fetch(`http://127.0.0.1:${ready.ports.http}/metrics`)).text()
+  const accepted = Number(/^mhealth_frames_accepted_total (\d+)/m.exec(metrics)?.[1])
+  t.equal(accepted, Number(done?.[4]), 'the gateway stored exactly the frames the boards had acknowledged')
+})
+
+t.test('usage errors exit 2 with a clear message', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['sim', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x'], /--devices is required/],
+    [['sim', '--devices', '2', '--admin-token', 'x'], /--gateway is required/],
+    [['sim', '--devices', '2', '--gateway', 'mqtt://x:1', '--admin-token', 'x'], /expected the gateway's HTTP URL/],
+    [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1'], /--admin-token T or --data/],
+    [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x', '--fault', 'dev0:wifi-drop'], /expected TARGET:KIND\[=ARG\]@START/],
+    [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x', '--fault', 'dev0:meteor@1s'], /unknown kind 'meteor'/],
+    [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x', '--source', 'holter:1'], /expected synthetic or mitdb:RECORD/],
+    [['sim', 'record', '--devices', '2', '--out', '/tmp/x'], /--seconds is required/],
+    [['sim', 'attack', 'teleport', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x'], /unknown attack 'teleport'/],
+  ]
+  for (const [args, re] of cases) {
+    const r = await runCli(args)
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`)
+    t.match(r.stderr, re, `${args.join(' ')}: names the problem`)
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  }
+  const unreachable = await runCli(['sim', '--devices', '1', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x'])
+  t.equal(unreachable.code, 1, 'unreachable gateway: exit 1')
+  t.match(unreachable.stderr, /cannot reach the gateway/)
+  for (const help of [['sim', '--help'], ['sim', 'record', '--help'], ['sim', 'attack', '--help']]) {
+    const r = await runCli(help)
+    t.equal(r.code, 0, `${help.join(' ')}: exit 0`)
+    t.match(r.stdout, /Usage: mhealth sim/)
+  }
+})
