@@ -35,6 +35,8 @@ interface Result {
   peakRssMb: number
   baseRssMb: number
   gatewayPeakRssMb: number
+  gcCount: number
+  gcMs: number
 }
 
 async function one(devices: number, seconds: number, speed: number): Promise<Result> {
@@ -69,9 +71,10 @@ async function one(devices: number, seconds: number, speed: number): Promise<Res
     await fleet.run({
       untilMs: seconds * 1000,
       pollMs: 10_000,
-      onTick: (s) => process.stderr.write(`  t=${(s.virtualMs / 1000).toFixed(1)}s connected ${s.connected}/${s.devices} acked ${s.acked} backlog ${s.backlog} rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (${((performance.now() - t1) / 1000).toFixed(0)} s)\n`),
+      onTick: (s) => process.stderr.write(`  t=${(s.virtualMs / 1000).toFixed(1)}s connected ${s.connected}/${s.devices} acked ${s.acked} backlog ${s.backlog} oom ${s.outOfMemory} gc ${fleet.gcStats.count}/${(fleet.gcStats.ms / 1000).toFixed(1)}s rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (${((performance.now() - t1) / 1000).toFixed(0)} s)\n`),
     })
     const runMs = performance.now() - t1
+    const gc = { ...fleet.gcStats }
     await fleet.quiesce()
     const s = fleet.poll()
     const metrics = await (await fetch(`${httpUrl}/metrics`)).text()
@@ -81,6 +84,7 @@ async function one(devices: number, seconds: number, speed: number): Promise<Res
     return {
       devices, seconds, provisionMs, runMs, frames: s.frames, acked: s.acked, stored, backlog: s.backlog, oom: s.outOfMemory, reboots: s.reboots,
       peakRssMb: process.resourceUsage().maxRSS / 1024, baseRssMb, gatewayPeakRssMb: hwm ? Number(hwm[1]) / 1024 : NaN,
+      gcCount: gc.count, gcMs: gc.ms,
     }
   } finally {
     gw.kill('SIGTERM')
@@ -112,6 +116,7 @@ if (process.argv.includes('--one')) {
     ['real ms per board per simulated s', (r) => (r.runMs / r.devices / r.seconds).toFixed(2)],
     ['frames made / acknowledged / stored by the gateway', (r) => `${r.frames} / ${r.acked} / ${r.stored}`],
     ['frames left in flash at the end, reboots, boards out of memory', (r) => `${r.backlog}, ${r.reboots}, ${r.oom}`],
+    ['forced GCs (garbage pump): count, share of wall time', (r) => `${r.gcCount}, ${((100 * r.gcMs) / r.runMs).toFixed(0)} %`],
     ['peak RSS fleet process, MB (before boards)', (r) => `${r.peakRssMb.toFixed(0)} (${r.baseRssMb.toFixed(0)})`],
     ['RSS per board, MB', (r) => ((r.peakRssMb - r.baseRssMb) / r.devices).toFixed(2)],
     ['peak RSS gateway process, MB', (r) => r.gatewayPeakRssMb.toFixed(0)],

@@ -99,6 +99,25 @@ interface Intrinsics {
 }
 
 let gcFn: (() => void) | undefined
+/**
+ * Forced collections requested by boards that ran over budget, shared by every board in the
+ * process: with many boards (a fleet) one full collection serves them all, and a collection
+ * of a large heap is not free, so the next waits at least 4x as long as the last one took.
+ */
+const gcThrottle = { last: 0, tookMs: 0, queued: false }
+function requestGc(): void {
+  const t = performance.now()
+  if (gcThrottle.queued || t - gcThrottle.last < Math.max(200, 4 * gcThrottle.tookMs)) return
+  gcThrottle.queued = true
+  // On a fresh task: objects a WeakRef.deref() touched in this job stay alive until it ends.
+  setImmediate(() => {
+    const t0 = performance.now()
+    forceGc()
+    gcThrottle.tookMs = performance.now() - t0
+    gcThrottle.last = performance.now()
+    gcThrottle.queued = false
+  })
+}
 function forceGc(): void {
   if (!gcFn) {
     // Expose gc for one throwaway context only: contexts created while the flag is on get a `gc` global they could not lose.
@@ -173,7 +192,6 @@ export class VirtualBoard {
     if (cell.gen === this.gen) this.trackedCost -= cell.cost
     cell.cost = 0
   })
-  private lastGc = 0
   private memDirty = false
   private lastMeasureAt = -Infinity
   private lastCollect = 0
@@ -621,12 +639,7 @@ export class VirtualBoard {
 
   /** Forces a V8 collection at most every 200 real ms, so garbage stops counting once the event loop turns. */
   private maybeGc(): void {
-    const t = performance.now()
-    if (t - this.lastGc > 200) {
-      this.lastGc = t
-      // On a fresh task: objects a WeakRef.deref() touched in this job stay alive until it ends.
-      setImmediate(forceGc)
-    }
+    requestGc()
   }
 
   /** Gate, memory check, run. Code from flash costs 2 vars per function; RAM code its text. */

@@ -73,6 +73,13 @@ export class BoardNetwork {
     for (const s of this.sockets) this.closeSock(s, false)
     this.sockets.clear()
     this.wifi = null
+    // An association under way dies with the interpreter (its timer is cleared with the
+    // others); left 'connecting', every later Wifi.connect() would wait for it forever.
+    if (this.state === 'connecting') {
+      if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
+      this.connectTimer = -1
+      this.state = 'off'
+    }
   }
 
   shutdown(): void {

@@ -95,6 +95,43 @@ export interface FleetStats {
   speed: number
 }
 
+/**
+ * A board from an earlier run (same `dir`): its flash already holds `mh.cfg` and, with an SE,
+ * a personalised secure element. Keep its identity and counters (a fresh registration would
+ * mean a new key), make sure the gateway knows it (409 = already registered), and point its
+ * configuration at this gateway. Null when the board was never provisioned or changed profile.
+ */
+async function resumeRig(rig: BoardRig, profile: 'se' | 'bare', gw: FleetGateway, mqttPort: number, patient: string): Promise<Provisioned | null> {
+  const r = rig.board.repl('JSON.stringify(require("Storage").readJSON("mh.cfg", true) || null)')
+  const cfg = r.ok ? (JSON.parse(String(r.value)) as Provisioned['config'] | null) : null
+  if (!cfg || typeof cfg.id !== 'string' || cfg.profile !== profile) return null
+  let key: Provisioned['key']
+  let body: Record<string, unknown>
+  if (profile === 'se') {
+    const pub = rig.readPublicKey()
+    key = { profile: 'se', publicKey: pub }
+    body = { profile, publicKey: Buffer.from(pub).toString('hex'), patient }
+  } else {
+    if (typeof cfg.secret !== 'string') return null
+    key = { profile: 'bare', secret: new Uint8Array(Buffer.from(cfg.secret, 'hex')) }
+    body = { id: cfg.id, profile, secret: cfg.secret, patient }
+  }
+  const res = await fetch(new URL('/api/devices', gw.httpUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${gw.adminToken}` },
+    body: JSON.stringify(body),
+  })
+  const text = await res.text()
+  if (!res.ok && res.status !== 409) throw new Error(`the gateway refused the registration of ${cfg.id} (HTTP ${res.status}): ${text.slice(0, 200)}`)
+  const u = new URL(gw.httpUrl)
+  const config = { ...cfg, gw: { ...cfg.gw, host: u.hostname, mqttPort, httpPort: Number(u.port || 80) } }
+  rig.configure(config)
+  return { id: cfg.id, profile, key, config }
+}
+
+/** The pump waits this many times the last collection's duration before the next (≤ 1/(1+F) of the time in GC). */
+const GC_GAP_FACTOR = 4
+
 const mix = (seed: number, i: number) => (Math.imul((seed >>> 0) ^ Math.imul(i + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) % 1_000_000_007
 
 export class Fleet {
@@ -112,6 +149,8 @@ export class Fleet {
   private ownDir: boolean
   private gcTimer: NodeJS.Timeout | null = null
   private lastConnectedBacklog = 0
+  /** Forced collections by the garbage pump and the real ms they took (bench figures). */
+  readonly gcStats = { count: 0, ms: 0 }
   /** Every fault applied, for reports and tests: [fleet ms, description]. */
   readonly faultLog: Array<[number, string]> = []
 
@@ -169,10 +208,10 @@ export class Fleet {
         bundle, clock: Date.now(), gcPump: false,
       })
       try {
-        const prov = await provisionRig(rig, {
-          gatewayUrl: o.gateway.httpUrl, adminToken: o.gateway.adminToken, mqttPort, profile,
-          patient: o.patient ? o.patient(i) : `sim-${seed}-${i}`, extra: o.firmwareConfig as never,
-        })
+        const patient = o.patient ? o.patient(i) : `sim-${seed}-${i}`
+        const prov = (await resumeRig(rig, profile, o.gateway, mqttPort, patient)) ?? (await provisionRig(rig, {
+          gatewayUrl: o.gateway.httpUrl, adminToken: o.gateway.adminToken, mqttPort, profile, patient, extra: o.firmwareConfig as never,
+        }))
         this.boards[i] = {
           index: i, id: prov.id, profile, rig, key: prov.key, sources, baseMs: 0,
           totals: { frames: 0, published: 0, acked: 0, nacks: 0, connects: 0 }, last: null, status: null,
@@ -397,7 +436,7 @@ export class Fleet {
 
   /**
    * Espruino frees garbage at once; the virtual board only when V8 collects (see rig.ts).
-   * One collection for the whole fleet, spaced by at least twice what the last one took
+   * One collection for the whole fleet, spaced by GC_GAP_FACTOR times what the last one took
    * (a fleet's heap is large and a full collection is not free).
    */
   private startGcPump(): void {
@@ -412,7 +451,10 @@ export class Fleet {
         for (const b of this.boards.slice(1)) b.rig.board.memory()
       }, () => {}).finally(() => {
         busy = false
-        gap = Math.max(200, 2 * (performance.now() - t0))
+        const took = performance.now() - t0
+        this.gcStats.count++
+        this.gcStats.ms += took
+        gap = Math.max(200, GC_GAP_FACTOR * took)
         if (this.gcTimer) {
           this.gcTimer = setTimeout(tick, gap)
           this.gcTimer.unref()
