@@ -36,6 +36,11 @@ const devices = Array.from({ length: 50 }, (_, i) => `DEV${String(i).padStart(14
 
 const mem0 = process.memoryUsage()
 const ledger = await openLedger({ dir, producerKey: key, producerId: 'bench-gw', log: () => {} })
+const sampleMem = (): NodeJS.MemoryUsage => {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  return process.memoryUsage()
+}
+let memAt10 = sampleMem()
 const t0 = performance.now()
 let next = 0
 let frameBytes = 0
@@ -46,16 +51,16 @@ async function worker(): Promise<void> {
     new DataView(f.buffer).setFloat64(0, i)
     frameBytes += f.length
     await ledger.appendFrame(f, { deviceId: devices[i % devices.length], seq: Math.floor(i / devices.length), t0: 1_700_000_000_000 + i * 20 })
+    if (i === Math.floor(N / 10)) memAt10 = sampleMem()
   }
 }
 await Promise.all(Array.from({ length: INFLIGHT }, worker))
 const appendS = (performance.now() - t0) / 1000
 await ledger.cutBlock()
-// Resident memory: heap + typed arrays after a GC, relative to an empty process.
-;(globalThis as { gc?: () => void }).gc?.()
-const mem = process.memoryUsage()
-const perM = (x: number) => fmt((x / 1048576) * (1e6 / N), 1)
-console.log(`0. memory after ${fmt(N)} leaves: rss ${fmt(mem.rss / 1048576)} MB (start ${fmt(mem0.rss / 1048576)} MB), heap+arrayBuffers ${fmt((mem.heapUsed + mem.arrayBuffers) / 1048576)} MB => ${perM(mem.rss - mem0.rss)} MB RSS and ${perM(mem.heapUsed + mem.arrayBuffers - mem0.heapUsed - mem0.arrayBuffers)} MB heap per million leaves (gc ${(globalThis as { gc?: unknown }).gc ? 'on' : 'off: run with NODE_OPTIONS=--expose-gc'})`)
+// Resident memory: growth between 10% and 100% of the leaves, per million leaves (after a GC).
+const mem = sampleMem()
+const perM = (x: number) => fmt((x / 1048576) * (1e6 / (N - Math.floor(N / 10))), 1)
+console.log(`0. memory after ${fmt(N)} leaves: rss ${fmt(mem.rss / 1048576)} MB (empty ledger ${fmt(mem0.rss / 1048576)} MB), heap+arrayBuffers ${fmt((mem.heapUsed + mem.arrayBuffers) / 1048576)} MB; growth from ${fmt(N / 10)} to ${fmt(N)} leaves => ${perM(mem.rss - memAt10.rss)} MB RSS and ${perM(mem.heapUsed + mem.arrayBuffers - memAt10.heapUsed - memAt10.arrayBuffers)} MB heap per million leaves (gc ${(globalThis as { gc?: unknown }).gc ? 'on' : 'off: run with NODE_OPTIONS=--expose-gc'})`)
 console.log(`\n1. durable appends (fdatasync, group commit): ${fmt(N / appendS)} leaves/s  (${fmt(appendS, 1)} s; target >= 50,000)`)
 
 // 2. Proof generation and verification.

@@ -11,7 +11,8 @@
  */
 import { openSync, readSync, writeSync, closeSync, fdatasyncSync, ftruncateSync, fstatSync, constants } from 'node:fs'
 
-const PAGE_BYTES = 64 * 1024
+// Proofs read a few dozen scattered records: small pages keep each miss to one cheap read.
+const PAGE_BYTES = 4096
 
 export class FlatFile {
   private fd: number | undefined

@@ -63,7 +63,7 @@ class FileLevels implements LevelStore {
   constructor(private readonly dir: string | null, private readonly readOnly: boolean) {}
   level(height: number): HashFile {
     let f = this.files[height]
-    if (!f) f = this.files[height] = new FlatFile(this.dir === null ? null : join(this.dir, `L${String(height).padStart(2, '0')}.bin`), 32, height === 0 ? 64 : 16, this.readOnly)
+    if (!f) f = this.files[height] = new FlatFile(this.dir === null ? null : join(this.dir, `L${String(height).padStart(2, '0')}.bin`), 32, height === 0 ? 512 : 64, this.readOnly)
     return f
   }
   /** Heights that hold entries for n leaves. */
@@ -85,9 +85,9 @@ export class IndexStore {
   private constructor(readonly dir: string | null, readonly readOnly: boolean) {
     this.levels = new FileLevels(dir, readOnly)
     const f = (name: string, rec: number, pages = 16): FlatFile => new FlatFile(dir === null ? null : join(dir, name), rec, pages, readOnly)
-    this.loc = f('loc.bin', LOC_BYTES, 64)
-    this.blocks = f('blocks.bin', BLOCK_BYTES, 16)
-    this.bnodes = f('bnodes.bin', 32, 16)
+    this.loc = f('loc.bin', LOC_BYTES, 256)
+    this.blocks = f('blocks.bin', BLOCK_BYTES, 64)
+    this.bnodes = f('bnodes.bin', 32, 128)
     if (dir !== null) {
       this.db = new Database(join(dir, 'index.db'), { readonly: readOnly, fileMustExist: readOnly })
       if (!readOnly) {
@@ -277,9 +277,15 @@ export class IndexStore {
   }
 
   /** Forgets the checkpoint: the next open rebuilds the whole index. */
-  invalidate(): void {
+  invalidate(reason: string): void {
     if (!this.db || this.readOnly) return
-    this.db.prepare(`DELETE FROM meta WHERE k = 'ckpt'`).run()
+    this.st.setMeta.run('damaged', reason)
+  }
+
+  /** Why a reader found the index damaged (see invalidate), if one did. */
+  damaged(): string | undefined {
+    if (!this.db) return undefined
+    return (this.db.prepare(`SELECT v FROM meta WHERE k = 'damaged'`).get() as { v: string } | undefined)?.v
   }
 
   close(): void {

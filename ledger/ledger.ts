@@ -47,6 +47,8 @@ export interface LedgerOptions {
   now?: () => number
   /** Open for reading only (CLI tools next to a running gateway): no writes, no timers, no tail repair. */
   readOnly?: boolean
+  /** Write the on-disk index checkpoint at most this often (ms); leaves not yet indexed stay in memory. */
+  indexCommitMs?: number
 }
 
 /** One commented defaults object, merged with the caller's options. */
@@ -55,6 +57,7 @@ const DEFAULTS = {
   blockMaxLeaves: 4096, // ... or per 4096 leaves, whichever comes first
   groupCommitMs: 0, // commit on the next tick; concurrent appends share the sync
   segmentBytes: 64 * 1024 * 1024, // keeps retention rewrites bounded
+  indexCommitMs: 1000, // bounds the in-memory tail to ~1 s of leaves; each commit costs a few fdatasyncs
 }
 
 export class LedgerError extends Error {
@@ -120,9 +123,8 @@ interface DeviceEntry {
   maxSeq: number
 }
 
-/** Commit the index at most this often (ms) or once this many leaves are unindexed. */
-const COMMIT_MS = 1000
-const COMMIT_LEAVES = 1 << 17
+/** ... or as soon as this many leaves are waiting, whatever indexCommitMs says (bounds the tail's memory). */
+const COMMIT_LEAVES = 1 << 16
 const BLOCK_LRU = 128
 
 export class Ledger {
@@ -141,6 +143,8 @@ export class Ledger {
   /** Leaves and blocks covered by the index checkpoint. */
   private indexed = 0
   private ckpt: Checkpoint | undefined
+  /** Set once a read found the index damaged: no more checkpoints until it is rebuilt. */
+  private indexBroken = false
   private lastCommit = 0
   private blockCount = 0
   private durableBlocks = 0
@@ -158,7 +162,7 @@ export class Ledger {
   private consentListeners = new Set<(c: ConsentChange) => void>()
   readonly consent = new ConsentState()
   readonly producerPublicKey: Uint8Array
-  private readonly opts: Required<Pick<LedgerOptions, 'blockIntervalMs' | 'blockMaxLeaves' | 'groupCommitMs' | 'segmentBytes'>> & LedgerOptions
+  private readonly opts: Required<Pick<LedgerOptions, 'blockIntervalMs' | 'blockMaxLeaves' | 'groupCommitMs' | 'segmentBytes' | 'indexCommitMs'>> & LedgerOptions
   private readonly now: () => number
   private readonly log: (msg: string) => void
   private closed = false
@@ -176,7 +180,7 @@ export class Ledger {
     } else if (opts.producerPublicKey) this.producerPublicKey = opts.producerPublicKey
     else throw new LedgerError('expected producerKey (producer) or producerPublicKey (replica)', 'invalid')
     if (typeof opts.producerId !== 'string' || opts.producerId.length === 0) throw new LedgerError(`producerId: expected a non-empty string, got ${JSON.stringify(opts.producerId)}`, 'invalid')
-    for (const k of ['blockIntervalMs', 'blockMaxLeaves', 'groupCommitMs', 'segmentBytes'] as const) {
+    for (const k of ['blockIntervalMs', 'blockMaxLeaves', 'groupCommitMs', 'segmentBytes', 'indexCommitMs'] as const) {
       const v = this.opts[k]
       if (!Number.isFinite(v) || v < 0 || (k === 'blockMaxLeaves' && v < 1)) throw new LedgerError(`${k}: expected a positive number, got ${v}`, 'invalid')
     }
@@ -243,6 +247,8 @@ export class Ledger {
     const idx = this.idx
     const c = idx.checkpoint()
     try {
+      const damaged = idx.damaged()
+      if (damaged !== undefined) throw new Error(`damaged: ${damaged}`)
       idx.adopt(c)
       if (!c) return undefined
       if (c.v !== 1 || !(c.blocks >= 1) || !(c.leaves >= 1)) throw new Error(`bad checkpoint ${JSON.stringify(c)}`)
@@ -289,16 +295,16 @@ export class Ledger {
   /**
    * Writes the index up to the last durable block (flat files, then rows and checkpoint
    * in one SQLite transaction) and drops those leaves from the in-memory tail. Runs at
-   * most every COMMIT_MS unless forced or COMMIT_LEAVES are waiting.
+   * most every indexCommitMs unless forced or COMMIT_LEAVES are waiting.
    */
   private commitIndex(force = false): void {
-    if (this.opts.readOnly || !this.idx.persistent) return
+    if (this.opts.readOnly || !this.idx.persistent || this.indexBroken) return
     const B = this.durableBlocks
     if (B <= (this.ckpt?.blocks ?? 0)) return
     const b = B - 1 === this.lastBlock?.header.height ? this.lastBlock : this.getBlock(B - 1)
     if (!b) return
     const N = b.header.logSize
-    if (!force && N - this.indexed < COMMIT_LEAVES && performance.now() - this.lastCommit < COMMIT_MS) return
+    if (!force && N - this.indexed < COMMIT_LEAVES && performance.now() - this.lastCommit < this.opts.indexCommitMs) return
     const rows: IndexRows = { devices: [], frames: [], hashes: [], consents: [], witnesses: [], segs: [] }
     for (let i = this.indexed; i < N; i++) {
       const r = this.idx.loc.get(i)
@@ -675,7 +681,8 @@ export class Ledger {
   /** Marks the index untrusted (next open rebuilds it) and returns the error to throw. */
   private indexDamaged(what: string): LedgerError {
     this.log(`ledger: index damaged (${what}); it will be rebuilt on the next open`)
-    if (!this.opts.readOnly) this.idx.invalidate()
+    if (!this.opts.readOnly && !this.indexBroken) this.idx.invalidate(what)
+    this.indexBroken = true
     return new LedgerError(`index damaged: ${what} (rebuilt on next open)`, 'block')
   }
 
@@ -692,8 +699,13 @@ export class Ledger {
       // Re-read: retention may have pruned it (and moved it) while we waited.
       r = this.idx.loc.get(i)
       if (r[0] === KIND_FRAME) {
-        const f = decodeFrameLike(this.store.readBody(r.readUInt32LE(4), r.readDoubleLE(8)))
         // The locator is derived data: never hand out bytes that are not this leaf's.
+        let f
+        try {
+          f = decodeFrameLike(this.store.readBody(r.readUInt32LE(4), r.readDoubleLE(8)))
+        } catch {
+          throw this.indexDamaged(`locator of leaf ${i}`)
+        }
         if (f.deviceId !== deviceId || f.seq !== seq || !bytesEqual(leafHashFast(f.data), leafHash)) throw this.indexDamaged(`locator of leaf ${i}`)
         bytes = new Uint8Array(f.data)
       }
@@ -941,7 +953,7 @@ export class Ledger {
     const cutoff = nowMs - this.opts.retentionDays * 86_400_000
     await this.store.sync()
     // Everything written is durable now: index it, so every closed segment qualifies.
-    this.durableBlocks = Math.max(this.durableBlocks, this.blockCount - this.unflushed.size)
+    this.durableBlocks = this.blockCount // store.sync(): every queued record is durable
     this.commitIndex(true)
     const active = this.store.activeSegment
     let pruned = 0
@@ -1017,6 +1029,22 @@ export class Ledger {
     }
     this.idx.loc.sync()
     this.idx.blocks.sync()
+  }
+
+  /**
+   * Writes the index checkpoint now over every durable block (normally done after a
+   * durable block at most every indexCommitMs, and by close and prune).
+   */
+  async flushIndex(): Promise<void> {
+    this.checkOpen()
+    await this.store.sync()
+    this.durableBlocks = this.blockCount // store.sync(): every queued record is durable
+    this.commitIndex(true)
+  }
+
+  /** Leaves not yet in the on-disk index (held in memory until the next checkpoint). */
+  get unindexedLeaves(): number {
+    return this.tree.size - this.indexed
   }
 
   /** Flushes everything (cutting a final block if producer) and closes. Nothing acknowledged is lost. */

@@ -225,8 +225,9 @@ export class SegmentStore {
     const head = Buffer.alloc(RECORD_OVERHEAD)
     readSync(fd, head, 0, RECORD_OVERHEAD, offset)
     const len = head.readUInt32LE(0)
+    if (len > MAX_BODY) throw new StorageError(`${segName(seg)} offset ${offset}: bad record length ${len}`, segName(seg), offset)
     const body = Buffer.alloc(len)
-    readSync(fd, body, 0, len, offset + RECORD_OVERHEAD)
+    if (readSync(fd, body, 0, len, offset + RECORD_OVERHEAD) !== len) throw new StorageError(`${segName(seg)} offset ${offset}: record runs past end of file`, segName(seg), offset)
     return body
   }
 
