@@ -9,7 +9,7 @@
  * The content is derived data: nothing here is fsynced except by `sync()`, called at
  * an index checkpoint, and a damaged file is rebuilt from the segment files.
  */
-import { openSync, readSync, writeSync, closeSync, fdatasyncSync, ftruncateSync, fstatSync, constants } from 'node:fs'
+import { openSync, readSync, writeSync, closeSync, fdatasync, fdatasyncSync, ftruncateSync, fstatSync, constants } from 'node:fs'
 
 // Proofs read a few dozen scattered records: small pages keep each miss to one cheap read.
 const PAGE_BYTES = 4096
@@ -117,6 +117,13 @@ export class FlatFile {
 
   sync(): void {
     if (this.fd !== undefined) fdatasyncSync(this.fd)
+  }
+
+  /** fdatasync on the thread pool (the event loop keeps serving appends meanwhile). */
+  syncAsync(): Promise<void> {
+    const fd = this.fd
+    if (fd === undefined) return Promise.resolve()
+    return new Promise((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())))
   }
 
   close(): void {

@@ -248,12 +248,9 @@ export class IndexStore {
     return (this.st.witness.all(height) as { pub: Buffer; sig: Buffer }[]).map((r) => ({ publicKey: new Uint8Array(r.pub), signature: new Uint8Array(r.sig) }))
   }
 
-  /**
-   * Writes the flat files up to the checkpoint, fdatasyncs them, then commits the rows
-   * and the checkpoint in one transaction.
-   */
-  commit(c: Checkpoint, rows: IndexRows): void {
-    if (!this.db || this.readOnly) return
+  /** Writes the flat files up to the checkpoint (no sync); returns them, for the caller to fdatasync. */
+  writeFiles(c: Checkpoint): FlatFile[] {
+    if (!this.db || this.readOnly) return []
     const files: FlatFile[] = [this.loc, this.blocks, this.bnodes]
     this.loc.flush(c.leaves)
     this.blocks.flush(c.blocks)
@@ -263,7 +260,12 @@ export class IndexStore {
       f.flush(Math.floor(c.leaves / 2 ** h))
       files.push(f)
     }
-    for (const f of files) f.sync()
+    return files
+  }
+
+  /** Commits the rows and the checkpoint in one transaction (after writeFiles' files were synced). */
+  commitRows(c: Checkpoint, rows: IndexRows): void {
+    if (!this.db || this.readOnly) return
     const st = this.st
     this.db.transaction(() => {
       for (const d of rows.devices) st.insDevice.run(d.id, d.name, d.maxSeq)

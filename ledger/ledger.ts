@@ -143,6 +143,7 @@ export class Ledger {
   /** Leaves and blocks covered by the index checkpoint. */
   private indexed = 0
   private ckpt: Checkpoint | undefined
+  private committing: Promise<void> | undefined
   /** Set once a read found the index damaged: no more checkpoints until it is rebuilt. */
   private indexBroken = false
   private lastCommit = 0
@@ -223,7 +224,7 @@ export class Ledger {
       return
     }
     this.durableBlocks = this.blockCount
-    this.commitIndex(true)
+    this.commitIndex(true, true)
     this.pendingSince = this.now()
     if (this.key) {
       this.timer = setInterval(() => {
@@ -297,8 +298,9 @@ export class Ledger {
    * in one SQLite transaction) and drops those leaves from the in-memory tail. Runs at
    * most every indexCommitMs unless forced or COMMIT_LEAVES are waiting.
    */
-  private commitIndex(force = false): void {
+  private commitIndex(force = false, sync = false): Promise<void> | undefined {
     if (this.opts.readOnly || !this.idx.persistent || this.indexBroken) return
+    if (this.committing) return force ? this.committing.then(() => this.commitIndex(true)) as Promise<void> : undefined
     const B = this.durableBlocks
     if (B <= (this.ckpt?.blocks ?? 0)) return
     const b = B - 1 === this.lastBlock?.header.height ? this.lastBlock : this.getBlock(B - 1)
@@ -319,26 +321,42 @@ export class Ledger {
         this.dirtyDevices.add(dev)
       }
     }
+    // Snapshot everything the commit writes: appends go on while the files are fsynced.
     for (const id of this.dirtyDevices) {
       const d = this.devices.get(this.deviceNames[id])!
       rows.devices.push({ id, name: this.deviceNames[id], maxSeq: d.dbMax })
     }
+    this.dirtyDevices = new Set()
     while (this.tailConsent.length && this.tailConsent[0][0] < N) rows.consents.push(this.tailConsent.shift()!)
     rows.witnesses = this.tailWitness.filter((w) => w[0] < B)
-    for (const s of this.dirtySegs) rows.segs.push([s, this.segStats.get(s)!])
+    this.tailWitness = this.tailWitness.filter((w) => w[0] >= B)
+    for (const s of this.dirtySegs) rows.segs.push([s, { ...this.segStats.get(s)! }])
+    this.dirtySegs = new Set()
     const brec = this.idx.blocks.get(B - 1)
     const c: Checkpoint = { v: 1, leaves: N, blocks: B, bnodes: brec.readDoubleLE(24) + blockNodeCount(b.header.leafCount), seg: brec.readUInt32LE(0), off: brec.readDoubleLE(8), head: toHex(b.hash) }
-    this.idx.commit(c, rows)
-    this.ckpt = c
-    this.indexed = N
     this.lastCommit = performance.now()
-    this.dirtyDevices.clear()
-    this.dirtySegs.clear()
-    this.tailWitness = this.tailWitness.filter((w) => w[0] >= B)
-    for (const [dev, m] of this.tailSeq) {
-      for (const [seq, leaf] of m) if (leaf < N) m.delete(seq)
-      if (m.size === 0) this.tailSeq.delete(dev)
+    const done = (): void => {
+      this.idx.commitRows(c, rows)
+      this.ckpt = c
+      this.indexed = N
+      for (const [dev, m] of this.tailSeq) {
+        for (const [seq, leaf] of m) if (leaf < N) m.delete(seq)
+        if (m.size === 0) this.tailSeq.delete(dev)
+      }
     }
+    const files = this.idx.writeFiles(c)
+    if (sync) {
+      for (const f of files) f.sync()
+      done()
+      return
+    }
+    // fdatasync off the event loop (the thread pool), then the SQLite transaction.
+    this.committing = Promise.all(files.map((f) => f.syncAsync()))
+      .then(done)
+      .finally(() => {
+        this.committing = undefined
+      })
+    return this.committing
   }
 
   private load(r: ScannedRecord): void {
@@ -359,7 +377,7 @@ export class Ledger {
         const b = decodeBlockRecord(r.body)
         this.acceptBlock(new Uint8Array(b.header), new Uint8Array(b.sig), [], r.seg, r.offset)
         this.durableBlocks = this.blockCount
-        this.commitIndex()
+        this.commitIndex(false, true)
       } else if (type === RecordType.Witness) {
         const w = decodeWitnessRecord(r.body)
         this.attachWitness(w.height, new Uint8Array(w.pub), new Uint8Array(w.sig))
@@ -515,11 +533,12 @@ export class Ledger {
 
   private markDurable(height: number): void {
     if (height + 1 > this.durableBlocks) this.durableBlocks = height + 1
+    // The index is derived data: a failed write only means the next open re-scans more.
+    const fail = (e: unknown): void => this.log(`ledger: index commit failed: ${(e as Error).message}`)
     try {
-      this.commitIndex()
+      this.commitIndex()?.catch(fail)
     } catch (e) {
-      // The index is derived data: a failed write only means the next open re-scans more.
-      this.log(`ledger: index commit failed: ${(e as Error).message}`)
+      fail(e)
     }
   }
 
@@ -954,7 +973,7 @@ export class Ledger {
     await this.store.sync()
     // Everything written is durable now: index it, so every closed segment qualifies.
     this.durableBlocks = this.blockCount // store.sync(): every queued record is durable
-    this.commitIndex(true)
+    await this.commitIndex(true)
     const active = this.store.activeSegment
     let pruned = 0
     let segments = 0
@@ -1039,7 +1058,7 @@ export class Ledger {
     this.checkOpen()
     await this.store.sync()
     this.durableBlocks = this.blockCount // store.sync(): every queued record is durable
-    this.commitIndex(true)
+    await this.commitIndex(true)
   }
 
   /** Leaves not yet in the on-disk index (held in memory until the next checkpoint). */
@@ -1058,7 +1077,7 @@ export class Ledger {
     if (!this.opts.readOnly) {
       this.durableBlocks = this.blockCount
       try {
-        this.commitIndex(true)
+        await this.commitIndex(true)
       } catch (e) {
         this.log(`ledger: index commit failed: ${(e as Error).message}`)
       }
