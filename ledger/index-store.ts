@@ -63,7 +63,11 @@ class FileLevels implements LevelStore {
   constructor(private readonly dir: string | null, private readonly readOnly: boolean) {}
   level(height: number): HashFile {
     let f = this.files[height]
-    if (!f) f = this.files[height] = new FlatFile(this.dir === null ? null : join(this.dir, `L${String(height).padStart(2, '0')}.bin`), 32, height === 0 ? 512 : 64, this.readOnly)
+    if (!f) {
+      const path = this.dir === null ? null : join(this.dir, `L${String(height).padStart(2, '0')}.bin`)
+      // A reader that grows the tree past the writer's last height keeps that level in memory.
+      f = this.files[height] = new FlatFile(path !== null && this.readOnly && !existsSync(path) ? null : path, 32, height === 0 ? 512 : 64, this.readOnly)
+    }
     return f
   }
   /** Heights that hold entries for n leaves. */
@@ -96,6 +100,8 @@ export class IndexStore {
         // back; the index is rebuilt from the segments after it).
         this.db.pragma('journal_mode = WAL')
         this.db.pragma('synchronous = NORMAL')
+        // Bounded memory: SQLite's page cache at 4 MB whatever the table sizes.
+        this.db.pragma('cache_size = -4096')
         this.db.exec(`
           CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
           CREATE TABLE IF NOT EXISTS device(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, max_seq INTEGER NOT NULL);
@@ -214,7 +220,9 @@ export class IndexStore {
 
   devices(): { id: number; name: string; maxSeq: number }[] {
     if (!this.db) return []
-    return (this.db.prepare('SELECT id, name, max_seq AS maxSeq FROM device ORDER BY id').all() as { id: number; name: string; maxSeq: number }[])
+    // The highest seq comes from the frame rows themselves (O(log n) per device on the
+    // primary key), so it can never lag behind them: hasFrame relies on it.
+    return this.db.prepare('SELECT id, name, coalesce((SELECT max(seq) FROM frame WHERE dev = device.id), -1) AS maxSeq FROM device ORDER BY id').all() as { id: number; name: string; maxSeq: number }[]
   }
 
   segStats(): [number, SegStat][] {

@@ -353,6 +353,14 @@ export class Ledger {
     // fdatasync off the event loop (the thread pool), then the SQLite transaction.
     this.committing = Promise.all(files.map((f) => f.syncAsync()))
       .then(done)
+      .catch((e: unknown) => {
+        // Nothing was committed: put the snapshot back so the next commit writes it.
+        this.tailConsent.unshift(...rows.consents)
+        this.tailWitness.push(...rows.witnesses)
+        for (const d of rows.devices) this.dirtyDevices.add(d.id)
+        for (const [s] of rows.segs) this.dirtySegs.add(s)
+        throw e
+      })
       .finally(() => {
         this.committing = undefined
       })
