@@ -1,0 +1,134 @@
+/**
+ * Gateway configuration: one commented defaults object, merged with a JSON config
+ * file and then command-line options (later wins). Ports: a number, 0 = listener
+ * off, or 'auto' = an ephemeral port chosen by the OS (tests; the ready line
+ * reports the bound ports).
+ */
+import { readFileSync } from 'node:fs'
+
+export type PortSpec = number | 'auto'
+
+export interface GatewayConfig {
+  /** State directory: registry, gateway key, admin token, TLS certificate, frame store. */
+  dataDir: string
+  /** Address every listener binds (`0.0.0.0` to serve the ward network). */
+  host: string
+  mqttPort: PortSpec
+  mqttsPort: PortSpec
+  wsPort: PortSpec
+  httpPort: PortSpec
+  /** PEM files; when both are absent a self-signed certificate is made in dataDir on first start. */
+  tlsCert?: string
+  tlsKey?: string
+  /** Conformance testing only: clients without credentials are admitted with no topic ACLs. */
+  allowAnonymous: boolean
+  /** Largest |token iat - gateway time| accepted at CONNECT. */
+  authWindowMs: number
+  limits: {
+    /** Largest MQTT packet (any type) accepted; the connection is dropped past it. */
+    maxPacketBytes: number
+    /** Largest frame payload. */
+    maxFrameBytes: number
+    /** Per device: sustained frames/s and burst (a board sends ~1 frame/s). */
+    ratePerSec: number
+    rateBurst: number
+    /** A frame held back longer than this by the rate limit is refused instead. */
+    maxThrottleMs: number
+    futureSkewMs: number
+    maxAgeMs: number
+    /** Concurrent MQTT connections accepted (all listeners). */
+    maxConnections: number
+  }
+  /** 'inline' verifies on the event loop; 'pool' in worker threads; 'auto' picks by bench result. */
+  verify: 'inline' | 'pool' | 'auto'
+  verifyWorkers: number
+  /** Redis URL: share subscriptions and sessions with other gateway processes. */
+  redisUrl?: string
+  logLevel: 'debug' | 'info' | 'warn' | 'error'
+}
+
+export const defaults: GatewayConfig = {
+  dataDir: './data',
+  host: '127.0.0.1',
+  mqttPort: 1883,
+  mqttsPort: 8883,
+  wsPort: 8080,
+  httpPort: 8081,
+  allowAnonymous: false,
+  authWindowMs: 5 * 60_000, // boards sync from /api/time; five minutes covers RTC drift between syncs
+  limits: {
+    maxPacketBytes: 64 * 1024, // a frame is a few KB; nothing legitimate is larger
+    maxFrameBytes: 16 * 1024,
+    ratePerSec: 50,
+    rateBurst: 200, // a board flushing its offline buffer after reconnect
+    maxThrottleMs: 5_000,
+    futureSkewMs: 5 * 60_000,
+    maxAgeMs: 30 * 24 * 3600_000, // a board may buffer a month offline on its flash
+    maxConnections: 5_000,
+  },
+  verify: 'inline',
+  verifyWorkers: 1,
+  logLevel: 'info',
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] }
+export type ConfigInput = DeepPartial<GatewayConfig>
+
+export function parsePort(v: unknown, name: string): PortSpec {
+  if (v === 'auto') return 'auto'
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name}: expected a port 0-65535 or 'auto', got ${JSON.stringify(v)}`)
+  return n
+}
+
+function posInt(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(`${name}: expected a positive number, got ${JSON.stringify(v)}`)
+  return v
+}
+
+/** Merges layers over the defaults and validates every field. */
+export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
+  let c: GatewayConfig = structuredClone(defaults)
+  for (const l of layers) {
+    const { limits, ...rest } = l
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
+    if (limits) for (const [k, v] of Object.entries(limits)) if (v !== undefined) (c.limits as unknown as Record<string, unknown>)[k] = v
+  }
+  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl']))
+  for (const k of Object.keys(c)) if (!known.has(k)) throw new ConfigError(`unknown config key '${k}'`)
+  for (const k of Object.keys(c.limits)) if (!(k in defaults.limits)) throw new ConfigError(`unknown config key 'limits.${k}'`)
+  c = {
+    ...c,
+    mqttPort: parsePort(c.mqttPort, 'mqttPort'),
+    mqttsPort: parsePort(c.mqttsPort, 'mqttsPort'),
+    wsPort: parsePort(c.wsPort, 'wsPort'),
+    httpPort: parsePort(c.httpPort, 'httpPort'),
+  }
+  for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
+  posInt(c.authWindowMs, 'authWindowMs')
+  if (typeof c.dataDir !== 'string' || c.dataDir === '') throw new ConfigError(`dataDir: expected a directory path, got ${JSON.stringify(c.dataDir)}`)
+  if (!['inline', 'pool', 'auto'].includes(c.verify)) throw new ConfigError(`verify: expected inline, pool or auto, got ${JSON.stringify(c.verify)}`)
+  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError(`logLevel: expected debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)
+  if (Boolean(c.tlsCert) !== Boolean(c.tlsKey)) throw new ConfigError('tlsCert and tlsKey must be given together')
+  return c
+}
+
+export function readConfigFile(path: string): ConfigInput {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`)
+  }
+  try {
+    const v = JSON.parse(text) as unknown
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object')
+    return v as ConfigInput
+  } catch (err) {
+    throw new ConfigError(`config ${path} is not valid: ${(err as Error).message}`)
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * Assembles one gateway: data dir state, registry, frame store, Aedes broker with
+ * our hooks, and the listeners (MQTT/TCP, MQTT/TLS, MQTT/WebSocket, HTTP).
+ * `startGateway` resolves once every listener is bound; `close()` is the graceful
+ * shutdown: stop accepting, let in-flight frames reach the store (their PUBACKs
+ * go out), close clients, flush and close the store and registry.
+ */
+import { createServer as createTcpServer, type Server as NetServer, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import type { Server as HttpServer } from 'node:http'
+import { join } from 'node:path'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { AedesOptions } from 'aedes'
+import { createBroker, type GatewayBroker } from './broker.ts'
+import type { GatewayConfig, PortSpec } from './config.ts'
+import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
+import { createHttpApi } from './http-api.ts'
+import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
+import { jsonLogger, type Logger } from './log.ts'
+import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
+import { guardConnection } from './packet-guard.ts'
+import { DeviceRegistry } from './registry.ts'
+import type { FrameChecker, GatewayCodec } from './frame-check.ts'
+
+export interface GatewayDeps {
+  /** Opens the FrameStore once the identity exists (the ledger needs the producer key). */
+  openStore(ctx: { dataDir: string; identity: GatewayIdentity }): Promise<FrameStore & { consent?: ConsentPort }>
+  codec: GatewayCodec
+  /** Frame checker (inline or pool); the gateway closes it on shutdown. */
+  checker: FrameChecker
+  consent?: ConsentPort
+  log?: Logger
+  now?: () => number
+}
+
+export interface BoundPorts {
+  mqtt: number | null
+  mqtts: number | null
+  ws: number | null
+  http: number | null
+}
+
+export interface Gateway {
+  ports: BoundPorts
+  identity: GatewayIdentity
+  tlsFingerprint: string | null
+  registry: DeviceRegistry
+  broker: GatewayBroker
+  metrics: GatewayMetrics
+  store: FrameStore
+  close(): Promise<void>
+}
+
+const wantPort = (p: PortSpec): number | null => (p === 0 ? null : p === 'auto' ? 0 : p)
+
+function listen(server: NetServer | HttpServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+function closeServer(s: { close(cb: () => void): unknown } | null): Promise<void> {
+  return s ? new Promise((r) => s.close(() => r())) : Promise.resolve()
+}
+
+export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
+  const log = deps.log ?? jsonLogger(process.stderr, cfg.logLevel)
+  const now = deps.now ?? Date.now
+  if (cfg.allowAnonymous)
+    log.log('warn', 'ANONYMOUS MODE: clients without credentials are admitted with no topic ACLs. For protocol conformance testing only; never on a ward network.', {})
+
+  const identity = ensureIdentity(cfg.dataDir, (pub) => deps.codec.principalIdFromEd25519(pub))
+  if (identity.created.key) log.log('info', 'created gateway key', { file: identity.keyFile, id: identity.id })
+  if (identity.created.token) log.log('info', 'created admin token', { file: join(cfg.dataDir, 'admin.token') })
+  const registry = new DeviceRegistry(join(cfg.dataDir, 'registry.sqlite'))
+  const store = await deps.openStore({ dataDir: cfg.dataDir, identity })
+  const consent = deps.consent ?? store.consent ?? denyAllConsent
+
+  let closing = false
+  let broker: GatewayBroker | null = null
+  const metrics = gatewayMetrics({
+    connected: () => broker?.devicesConnected() ?? 0,
+    ledgerLag: () => store.pending?.() ?? 0,
+    registered: () => registry.countActive(),
+  })
+
+  const aedesOpts: AedesOptions = { drainTimeout: 30_000, connectTimeout: 10_000, maxTopicLevels: 16, queueLimit: 42 }
+  const closers: Array<() => Promise<void>> = []
+  if (cfg.redisUrl) {
+    // Clustering: subscriptions, retained messages and sessions in Redis; messages across processes via mqemitter-redis.
+    const persistName = 'aedes-persistence-redis' // untyped package: imported by name
+    const [{ default: mqRedis }, { default: persistRedis }] = await Promise.all([import('mqemitter-redis'), import(persistName) as Promise<{ default: unknown }>])
+    const mq = (mqRedis as unknown as (o: unknown) => { close(cb: () => void): void })({ connectionString: cfg.redisUrl })
+    const persistence = (persistRedis as unknown as (o: unknown) => unknown)({ url: cfg.redisUrl })
+    Object.assign(aedesOpts, { mq, persistence })
+  }
+
+  broker = await createBroker({
+    registry,
+    auth: deps.codec,
+    consent,
+    ingest: { store, checker: deps.checker, registry, metrics, log, now },
+    limits: cfg.limits,
+    log,
+    metrics,
+    now,
+    authWindowMs: cfg.authWindowMs,
+    allowAnonymous: cfg.allowAnonymous,
+    aedes: aedesOpts,
+  })
+  const b = broker
+
+  const handle = (conn: Parameters<typeof guardConnection>[0]) => {
+    const guarded = guardConnection(conn, cfg.limits.maxPacketBytes, (announced) => {
+      metrics.connectsRefused.inc({ reason: 'packet-too-large' })
+      log.log('warn', 'connection dropped: packet too large', { announced, max: cfg.limits.maxPacketBytes, remote: conn.remoteAddress })
+    })
+    b.aedes.handle(guarded)
+  }
+
+  const ports: BoundPorts = { mqtt: null, mqtts: null, ws: null, http: null }
+  let tcp: NetServer | null = null
+  let tls: NetServer | null = null
+  let wsHttp: HttpServer | null = null
+  let wss: WebSocketServer | null = null
+  let http: HttpServer | null = null
+  let tlsFingerprint: string | null = null
+
+  // Each listener is opened in turn; on a failure the ones already open are closed.
+  try {
+    const p = wantPort(cfg.mqttPort)
+    if (p !== null) {
+      tcp = createTcpServer(handle)
+      tcp.maxConnections = cfg.limits.maxConnections
+      ports.mqtt = await listen(tcp, p, cfg.host)
+    }
+    const ps = wantPort(cfg.mqttsPort)
+    if (ps !== null) {
+      const m = await ensureTls(cfg.dataDir, cfg.tlsCert, cfg.tlsKey)
+      tlsFingerprint = m.fingerprint256
+      if (m.created) log.log('info', 'created self-signed TLS certificate', { sha256: m.fingerprint256 })
+      tls = createTlsServer({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }, handle)
+      tls.maxConnections = cfg.limits.maxConnections
+      ports.mqtts = await listen(tls, ps, cfg.host)
+    }
+    const pw = wantPort(cfg.wsPort)
+    if (pw !== null) {
+      const { createServer } = await import('node:http')
+      wsHttp = createServer((_req, res) => {
+        res.writeHead(426, { 'content-type': 'text/plain' })
+        res.end('MQTT over WebSocket only\n')
+      })
+      wss = new WebSocketServer({ server: wsHttp, maxPayload: cfg.limits.maxPacketBytes + 8 })
+      wss.on('connection', (socket, req) => {
+        const stream = createWebSocketStream(socket) as ReturnType<typeof createWebSocketStream> & { remoteAddress?: string; remotePort?: number }
+        stream.remoteAddress = req.socket.remoteAddress
+        stream.remotePort = req.socket.remotePort
+        stream.on('error', () => stream.destroy())
+        handle(stream)
+      })
+      ports.ws = await listen(wsHttp, pw, cfg.host)
+    }
+    const ph = wantPort(cfg.httpPort)
+    if (ph !== null) {
+      http = createHttpApi({
+        registry,
+        codec: deps.codec,
+        metrics: metrics.registry,
+        adminToken: identity.adminToken,
+        log,
+        now,
+        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
+        onRevoke: (id) => b.disconnectDevice(id),
+      })
+      ports.http = await listen(http, ph, cfg.host)
+    }
+  } catch (err) {
+    await Promise.all([closeServer(tcp), closeServer(tls), closeServer(wsHttp), closeServer(http)])
+    await b.close()
+    await store.close()
+    registry.close()
+    throw err
+  }
+
+  // Revocations made by another process (CLI on the data dir, a cluster peer) are
+  // picked up here; revocations through our own admin API disconnect immediately.
+  let revokedCursor = now()
+  const poll = setInterval(() => {
+    const since = revokedCursor - 1000
+    revokedCursor = now()
+    for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
+    registry.flushSeq()
+  }, 500)
+  poll.unref()
+
+  log.log('info', 'gateway ready', { ports, id: identity.id, tlsSha256: tlsFingerprint })
+
+  return {
+    ports,
+    identity,
+    tlsFingerprint,
+    registry,
+    broker: b,
+    metrics,
+    store,
+    async close() {
+      if (closing) return
+      closing = true
+      clearInterval(poll)
+      // 1. Stop accepting connections and frames: a frame arriving now gets no PUBACK
+      //    (its connection closes), so the board keeps it and resends it later.
+      for (const s of [tcp, tls, wsHttp]) s?.close()
+      wss?.close()
+      b.stopIngest()
+      // 2. Let frames already in the pipeline reach the store: their PUBACKs go out.
+      await drainInflight(b)
+      // 3. Disconnect clients and stop the broker, then the store and registry.
+      await b.close()
+      await deps.checker.close()
+      await store.close()
+      registry.close()
+      await closeServer(http)
+      for (const c of closers) await c()
+      log.log('info', 'gateway stopped', {})
+    },
+  }
+}
+
+/** Waits (bounded) until no frame is between receipt and PUBACK. */
+async function drainInflight(b: GatewayBroker, maxMs = 10_000): Promise<void> {
+  const until = Date.now() + maxMs
+  while (b.inflightFrames() > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+}

@@ -1,0 +1,142 @@
+/**
+ * The HTTP side (node:http, JSON):
+ *   GET  /healthz                   liveness + readiness (503 while shutting down)
+ *   GET  /api/time                  {"now": ms}, unauthenticated: boards sync before CONNECT
+ *   GET  /metrics                   Prometheus text format
+ *   GET  /api/devices               admin: list             (Authorization: Bearer <admin token>)
+ *   POST /api/devices               admin: register {profile, publicKey|secret+id, patient}
+ *   GET  /api/devices/:id           admin: show
+ *   POST /api/devices/:id/revoke    admin: revoke and disconnect now
+ *   POST /api/users                 admin: add a user {username, role, password}
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual, createHash } from 'node:crypto'
+import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
+import { registerDevice, type RegistrationCodec } from './devices.ts'
+import type { Registry } from './metrics.ts'
+import type { Logger } from './log.ts'
+
+export interface HttpApiDeps {
+  registry: DeviceRegistry
+  codec: RegistrationCodec
+  metrics: Registry
+  adminToken: string
+  log: Logger
+  now: () => number
+  health: () => { ok: boolean; [k: string]: unknown }
+  /** Called after a revocation is committed: disconnect the device now. */
+  onRevoke(deviceId: string): boolean
+}
+
+const MAX_BODY = 64 * 1024
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n'
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
+  res.end(text)
+}
+
+function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let size = 0
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, `body over ${MAX_BODY} bytes`))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => {
+      try {
+        const v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object')
+        resolve(v as Record<string, unknown>)
+      } catch (err) {
+        reject(new HttpError(400, `invalid JSON body: ${(err as Error).message}`))
+      }
+    })
+    req.on('error', reject)
+  })
+}
+
+export function createHttpApi(d: HttpApiDeps): Server {
+  const want = digest(d.adminToken)
+  const isAdmin = (req: IncomingMessage): boolean => {
+    const h = req.headers.authorization
+    if (!h || !h.startsWith('Bearer ')) return false
+    // Compare digests: constant time and independent of the presented token's length.
+    return timingSafeEqual(digest(h.slice(7).trim()), want)
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway')
+    const path = url.pathname
+    const method = req.method ?? 'GET'
+    if (path === '/healthz' && method === 'GET') {
+      const h = d.health()
+      return send(res, h.ok ? 200 : 503, h)
+    }
+    if (path === '/api/time' && method === 'GET') return send(res, 200, { now: d.now() })
+    if (path === '/metrics' && method === 'GET') {
+      const text = d.metrics.render()
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+      res.end(text)
+      return
+    }
+    if (!path.startsWith('/api/')) throw new HttpError(404, `no route ${method} ${path}`)
+    if (!isAdmin(req)) {
+      d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: req.socket.remoteAddress })
+      res.setHeader('www-authenticate', 'Bearer')
+      throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)')
+    }
+    const m = /^\/api\/devices(?:\/([^/]+)(\/revoke)?)?$/.exec(path)
+    if (m) {
+      const [, id, revoke] = m
+      if (!id && method === 'GET') return send(res, 200, { devices: d.registry.listDevices().map(publicView) })
+      if (!id && method === 'POST') {
+        const dev = registerDevice(d.registry, d.codec, await readJson(req))
+        d.log.log('info', 'device registered', { deviceId: dev.id, profile: dev.profile, patient: dev.patient, via: 'http' })
+        return send(res, 201, publicView(dev))
+      }
+      if (id && !revoke && method === 'GET') {
+        const dev = d.registry.getDevice(decodeURIComponent(id))
+        if (!dev) throw new HttpError(404, `device ${id} is not registered`)
+        return send(res, 200, publicView(dev))
+      }
+      if (id && revoke && method === 'POST') {
+        const devId = decodeURIComponent(id)
+        const changed = d.registry.revoke(devId)
+        const disconnected = d.onRevoke(devId)
+        d.log.log('info', 'device revoked', { deviceId: devId, via: 'http', disconnected })
+        return send(res, 200, { id: devId, revoked: true, alreadyRevoked: !changed, disconnected })
+      }
+    }
+    if (path === '/api/users' && method === 'POST') {
+      const b = await readJson(req)
+      const u = d.registry.addUser(String(b.username ?? ''), b.role as 'clinician', String(b.password ?? ''))
+      return send(res, 201, u)
+    }
+    if (path === '/api/users' && method === 'GET') return send(res, 200, { users: d.registry.listUsers() })
+    throw new HttpError(404, `no route ${method} ${path}`)
+  }
+
+  return createServer((req, res) => {
+    route(req, res).catch((err) => {
+      if (err instanceof HttpError) return send(res, err.status, { error: err.message })
+      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : 400, { error: err.message })
+      d.log.log('error', 'http handler failed', { error: (err as Error).message })
+      send(res, 500, { error: 'internal error' })
+    })
+  })
+}

@@ -1,0 +1,50 @@
+/**
+ * The two things the gateway needs from the ledger, as small interfaces, so the
+ * broker never depends on how blocks are built. The real ledger (`ledger/`)
+ * implements both; tests use a file-backed store in test/gateway/helpers.
+ */
+
+/** Where verified frames go. `appendFrame` resolves only once the frame is durable. */
+export interface FrameStore {
+  /**
+   * Stores the exact frame bytes as received (COSE_Sign1/Mac0). Resolves after the
+   * bytes are on stable storage (fsync or equivalent); the gateway sends PUBACK then.
+   */
+  appendFrame(frame: Uint8Array, meta: FrameMeta): Promise<{ leafIndex: number; leafHash?: Uint8Array }>
+  /** True when (deviceId, seq) is already stored: a retransmission to acknowledge, not store. */
+  hasFrame(deviceId: string, seq: number): boolean | Promise<boolean>
+  /** Frames handed to appendFrame whose durability is still pending (the "ledger lag" gauge). */
+  pending?(): number
+  close(): Promise<void>
+}
+
+export interface FrameMeta {
+  deviceId: string
+  seq: number
+  t0: number
+}
+
+/** Consent records (ledger issue): who may watch which patient's live data. */
+export interface ConsentPort {
+  isAllowed(patientId: string, clinicianId: string, scope: string, nowMs: number): boolean
+  /** Calls `listener` whenever a grant or revocation is recorded; returns an unsubscribe function. */
+  onChange(listener: (change: { patientId: string; clinicianId?: string }) => void): () => void
+}
+
+/** Scope a clinician needs to subscribe to a patient's live frames. */
+export const LIVE_SCOPE = 'live'
+
+/** Consent source that allows nothing: the safe default when no ledger consent is wired. */
+export const denyAllConsent: ConsentPort = {
+  isAllowed: () => false,
+  onChange: () => () => {},
+}
+
+/**
+ * A module that opens a FrameStore, loaded by `mhealth gateway --frame-store MODULE`
+ * (`export async function openFrameStore(opts)`), so the CLI can run against the real
+ * ledger or a test store without the gateway importing either.
+ */
+export interface FrameStoreModule {
+  openFrameStore(opts: { dir: string; producerKeyFile: string; producerId: string }): Promise<FrameStore & { consent?: ConsentPort }>
+}

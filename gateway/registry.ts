@@ -1,0 +1,275 @@
+/**
+ * The device and user registry: one SQLite file (better-sqlite3) in WAL mode with
+ * synchronous=FULL, so a committed registration, revocation or auth counter
+ * survives a power cut (WAL with NORMAL may lose the last commits on power loss,
+ * which would let a captured auth token be replayed after reboot).
+ * Why SQLite over LevelDB: transactions give us the compare-and-set that makes
+ * auth counters strictly increasing even when two gateway processes share the
+ * file (WAL allows concurrent readers and serialises writers across processes),
+ * and an operator can inspect it with the sqlite3 shell.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { scryptSync, scrypt, randomBytes, timingSafeEqual } from 'node:crypto'
+
+export type Profile = 'se' | 'bare'
+export type DeviceStatus = 'active' | 'revoked'
+export type Role = 'clinician' | 'admin'
+
+export interface Device {
+  id: string
+  profile: Profile
+  /** SE profile: uncompressed P-256 public key (65 bytes). */
+  publicKey: Uint8Array | null
+  /** Bare profile: HMAC-SHA256 secret (32 bytes). */
+  secret: Uint8Array | null
+  patient: string
+  status: DeviceStatus
+  createdMs: number
+  firstSeenMs: number | null
+  lastSeenMs: number | null
+  lastSeq: number | null
+  lastAuthCounter: number
+  revokedMs: number | null
+}
+
+export interface User {
+  username: string
+  role: Role
+  createdMs: number
+}
+
+export class RegistryError extends Error {
+  override name = 'RegistryError'
+  constructor(message: string, readonly code: 'exists' | 'not-found' | 'invalid') {
+    super(message)
+  }
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY,
+  profile TEXT NOT NULL CHECK (profile IN ('se','bare')),
+  public_key BLOB,
+  secret BLOB,
+  patient TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active','revoked')),
+  created_ms INTEGER NOT NULL,
+  first_seen_ms INTEGER,
+  last_seen_ms INTEGER,
+  last_seq INTEGER,
+  last_auth_counter INTEGER NOT NULL DEFAULT -1,
+  revoked_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS users (
+  username TEXT PRIMARY KEY,
+  role TEXT NOT NULL CHECK (role IN ('clinician','admin')),
+  password_hash TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+`
+
+interface DeviceRow {
+  id: string
+  profile: Profile
+  public_key: Buffer | null
+  secret: Buffer | null
+  patient: string
+  status: DeviceStatus
+  created_ms: number
+  first_seen_ms: number | null
+  last_seen_ms: number | null
+  last_seq: number | null
+  last_auth_counter: number
+  revoked_ms: number | null
+}
+
+const toDevice = (r: DeviceRow): Device => ({
+  id: r.id,
+  profile: r.profile,
+  publicKey: r.public_key ? new Uint8Array(r.public_key) : null,
+  secret: r.secret ? new Uint8Array(r.secret) : null,
+  patient: r.patient,
+  status: r.status,
+  createdMs: r.created_ms,
+  firstSeenMs: r.first_seen_ms,
+  lastSeenMs: r.last_seen_ms,
+  lastSeq: r.last_seq,
+  lastAuthCounter: r.last_auth_counter,
+  revokedMs: r.revoked_ms,
+})
+
+/** Device as shown by the CLI and admin API: keys as hex, the secret never shown. */
+export function publicView(d: Device): Record<string, unknown> {
+  return {
+    id: d.id,
+    profile: d.profile,
+    publicKey: d.publicKey ? Buffer.from(d.publicKey).toString('hex') : undefined,
+    patient: d.patient,
+    status: d.status,
+    createdMs: d.createdMs,
+    firstSeenMs: d.firstSeenMs,
+    lastSeenMs: d.lastSeenMs,
+    lastSeq: d.lastSeq,
+    lastAuthCounter: d.lastAuthCounter,
+    revokedMs: d.revokedMs,
+  }
+}
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
+
+export function hashPassword(password: string): string {
+  const salt = randomBytes(16)
+  const dk = scryptSync(password, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p })
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('hex')}$${dk.toString('hex')}`
+}
+
+/** Async (libuv thread pool) so a login never blocks the broker's event loop. */
+export function checkPassword(password: string, stored: string): Promise<boolean> {
+  const parts = stored.split('$')
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return Promise.resolve(false)
+  const [, n, r, p, saltHex, dkHex] = parts as [string, string, string, string, string, string]
+  const want = Buffer.from(dkHex, 'hex')
+  return new Promise((resolve) => {
+    scrypt(password, Buffer.from(saltHex, 'hex'), want.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: 64 * 1024 * 1024 }, (err, got) => {
+      resolve(!err && got.length === want.length && timingSafeEqual(want, got))
+    })
+  })
+}
+
+let dummyHash: string | undefined
+const DUMMY_HASH_OF = (): string => (dummyHash ??= hashPassword('not-a-real-password'))
+
+const PATIENT_RE = /^[A-Za-z0-9._-]{1,64}$/
+const USER_RE = /^[a-z0-9._-]{1,64}$/
+
+export class DeviceRegistry {
+  readonly db: Database.Database
+  private readonly stmts
+  /** Last accepted seq per device, flushed in batches (frames are far more frequent than we want fsyncs). */
+  private pendingSeq = new Map<string, { seq: number; seenMs: number }>()
+
+  constructor(readonly file: string) {
+    mkdirSync(dirname(file), { recursive: true })
+    this.db = new Database(file)
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = FULL')
+    this.db.pragma('busy_timeout = 5000')
+    this.db.exec(SCHEMA)
+    const db = this.db
+    this.stmts = {
+      get: db.prepare('SELECT * FROM devices WHERE id = ?'),
+      list: db.prepare('SELECT * FROM devices ORDER BY created_ms, id'),
+      insert: db.prepare(
+        'INSERT INTO devices (id, profile, public_key, secret, patient, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      revoke: db.prepare("UPDATE devices SET status = 'revoked', revoked_ms = ? WHERE id = ? AND status = 'active'"),
+      authCas: db.prepare(
+        'UPDATE devices SET last_auth_counter = ?, last_seen_ms = ?, first_seen_ms = COALESCE(first_seen_ms, ?) WHERE id = ? AND last_auth_counter < ?',
+      ),
+      seq: db.prepare('UPDATE devices SET last_seq = MAX(COALESCE(last_seq, -1), ?), last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?'),
+      revokedSince: db.prepare("SELECT id FROM devices WHERE status = 'revoked' AND revoked_ms >= ?"),
+      countActive: db.prepare("SELECT COUNT(*) AS n FROM devices WHERE status = 'active'"),
+      getUser: db.prepare('SELECT * FROM users WHERE username = ?'),
+      insertUser: db.prepare('INSERT INTO users (username, role, password_hash, created_ms) VALUES (?, ?, ?, ?)'),
+      listUsers: db.prepare('SELECT username, role, created_ms FROM users ORDER BY username'),
+    }
+  }
+
+  getDevice(id: string): Device | null {
+    this.flushSeq()
+    const r = this.stmts.get.get(id) as DeviceRow | undefined
+    return r ? toDevice(r) : null
+  }
+
+  listDevices(): Device[] {
+    this.flushSeq()
+    return (this.stmts.list.all() as DeviceRow[]).map(toDevice)
+  }
+
+  /** IDs revoked at or after `ms` (by any process sharing the file). */
+  revokedSince(ms: number): string[] {
+    return (this.stmts.revokedSince.all(ms) as Array<{ id: string }>).map((r) => r.id)
+  }
+
+  countActive(): number {
+    return (this.stmts.countActive.get() as { n: number }).n
+  }
+
+  register(d: { id: string; profile: Profile; publicKey?: Uint8Array; secret?: Uint8Array; patient: string }, nowMs = Date.now()): Device {
+    if (d.profile === 'se' && (!d.publicKey || d.publicKey.length !== 65 || d.publicKey[0] !== 4))
+      throw new RegistryError(`se device: expected an uncompressed P-256 public key (65 bytes, 0x04...), got ${d.publicKey ? d.publicKey.length + ' bytes' : 'none'}`, 'invalid')
+    if (d.profile === 'bare' && (!d.secret || d.secret.length !== 32))
+      throw new RegistryError(`bare device: expected a 32-byte HMAC secret, got ${d.secret ? d.secret.length + ' bytes' : 'none'}`, 'invalid')
+    if (!PATIENT_RE.test(d.patient)) throw new RegistryError(`patient: expected 1-64 characters [A-Za-z0-9._-], got '${d.patient}'`, 'invalid')
+    try {
+      this.stmts.insert.run(d.id, d.profile, d.publicKey ? Buffer.from(d.publicKey) : null, d.secret ? Buffer.from(d.secret) : null, d.patient, 'active', nowMs)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError(`device ${d.id} is already registered`, 'exists')
+      throw err
+    }
+    return this.getDevice(d.id)!
+  }
+
+  /** Marks a device revoked; returns false when it was already revoked. Throws when unknown. */
+  revoke(id: string, nowMs = Date.now()): boolean {
+    const changed = this.stmts.revoke.run(nowMs, id).changes === 1
+    if (!changed && !this.getDevice(id)) throw new RegistryError(`device ${id} is not registered`, 'not-found')
+    return changed
+  }
+
+  /**
+   * Records an auth token's counter if and only if it is greater than the last one
+   * seen (compare-and-set in one statement, durable before CONNACK). False = replay.
+   */
+  acceptAuthCounter(id: string, counter: number, nowMs = Date.now()): boolean {
+    return this.stmts.authCas.run(counter, nowMs, nowMs, id, counter).changes === 1
+  }
+
+  noteSeq(id: string, seq: number, nowMs = Date.now()): void {
+    const cur = this.pendingSeq.get(id)
+    if (!cur || seq > cur.seq) this.pendingSeq.set(id, { seq, seenMs: nowMs })
+    else cur.seenMs = nowMs
+  }
+
+  /** Writes batched last-seq/last-seen values in one transaction. */
+  flushSeq(): void {
+    if (this.pendingSeq.size === 0) return
+    const batch = this.pendingSeq
+    this.pendingSeq = new Map()
+    this.db.transaction(() => {
+      for (const [id, v] of batch) this.stmts.seq.run(v.seq, v.seenMs, id)
+    })()
+  }
+
+  addUser(username: string, role: Role, password: string, nowMs = Date.now()): User {
+    if (!USER_RE.test(username)) throw new RegistryError(`username: expected 1-64 characters [a-z0-9._-], got '${username}'`, 'invalid')
+    if (role !== 'clinician' && role !== 'admin') throw new RegistryError(`role: expected clinician or admin, got '${role}'`, 'invalid')
+    if (password.length < 8) throw new RegistryError(`password: expected at least 8 characters, got ${password.length}`, 'invalid')
+    try {
+      this.stmts.insertUser.run(username, role, hashPassword(password), nowMs)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError(`user ${username} already exists`, 'exists')
+      throw err
+    }
+    return { username, role, createdMs: nowMs }
+  }
+
+  /** The user when the password matches, else null (same answer for unknown user and wrong password). */
+  async checkUser(username: string, password: string): Promise<User | null> {
+    const r = this.stmts.getUser.get(username) as { username: string; role: Role; password_hash: string; created_ms: number } | undefined
+    // Unknown users still pay for one scrypt, so timing does not reveal which names exist.
+    const ok = await checkPassword(password, r ? r.password_hash : DUMMY_HASH_OF())
+    return r && ok ? { username: r.username, role: r.role, createdMs: r.created_ms } : null
+  }
+
+  listUsers(): User[] {
+    return (this.stmts.listUsers.all() as Array<{ username: string; role: Role; created_ms: number }>).map((r) => ({ username: r.username, role: r.role, createdMs: r.created_ms }))
+  }
+
+  close(): void {
+    this.flushSeq()
+    this.db.close()
+  }
+}
