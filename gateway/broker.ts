@@ -30,6 +30,8 @@ export interface BrokerOptions {
   /** Largest |iat - now| accepted in a CONNECT token. */
   authWindowMs: number
   allowAnonymous: boolean
+  /** Bytes queued for one client beyond which messages to it are dropped (default 1 MB). */
+  maxOutboundBytes?: number
   /** Extra Aedes options (mq/persistence for clustering, limits). */
   aedes?: AedesOptions
 }
@@ -58,7 +60,8 @@ export interface GatewayBroker {
   close(): Promise<void>
 }
 
-export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
+export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> {
+  const o = { ...opts, maxOutboundBytes: opts.maxOutboundBytes ?? 1024 * 1024 }
   const principals = new WeakMap<Client, Principal>()
   const sessions = new WeakMap<Client, DeviceSession>()
   const deviceClients = new Map<string, Client>()
@@ -128,6 +131,11 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
     },
     authorizeForward(client, packet) {
       if (blocked.has(packet.payload as Buffer)) return null
+      // Bounded outbound queue: a client that does not read loses messages, not our memory.
+      if (((client.conn as { writableLength?: number }).writableLength ?? 0) > o.maxOutboundBytes) {
+        o.metrics.forwardDropped.inc()
+        return null
+      }
       const patient = patientOfTopic(packet.topic)
       if (patient !== null) {
         const p = principals.get(client)

@@ -9,6 +9,7 @@ import { createServer as createTcpServer, type Server as NetServer, type Address
 import { createServer as createTlsServer } from 'node:tls'
 import type { Server as HttpServer } from 'node:http'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
@@ -21,13 +22,20 @@ import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
 import { guardConnection } from './packet-guard.ts'
 import { DeviceRegistry } from './registry.ts'
 import type { FrameChecker, GatewayCodec } from './frame-check.ts'
+import { inlineChecker, protocolCodec } from './protocol-codec.ts'
+import { parseConsent } from '../ledger/consent.ts'
+import { userAuth, type UserAuth } from './user-auth.ts'
 
 export interface GatewayDeps {
-  /** Opens the FrameStore once the identity exists (the ledger needs the producer key). */
-  openStore(ctx: { dataDir: string; identity: GatewayIdentity }): Promise<FrameStore & { consent?: ConsentPort }>
-  codec: GatewayCodec
-  /** Frame checker (inline or pool); the gateway closes it on shutdown. */
-  checker: FrameChecker
+  /**
+   * Opens the FrameStore once the identity exists (the ledger needs the producer key).
+   * Default: the real ledger in `<dataDir>/ledger` (frames and consent), see ledger-store.ts.
+   */
+  openStore?(ctx: { dataDir: string; identity: GatewayIdentity }): Promise<FrameStore & { consent?: ConsentPort }>
+  /** Default: the protocol/ code (protocol-codec.ts). */
+  codec?: GatewayCodec
+  /** Frame checker (inline or pool); the gateway closes it on shutdown. Default: inline. */
+  checker?: FrameChecker
   consent?: ConsentPort
   log?: Logger
   now?: () => number
@@ -48,6 +56,10 @@ export interface Gateway {
   broker: GatewayBroker
   metrics: GatewayMetrics
   store: FrameStore
+  /** Where clinician subscriptions are authorized from (the ledger's consent state by default). */
+  consent: ConsentPort
+  /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
+  users: UserAuth
   close(): Promise<void>
 }
 
@@ -67,8 +79,33 @@ function closeServer(s: { close(cb: () => void): unknown } | null): Promise<void
   return s ? new Promise((r) => s.close(() => r())) : Promise.resolve()
 }
 
-export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
-  const log = deps.log ?? jsonLogger(process.stderr, cfg.logLevel)
+/** The ledger under `<dataDir>/ledger`, signed with the gateway key: the default FrameStore and ConsentPort. */
+export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger): Promise<FrameStore & { consent?: ConsentPort }> {
+  const { openLedgerStore, ledgerDirOf } = await import('./ledger-store.ts')
+  return openLedgerStore({
+    dir: ledgerDirOf(ctx.dataDir),
+    keyFile: ctx.identity.keyFile,
+    producerId: ctx.identity.id,
+    log: (msg) => log?.log('info', msg, { component: 'ledger' }),
+  })
+}
+
+/** The frame checker `cfg.verify` asks for (see verify-pool.ts for the measurements behind 'auto'). */
+export async function makeChecker(cfg: Pick<GatewayConfig, 'verify' | 'verifyWorkers'>): Promise<FrameChecker> {
+  if (cfg.verify === 'inline') return inlineChecker()
+  const { poolChecker, autoChecker, defaultWorkers } = await import('./verify-pool.ts')
+  const n = cfg.verifyWorkers > 0 ? cfg.verifyWorkers : defaultWorkers(availableParallelism())
+  return cfg.verify === 'pool' ? poolChecker(n) : autoChecker(n, inlineChecker())
+}
+
+export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {}): Promise<Gateway> {
+  const log = depsIn.log ?? jsonLogger(process.stderr, cfg.logLevel)
+  const deps = {
+    ...depsIn,
+    codec: depsIn.codec ?? protocolCodec,
+    checker: depsIn.checker ?? (await makeChecker(cfg)),
+    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log)),
+  }
   const now = deps.now ?? Date.now
   if (cfg.allowAnonymous)
     log.log('warn', 'ANONYMOUS MODE: clients without credentials are admitted with no topic ACLs. For protocol conformance testing only; never on a ward network.', {})
@@ -80,6 +117,7 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
   const store = await deps.openStore({ dataDir: cfg.dataDir, identity })
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
+  const users = userAuth(registry, consent, { now })
   let closing = false
   let broker: GatewayBroker | null = null
   const metrics = gatewayMetrics({
@@ -110,6 +148,7 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
     now,
     authWindowMs: cfg.authWindowMs,
     allowAnonymous: cfg.allowAnonymous,
+    maxOutboundBytes: cfg.limits.maxOutboundBytes,
     aedes: aedesOpts,
   })
   const b = broker
@@ -175,6 +214,9 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
         now,
         health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
         onRevoke: (id) => b.disconnectDevice(id),
+        users,
+        appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
+        consentPatient: (r) => parseConsent(r).patientId,
       })
       ports.http = await listen(http, ph, cfg.host)
     }
@@ -207,6 +249,8 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
     broker: b,
     metrics,
     store,
+    consent,
+    users,
     async close() {
       if (closing) return
       closing = true

@@ -63,4 +63,5 @@ export function publishAcked(c: MqttClient, topic: string, payload: Buffer): Pro
   return new Promise((resolve, reject) => c.publish(topic, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())))
 }
 
-export const endClient = (c: MqttClient): Promise<void> => new Promise((r) => c.end(false, {}, () => r()))
+/** Ends cleanly when connected; a client the gateway already closed is just torn down. */
+export const endClient = (c: MqttClient): Promise<void> => new Promise((r) => c.end(!c.connected, {}, () => r()))
