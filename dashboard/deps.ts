@@ -10,6 +10,9 @@
  * 'invalid') to refuse; the routes turn it into 403/404/400 with its message.
  */
 
+import type { FramePayload } from '../protocol/portable/frame.ts'
+import type { FrameVitals } from './vitals.ts'
+
 export type Role = 'clinician' | 'admin'
 
 /** The person behind a session, as the deps authenticated them. */
@@ -71,15 +74,16 @@ export interface Trends {
   spo2: TrendPoint[]
 }
 
-export type FrameVerification = 'verified' | 'pending' | 'rejected'
+/** 'sealed': in a signed block (a proof exists now); 'pending': durable, waiting for the next block. */
+export type FrameVerification = 'sealed' | 'pending'
 
 export interface FrameRow {
-  /** SHA-256 of the frame bytes as stored in the ledger (the leaf's content hash), hex. */
-  frameHash: string
+  /** The ledger leaf hash of the frame (RFC 6962: SHA-256(0x00 || frame bytes)), hex. */
+  leafHash: string
   deviceId: string
   seq: number
   t0: number
-  /** 'verified': signature checked at ingest and sealed in a signed block; 'pending': not in a block yet. */
+  /** Every stored frame passed signature/MAC verification at ingest; this says whether a block seals it yet. */
   state: FrameVerification
   /** Block height once sealed. */
   block?: number
@@ -98,13 +102,14 @@ export interface ConsentState {
   grants: ConsentGrant[]
 }
 
-/** One frame as the dashboard streams it to a browser. */
+/** One frame as the dashboard streams it to a browser: decoded, with derived vitals. */
 export interface LiveFrame {
   patientId: string
-  /** The COSE frame exactly as the device signed it. */
-  bytes: Uint8Array
+  leafHash: string
   /** Gateway receive time, ms since epoch. */
   receivedMs: number
+  payload: FramePayload
+  vitals: FrameVitals
 }
 
 export interface LiveSubscription {
@@ -122,7 +127,7 @@ export interface DashboardDeps {
   trends(actor: Actor, patientId: string, fromMs: number, toMs: number): Promise<Trends>
   /** Most recent first. */
   recentFrames(actor: Actor, patientId: string, limit: number): Promise<FrameRow[]>
-  /** Raw frame bytes in [fromMs, toMs] by t0, oldest first (for export). */
+  /** Raw frame bytes in [fromMs, toMs) by t0, oldest first (for export). */
   frames(actor: Actor, patientId: string, fromMs: number, toMs: number): Promise<Uint8Array[]>
   /** The ledger's self-contained inclusion proof (JSON-serialisable) for a frame hash. */
   proof(actor: Actor, frameHash: string): Promise<unknown>
@@ -139,4 +144,6 @@ export interface DashboardDeps {
    * consent, and call `onEnd('consent-revoked')` the moment consent goes.
    */
   subscribeLive(actor: Actor, patientId: string, onFrame: (f: LiveFrame) => void, onEnd: (reason: string) => void): Promise<LiveSubscription>
+  /** Calls `listener` after every consent change (grant or revoke); returns the unsubscribe function. */
+  onConsentChange(listener: (c: { patientId: string; clinicianId?: string }) => void): () => void
 }

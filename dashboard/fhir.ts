@@ -46,7 +46,7 @@ export interface FhirExportOptions {
 
 export interface ExportFrame {
   payload: FramePayload
-  /** SHA-256 of the frame bytes, hex: recorded as an identifier so each Observation traces to its ledger leaf. */
+  /** The frame's ledger leaf hash (SHA-256(0x00 || bytes)), hex: recorded as an identifier so each Observation traces to its ledger leaf and proof. */
   frameHash: string
 }
 

@@ -13,20 +13,20 @@
  *   POST /api/dash/patients/:id/consent         {action: grant|revoke, clinicianId, scope, expiresMs}
  *   GET  /api/dash/clinicians
  *   GET  /api/dash/devices    POST /api/dash/devices    POST /api/dash/devices/:id/revoke
- *   GET  /api/dash/proof/:frameHash             the ledger's proof bundle
+ *   GET  /api/dash/proof/:leafHash              the ledger's proof bundle (with the frame bytes)
  *   GET  /api/dash/producer-key                 the ledger producer's Ed25519 key (hex)
- *   GET  /api/dash/live?patients=a,b            Server-Sent Events: live frames
+ *   GET  /api/dash/live[?patients=a,b]          Server-Sent Events: live frames, consent changes
  *
  * Everything under /api/dash except login needs a session; the app shell is
  * public because it holds no data. Errors are JSON {error}.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { DashboardError, type Actor, type DashboardDeps, type LiveSubscription } from './deps.ts'
+import { DashboardError, type Actor, type DashboardDeps, type DeviceRegistration, type LiveSubscription } from './deps.ts'
 import { SessionStore, SESSION_COOKIE, readCookie, sessionCookie, clearedCookie } from './session.ts'
 import { buildFhirBundle, type ExportFrame } from './fhir.ts'
 import { getWebAssets, type WebAssets } from './build.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
-import { createHash } from 'node:crypto'
+import { leafHashOf } from './leaf-hash.ts'
 
 export interface AlarmThresholds {
   spo2Low: number
@@ -124,6 +124,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
   const maxExportMs = o.maxExportMs ?? 24 * 3600_000
   const keepAliveMs = o.keepAliveMs ?? 15_000
   const streams = new Set<() => void>()
+  let closing = false
   let assets: Promise<WebAssets> | null = null
   const web = (): Promise<WebAssets> => (assets ??= getWebAssets())
 
@@ -150,12 +151,21 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     return a
   }
 
+  /**
+   * One Server-Sent Events stream per browser tab for all the patients it may see
+   * (or those named in ?patients=). Events: `frame` (decoded frame + vitals),
+   * `subscribed` {patientId}, `end` {patientId, reason} when consent goes,
+   * `denied` {patientId}. A grant made while the stream is open subscribes the
+   * patient on the spot, so a new tile appears without a reload.
+   */
   async function live(req: IncomingMessage, res: ServerResponse, actor: Actor, q: URLSearchParams): Promise<void> {
-    const ids = (q.get('patients') ?? '').split(',').filter(Boolean).map(patientParam)
-    if (ids.length === 0 || ids.length > 64) throw new HttpError(400, `patients: expected 1..64 comma-separated patient IDs, got ${ids.length}`)
+    if (closing) throw new HttpError(503, 'dashboard is shutting down')
+    const named = q.get('patients')
+    const ids = named ? named.split(',').filter(Boolean).map(patientParam) : null
+    if (ids && ids.length > 64) throw new HttpError(400, `patients: expected 1..64 comma-separated patient IDs, got ${ids.length}`)
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' })
     res.flushHeaders()
-    const subs: LiveSubscription[] = []
+    const subs = new Map<string, LiveSubscription>()
     let closed = false
     const event = (name: string, data: unknown): void => {
       if (!closed) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
@@ -164,30 +174,44 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
       if (closed) return
       closed = true
       clearInterval(ka)
+      unConsent()
       streams.delete(end)
-      for (const s of subs) s.close()
+      for (const s of subs.values()) s.close()
       res.end()
     }
     const ka = setInterval(() => !closed && res.write(': keep-alive\n\n'), keepAliveMs)
     streams.add(end)
     req.on('close', end)
     res.on('error', end)
-    for (const patientId of ids) {
+    const subscribe = async (patientId: string, quiet: boolean): Promise<void> => {
+      if (closed || subs.has(patientId)) return
       try {
         const s = await deps.subscribeLive(
           actor,
           patientId,
-          (f) => event('frame', { patientId: f.patientId, receivedMs: f.receivedMs, frame: Buffer.from(f.bytes).toString('base64') }),
-          (reason) => event('end', { patientId, reason }),
+          (f) => event('frame', { patientId: f.patientId, leafHash: f.leafHash, receivedMs: f.receivedMs, vitals: f.vitals, ...f.payload }),
+          (reason) => {
+            subs.delete(patientId)
+            event('end', { patientId, reason })
+          },
         )
-        if (closed) s.close()
-        else subs.push(s)
+        if (closed || subs.has(patientId)) return s.close()
+        subs.set(patientId, s)
         event('subscribed', { patientId })
       } catch (err) {
         if (!(err instanceof DashboardError)) throw err
-        event('denied', { patientId, reason: err.code, message: err.message })
+        if (!quiet) event('denied', { patientId, reason: err.code, message: err.message })
       }
     }
+    const unConsent = deps.onConsentChange((c) => {
+      if (closed || (c.clinicianId !== undefined && c.clinicianId !== actor.userId)) return
+      if (ids && !ids.includes(c.patientId)) return
+      // A grant for this user: start streaming (revocations end through subscribeLive's onEnd).
+      void subscribe(c.patientId, true).catch(() => {})
+    })
+    const initial = ids ?? (await deps.listPatients(actor)).filter((p) => p.consented).map((p) => p.patientId)
+    for (const patientId of initial) await subscribe(patientId, false)
+    event('ready', { patients: [...subs.keys()] })
   }
 
   async function exportFhir(res: ServerResponse, actor: Actor, patientId: string, q: URLSearchParams): Promise<void> {
@@ -204,7 +228,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     let skipped = 0
     for (const bytes of raw) {
       try {
-        frames.push({ payload: decodeFrame(bytes).payload, frameHash: createHash('sha256').update(bytes).digest('hex') })
+        frames.push({ payload: decodeFrame(bytes).payload, frameHash: leafHashOf(bytes) })
       } catch {
         skipped++ // stored frames were verified at ingest; a frame that no longer decodes is left out, not guessed at
       }
@@ -242,7 +266,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     if (seg.length === 1) {
       switch (seg[0]) {
         case 'me':
-          if (get) return send(res, 200, { userId: actor.userId, role: actor.role, alarms })
+          if (get) return send(res, 200, { userId: actor.userId, role: actor.role, alarms, now: Date.now() })
           break
         case 'patients':
           if (get) return send(res, 200, await deps.listPatients(actor))
@@ -259,7 +283,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
             const b = await readJson(req)
             const profile = b.profile
             if (profile !== 'se' && profile !== 'bare') throw new HttpError(400, `profile: expected 'se' or 'bare', got ${JSON.stringify(profile)}`)
-            const reg = profile === 'se'
+            const reg: DeviceRegistration = profile === 'se'
               ? { patientId: patientParam(str(b, 'patientId', 64)), profile, publicKey: str(b, 'publicKey', 130) }
               : { patientId: patientParam(str(b, 'patientId', 64)), profile, deviceId: str(b, 'deviceId', 17), secret: str(b, 'secret', 64) }
             return send(res, 201, await deps.registerDevice(actor, reg))
@@ -281,7 +305,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     if (seg[0] === 'proof' && seg.length === 2) {
       if (!get) throw new HttpError(405, 'use GET')
       const h = seg[1].toLowerCase()
-      if (!HEX64_RE.test(h)) throw new HttpError(400, `frame hash: expected 64 hex characters, got '${seg[1].slice(0, 70)}'`)
+      if (!HEX64_RE.test(h)) throw new HttpError(400, `leaf hash: expected 64 hex characters, got '${seg[1].slice(0, 70)}'`)
       return send(res, 200, await deps.proof(actor, h))
     }
     if (seg[0] === 'patients' && seg.length === 3) {
@@ -354,6 +378,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     }
   }) as DashboardHandler
   handler.close = () => {
+    closing = true
     for (const end of [...streams]) end()
   }
   return handler
