@@ -317,7 +317,7 @@ function drawTrends(c: HTMLCanvasElement, tr: { hr: Pt[]; pr: Pt[]; spo2: Pt[] }
     g.stroke()
   }
   g.fillStyle = '#9aa7b4'
-  g.fillText('HR (green) / PR (violet): 30–180 /min · SpO2 (blue): 70–100 % · last hour', 6, 12)
+  g.fillText(`HR (green) / PR (violet): 30–180 /min · SpO2 (blue): 70–100 % · ${Math.round((to - from) / 60_000)} min to ${clock(to)}`, 6, 12)
 }
 interface Pt { t: number; value: number; quality: number }
 interface FrameRow { leafHash: string; deviceId: string; seq: number; t0: number; state: 'sealed' | 'pending'; block?: number }
@@ -355,7 +355,9 @@ async function patientView(view: HTMLElement, patientId: string): Promise<void> 
     api<{ hr: Pt[]; pr: Pt[]; spo2: Pt[] }>(`patients/${encodeURIComponent(patientId)}/trends?from=${from}&to=${to}`),
     api<FrameRow[]>(`patients/${encodeURIComponent(patientId)}/frames?limit=30`),
   ])
-  drawTrends(canvas, trends, from, to)
+  // Less than an hour of data: span what there is, so a fresh patient's trend is not a speck at the right edge.
+  const first = Math.min(...[trends.hr, trends.pr, trends.spo2].filter((s) => s.length > 0).map((s) => s[0].t), to - 60_000)
+  drawTrends(canvas, trends, Math.max(from, first), to)
   for (const f of frames) {
     const result = el('span', { class: 'result' })
     const btn = el('button', { type: 'button', class: 'verify' }, 'verify')
