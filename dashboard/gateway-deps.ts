@@ -49,6 +49,8 @@ export interface GatewayDepsOptions {
   patients?: Record<string, { name?: string; location?: string }>
   /** Patients' Ed25519 consent keys held by this process (demo only), by patient ID. */
   patientKeys?: Record<string, PatientKey>
+  /** Frames per patient replayed to a new live subscriber (default 6: the waveform window plus one). */
+  replayFrames?: number
   /** Trend history kept in memory (default 1 h). */
   trendMs?: number
   now?: () => number
@@ -75,6 +77,9 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   const rejected = new Map<string, Record<string, number>>()
   const listeners = new Map<string, Set<Listener>>()
   const lastIssued = new Map<string, number>()
+  /** The last few frames per patient, replayed to a new subscriber so its waveform starts full, not blank. */
+  const recent = new Map<string, LiveFrame[]>()
+  const replayFrames = o.replayFrames ?? 6
   const aedes = gw.broker.aedes
   let closed = false
 
@@ -103,9 +108,13 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     }
     accepted.set(payload.deviceId, (accepted.get(payload.deviceId) ?? 0) + 1)
     const v = vitals.add(patientId, payload)
+    const f: LiveFrame = { patientId, leafHash: leafHashOf(bytes), receivedMs, payload, vitals: v }
+    const ring = recent.get(patientId) ?? []
+    ring.push(f)
+    if (ring.length > replayFrames) ring.shift()
+    recent.set(patientId, ring)
     const subs = listeners.get(patientId)
     if (!subs || subs.size === 0) return
-    const f: LiveFrame = { patientId, leafHash: leafHashOf(bytes), receivedMs, payload, vitals: v }
     for (const l of [...subs]) {
       // Re-checked per frame like the broker's authorizeForward: an expired grant ends the stream too.
       if (!may(l.actor, patientId)) {
@@ -315,6 +324,11 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       let set = listeners.get(patientId)
       if (!set) listeners.set(patientId, (set = new Set()))
       set.add(l)
+      // After the caller has announced the subscription; only frames from the last half minute.
+      const replay = (recent.get(patientId) ?? []).filter((f) => f.receivedMs > now() - 30_000)
+      setImmediate(() => {
+        for (const f of replay) if (listeners.get(patientId)?.has(l)) l.onFrame(f)
+      })
       return { close: () => void listeners.get(patientId)?.delete(l) }
     },
     onConsentChange(listener) {

@@ -174,6 +174,11 @@ t.test('revoking consent stops the data at once', async (t) => {
   const status = await page.evaluate(async (id) => (await fetch(`/api/dash/patients/${id}/trends`)).status, calm.id)
   t.equal(status, 403)
   writeFileSync(join(OUT, 'dashboard-after-revoke.png'), await page.screenshot({ fullPage: true }))
+  // The device view on the same admin page: both boards, connected, with their counts.
+  await admin.click('nav a[href="#/devices"]')
+  await admin.locator(`#devices tr[data-device="${calm.device.id}"]`).waitFor()
+  t.match(await admin.locator(`#devices tr[data-device="${falling.device.id}"]`).innerText(), /active\s+connected/)
+  writeFileSync(join(OUT, 'dashboard-devices.png'), await admin.screenshot({ fullPage: true }))
   await admin.close()
   t.same(pageErrors, [], 'no script errors in the pages')
 })
