@@ -27,6 +27,7 @@ import { buildFhirBundle, type ExportFrame } from './fhir.ts'
 import { getWebAssets, type WebAssets } from './build.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
 import { leafHashOf } from './leaf-hash.ts'
+import { VitalsTracker } from './vitals.ts'
 
 export interface AlarmThresholds {
   spo2Low: number
@@ -226,9 +227,17 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     const raw = await deps.frames(actor, patientId, fromMs, toMs)
     const frames: ExportFrame[] = []
     let skipped = 0
+    // Frames without board-computed values get the gateway's (signal/ over the raw samples,
+    // oldest first so the streaming monitors see each device's signal in order).
+    const vitals = new VitalsTracker()
     for (const bytes of raw) {
       try {
-        frames.push({ payload: decodeFrame(bytes).payload, frameHash: leafHashOf(bytes) })
+        const p = decodeFrame(bytes).payload
+        const v = vitals.add(patientId, p)
+        const fill = (k: 'hr' | 'pr' | 'spo2') => (p[k] ?? (v[k] ? { value: v[k]!.value, quality: v[k]!.quality } : undefined))
+        const payload = { ...p, hr: fill('hr'), pr: fill('pr'), spo2: fill('spo2') }
+        for (const k of ['hr', 'pr', 'spo2'] as const) if (payload[k] === undefined) delete payload[k]
+        frames.push({ payload, frameHash: leafHashOf(bytes) })
       } catch {
         skipped++ // stored frames were verified at ingest; a frame that no longer decodes is left out, not guessed at
       }
