@@ -36,7 +36,7 @@ export interface BrokerOptions {
   aedes?: AedesOptions
 }
 
-type RefusalCode = 2 | 4 | 5
+type RefusalCode = 2 | 3 | 4 | 5
 
 /** A refused CONNECT: the CONNACK return code and why (for the log line and the metric). */
 class ConnectRefused extends Error {
@@ -183,7 +183,13 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
     // Client ID u:<username> or u:<username>:<anything> (one user, several apps/tabs).
     const named = id.slice(USER_CLIENT_PREFIX.length).split(':')[0]
     if (!username || named !== username) throw new ConnectRefused(2, 'user-client-id-mismatch', `client ID ${id} does not name user ${username ?? '(none)'}`)
-    const user = password ? await o.registry.checkUser(username, password.toString('utf8')) : null
+    let user = null
+    try {
+      user = password ? await o.registry.checkUser(username, password.toString('utf8')) : null
+    } catch (err) {
+      if ((err as { code?: string }).code === 'busy') throw new ConnectRefused(3, 'login-busy', (err as Error).message)
+      throw err
+    }
     if (!user) throw new ConnectRefused(4, 'bad-user-credentials', `bad username or password for ${username}`)
     principals.set(client, { kind: 'user', username: user.username, role: user.role })
   }

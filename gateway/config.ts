@@ -52,6 +52,8 @@ export interface GatewayConfig {
   verify: 'inline' | 'pool' | 'auto'
   /** Pool size; 0 = one per core but one. */
   verifyWorkers: number
+  /** Ledger: prune frame payloads older than this many days (hashes and headers stay). Unset = keep all. */
+  retentionDays?: number
   /** Redis URL: share subscriptions and sessions with other gateway processes. */
   redisUrl?: string
   logLevel: 'debug' | 'info' | 'warn' | 'error'
@@ -109,7 +111,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
     if (limits) for (const [k, v] of Object.entries(limits)) if (v !== undefined) (c.limits as unknown as Record<string, unknown>)[k] = v
   }
-  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl']))
+  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays']))
   for (const k of Object.keys(c)) if (!known.has(k)) throw new ConfigError(`unknown config key '${k}'`)
   for (const k of Object.keys(c.limits)) if (!(k in defaults.limits)) throw new ConfigError(`unknown config key 'limits.${k}'`)
   c = {
@@ -121,6 +123,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
   }
   for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
   posInt(c.authWindowMs, 'authWindowMs')
+  if (c.retentionDays !== undefined) posInt(c.retentionDays, 'retentionDays')
   if (typeof c.verifyWorkers !== 'number' || !Number.isInteger(c.verifyWorkers) || c.verifyWorkers < 0 || c.verifyWorkers > 64)
     throw new ConfigError(`verifyWorkers: expected an integer 0-64, got ${JSON.stringify(c.verifyWorkers)}`)
   if (typeof c.dataDir !== 'string' || c.dataDir === '') throw new ConfigError(`dataDir: expected a directory path, got ${JSON.stringify(c.dataDir)}`)

@@ -82,12 +82,13 @@ function closeServer(s: { close(cb: () => void): unknown } | null): Promise<void
 }
 
 /** The ledger under `<dataDir>/ledger`, signed with the gateway key: the default FrameStore and ConsentPort. */
-export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger): Promise<FrameStore & { consent?: ConsentPort }> {
+export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger, opts: { retentionDays?: number } = {}): Promise<FrameStore & { consent?: ConsentPort }> {
   const { openLedgerStore, ledgerDirOf } = await import('./ledger-store.ts')
   return openLedgerStore({
     dir: ledgerDirOf(ctx.dataDir),
     keyFile: ctx.identity.keyFile,
     producerId: ctx.identity.id,
+    retentionDays: opts.retentionDays,
     log: (msg) => log?.log('info', msg, { component: 'ledger' }),
   })
 }
@@ -106,7 +107,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     ...depsIn,
     codec: depsIn.codec ?? protocolCodec,
     checker: depsIn.checker ?? (await makeChecker(cfg)),
-    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log)),
+    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log, { retentionDays: cfg.retentionDays })),
   }
   const now = deps.now ?? Date.now
   if (cfg.allowAnonymous)
@@ -215,7 +216,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         adminToken: identity.adminToken,
         log,
         now,
-        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
+        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }),
         onRevoke: (id) => b.disconnectDevice(id),
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,

@@ -248,7 +248,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
   return createServer((req, res) => {
     dispatch(req, res).catch((err) => {
       if (err instanceof HttpError) return send(res, err.status, { error: err.message })
-      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : 400, { error: err.message })
+      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : err.code === 'busy' ? 503 : 400, { error: err.message })
       d.log.log('error', 'http handler failed', { error: (err as Error).message })
       send(res, 500, { error: 'internal error' })
     })

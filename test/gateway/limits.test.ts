@@ -79,6 +79,16 @@ t.test('limits', async (t) => {
     await Promise.all([endClient(flooder), endClient(dev)])
   })
 
+  await t.test('a client whose socket backlog is over maxOutboundBytes gets nothing more', async (t) => {
+    // The rule itself, on the broker's forward hook: a stalled reader's backlog is what grows.
+    const aedes = gw.broker.aedes as unknown as { authorizeForward(c: unknown, p: unknown): unknown }
+    const packet = { cmd: 'publish', topic: `mhealth/dev/${good.id}/control`, payload: Buffer.from('{}'), qos: 0, retain: false }
+    const before = gw.metrics.forwardDropped.get()
+    t.equal(aedes.authorizeForward({ id: good.id, conn: { writableLength: 2 * 1024 * 1024 } }, packet), null, 'dropped')
+    t.equal(gw.metrics.forwardDropped.get(), before + 1, 'counted')
+    t.equal(aedes.authorizeForward({ id: good.id, conn: { writableLength: 10 } }, packet), packet, 'a reading client gets it')
+  })
+
   await t.test('/metrics exposes the documented names', async (t) => {
     const text = await (await fetch(`${gw.httpUrl}/metrics`)).text()
     for (const name of [
@@ -89,6 +99,7 @@ t.test('limits', async (t) => {
       /^mhealth_verify_seconds_count \d+$/m,
       /^mhealth_ingest_seconds_sum [\d.e-]+$/m,
       /^mhealth_ledger_lag_frames \d+$/m,
+      /^mhealth_forward_dropped_total 1$/m,
       /^mhealth_connects_refused_total\{reason="packet-too-large"\} 2$/m,
       /^# TYPE mhealth_frames_rejected_total counter$/m,
     ])

@@ -85,6 +85,14 @@ t.test('users and roles', async (t) => {
     await t.rejects(checkAccess(httpUrl, s!.token, patient), { status: 401 } as never, 'logged out')
   })
 
+  await t.test('a login flood is bounded: 2 scrypt checks at once, 64 queued, the rest refused fast', async (t) => {
+    const results = await Promise.allSettled(Array.from({ length: 100 }, () => gw.registry.checkUser('dr.grey', 'wrong-password')))
+    const busy = results.filter((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'busy').length
+    t.equal(busy, 34)
+    t.ok(results.every((r) => r.status === 'rejected' || r.value === null), 'no wrong password accepted')
+    t.match(await gw.registry.checkUser('dr.grey', 'seattle-grace-1'), { username: 'dr.grey' }, 'a login afterwards works')
+  })
+
   await t.test('MQTT: user login, client ID binding, $SYS and wildcard abuse refused', async (t) => {
     const mismatch = await connect(mqttUrl, { clientId: 'u:boss', username: 'dr.grey', password: Buffer.from('seattle-grace-1') }).catch((e) => e)
     t.equal((mismatch as { code?: number }).code, 2, 'client ID must name the user')
