@@ -12,7 +12,7 @@
  * Screenshots go to test-output/ (gitignored) for review.
  */
 import t from 'tap'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +20,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { ADMIN, Board, CLINICIAN, Client, startDashEnv } from './helpers.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
+if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian package chromium (apt-get install -y chromium)`)
 const OUT = fileURLToPath(new URL('../../test-output/', import.meta.url))
 mkdirSync(OUT, { recursive: true })
 
