@@ -7,7 +7,8 @@
  * gateway stays the single place where policy (roles, consent) is decided.
  *
  * Every method may throw a `DashboardError` (code 'forbidden', 'not-found',
- * 'invalid') to refuse; the routes turn it into 403/404/400 with its message.
+ * 'invalid', 'conflict', 'unavailable') to refuse; the routes turn it into
+ * 403/404/400/409/503 with its message.
  */
 
 import type { FramePayload } from '../protocol/portable/frame.ts'
@@ -23,7 +24,7 @@ export interface Actor {
 
 export class DashboardError extends Error {
   override name = 'DashboardError'
-  constructor(message: string, readonly code: 'forbidden' | 'not-found' | 'invalid' | 'unavailable') {
+  constructor(message: string, readonly code: 'forbidden' | 'not-found' | 'invalid' | 'conflict' | 'unavailable') {
     super(message)
   }
 }

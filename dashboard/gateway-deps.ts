@@ -228,8 +228,14 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   return {
     ready,
     async authenticateUser(username, password) {
-      const u = await gw.users.checkLogin(username, password)
-      return u ? { userId: u.username, role: u.role } : null
+      try {
+        const u = await gw.users.checkLogin(username, password)
+        return u ? { userId: u.username, role: u.role } : null
+      } catch (err) {
+        // The registry bounds concurrent password hashing: a login flood gets 503, not a queue.
+        if (err instanceof RegistryError && err.code === 'busy') throw new DashboardError(err.message, 'unavailable')
+        throw err
+      }
     },
     async listPatients(actor) {
       const ids = new Map<string, string[]>()
@@ -259,7 +265,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
         const d = registerDevice(gw.registry, protocolCodec, { profile: reg.profile, publicKey: reg.publicKey, id: reg.deviceId, secret: reg.secret, patient: reg.patientId })
         return deviceSummary(d)
       } catch (err) {
-        if (err instanceof RegistryError) throw new DashboardError(err.message, err.code === 'not-found' ? 'not-found' : 'invalid')
+        if (err instanceof RegistryError) throw new DashboardError(err.message, err.code === 'exists' ? 'conflict' : err.code === 'not-found' ? 'not-found' : 'invalid')
         throw err
       }
     },

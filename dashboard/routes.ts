@@ -117,7 +117,7 @@ function patientParam(id: string): string {
   return p
 }
 
-const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, unavailable: 503 }
+const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, conflict: 409, unavailable: 503 }
 
 export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions = {}): DashboardHandler {
   const sessions = o.sessions ?? new SessionStore()

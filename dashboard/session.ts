@@ -12,6 +12,8 @@ export const SESSION_COOKIE = 'mh_session'
 export interface SessionOptions {
   /** Idle time after which a session ends (default 8 h, one shift). */
   idleMs?: number
+  /** Most sessions held at once (default 10,000); past it the least recently used one ends. */
+  maxSessions?: number
   now?: () => number
 }
 
@@ -24,14 +26,18 @@ export class SessionStore {
   private readonly sessions = new Map<string, Entry>()
   private readonly idleMs: number
   private readonly now: () => number
+  private readonly maxSessions: number
 
   constructor(o: SessionOptions = {}) {
     this.idleMs = o.idleMs ?? 8 * 3600_000
+    this.maxSessions = o.maxSessions ?? 10_000
     this.now = o.now ?? Date.now
   }
 
   create(actor: Actor): string {
     this.sweep()
+    // Map order is insertion order and get() re-inserts, so the first key is the least recently used.
+    while (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!)
     const token = randomBytes(32).toString('base64url')
     this.sessions.set(token, { actor, lastMs: this.now() })
     return token
@@ -48,6 +54,8 @@ export class SessionStore {
       return null
     }
     e.lastMs = t
+    this.sessions.delete(token)
+    this.sessions.set(token, e)
     return e.actor
   }
 

@@ -155,7 +155,7 @@ t.test('devices: list with rejected counts by reason, register, revoke', async (
   const reg = await root.req('POST', '/api/dash/devices', { profile: 'se', patientId: pb.id, publicKey: pub })
   t.equal(reg.status, 201, reg.body)
   t.equal(reg.json<{ deviceId: string }>().deviceId, fresh.id, 'the ID is derived from the key')
-  t.equal((await root.req('POST', '/api/dash/devices', { profile: 'se', patientId: pb.id, publicKey: pub })).status, 400, 'registered twice')
+  t.equal((await root.req('POST', '/api/dash/devices', { profile: 'se', patientId: pb.id, publicKey: pub })).status, 409, 'registered twice')
   const badKey = await root.req('POST', '/api/dash/devices', { profile: 'se', patientId: pb.id, publicKey: '04' + '00'.repeat(10) })
   t.equal(badKey.status, 400)
   t.match(badKey.json<{ error: string }>().error, /publicKey: expected 65 bytes/)
