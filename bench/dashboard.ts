@@ -36,7 +36,7 @@ rows.push(['vitals: ECG 250 + PPG 2x100 samples (signal/)', time('vitals', () =>
 rows.push(['leaf hash (SHA-256)', time('hash', () => bytes.forEach((b) => leafHashOf(b)))])
 let size = 0
 const v2 = new VitalsTracker()
-const events = payloads.map((p) => ({ patientId: 'p', leafHash: leafHashOf(bytes[0]), receivedMs: 0, vitals: v2.add('p', p), ...p }))
+const events = payloads.map(({ red: _red, ...p }) => ({ patientId: 'p', leafHash: leafHashOf(bytes[0]), receivedMs: 0, vitals: v2.add('p', { ...p, red: _red }), ...p }))
 rows.push(['SSE event JSON, per subscriber', time('json', () => events.forEach((e) => (size += `event: frame\ndata: ${JSON.stringify(e)}\n\n`.length)))])
 const base = rows[0][1]
 console.log(`per frame (1 s of signal), ${N} frames:`)

@@ -111,8 +111,16 @@ function timeParam(q: URLSearchParams, key: string, dflt: number): number {
   return n
 }
 
+function decodeSegment(seg: string): string {
+  try {
+    return decodeURIComponent(seg)
+  } catch {
+    throw new HttpError(400, `path segment: expected valid percent-encoding, got '${seg.slice(0, 70)}'`)
+  }
+}
+
 function patientParam(id: string): string {
-  const p = decodeURIComponent(id)
+  const p = decodeSegment(id)
   if (!PATIENT_ID_RE.test(p)) throw new HttpError(400, `patient ID: expected 1-64 characters [A-Za-z0-9._-], got '${p.slice(0, 70)}'`)
   return p
 }
@@ -190,7 +198,11 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
         const s = await deps.subscribeLive(
           actor,
           patientId,
-          (f) => event('frame', { patientId: f.patientId, leafHash: f.leafHash, receivedMs: f.receivedMs, vitals: f.vitals, ...f.payload }),
+          (f) => {
+            // The red channel only feeds SpO2 (already in vitals); the pleth is drawn from IR.
+            const { red: _red, ...payload } = f.payload
+            event('frame', { patientId: f.patientId, leafHash: f.leafHash, receivedMs: f.receivedMs, vitals: f.vitals, ...payload })
+          },
           (reason) => {
             subs.delete(patientId)
             event('end', { patientId, reason })
@@ -308,7 +320,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     }
     if (seg[0] === 'devices' && seg.length === 3 && seg[2] === 'revoke') {
       if (!post) throw new HttpError(405, 'use POST')
-      await deps.revokeDevice(actor, decodeURIComponent(seg[1]))
+      await deps.revokeDevice(actor, decodeSegment(seg[1]))
       return send(res, 200, { ok: true })
     }
     if (seg[0] === 'proof' && seg.length === 2) {

@@ -99,6 +99,12 @@ t.test('consent gates the ward; live frames carry gateway-computed vitals; revok
   t.equal(after[2].state, 'sealed', 'fetching a proof sealed the frame in a block')
   t.equal((await alice.req('GET', `/api/dash/proof/${'ab'.repeat(32)}`)).status, 404)
   t.equal((await alice.req('GET', '/api/dash/proof/xyz')).status, 400)
+  t.equal((await alice.req('GET', '/api/dash/patients/%E0%A4%A/trends')).status, 400, 'bad percent-encoding is a 400, not a crash')
+  t.equal((await alice.req('GET', '/api/dash/patients/a%2Fb/trends')).status, 400, 'patient IDs are checked')
+  t.equal((await alice.req('DELETE', '/api/dash/patients')).status, 405)
+  t.equal((await alice.req('GET', '/api/dash/nothing')).status, 404)
+  const notJson = await alice.req('POST', '/api/dash/login')
+  t.equal(notJson.status, 415, 'login without a JSON body')
 
   // Another patient's frames: no consent, no proof.
   const other = new Board(pb.device, env.mqttUrl, t0)
