@@ -15,7 +15,7 @@ import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
 import type { GatewayConfig, PortSpec } from './config.ts'
 import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
-import { createHttpApi } from './http-api.ts'
+import { createHttpApi, type HttpMount } from './http-api.ts'
 import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
 import { jsonLogger, type Logger } from './log.ts'
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
@@ -60,6 +60,8 @@ export interface Gateway {
   consent: ConsentPort
   /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
   users: UserAuth
+  /** Adds a handler (e.g. the dashboard) in front of the HTTP API; returns its removal. */
+  mountHttp(handler: HttpMount): () => void
   close(): Promise<void>
 }
 
@@ -169,6 +171,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   let wss: WebSocketServer | null = null
   let http: HttpServer | null = null
   let tlsFingerprint: string | null = null
+  const httpMounts: HttpMount[] = []
 
   // Each listener is opened in turn; on a failure the ones already open are closed.
   try {
@@ -218,6 +221,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
+        mounts: httpMounts,
       })
       ports.http = await listen(http, ph, cfg.host)
     }
@@ -252,6 +256,13 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     store,
     consent,
     users,
+    mountHttp(handler) {
+      httpMounts.push(handler)
+      return () => {
+        const i = httpMounts.indexOf(handler)
+        if (i >= 0) httpMounts.splice(i, 1)
+      }
+    },
     async close() {
       if (closing) return
       closing = true
