@@ -126,7 +126,7 @@ function rssOfPid(pid: number): number {
 
 async function startNode(kind: 'gateway' | 'aedes', dir: string): Promise<Target> {
   const execArgv = ['--import', 'tsx', '--expose-gc']
-  if (args['cpu-prof']) execArgv.push('--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`, `--cpu-prof-name=${kind}-${Date.now()}.cpuprofile`)
+  if (args['cpu-prof']) execArgv.push('--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`)
   const child = fork(self, ['--serve', kind, '--dir', dir, '--store', args.store!], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} exited with ${code} before it was ready`)))
