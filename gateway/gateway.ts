@@ -21,13 +21,19 @@ import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
 import { guardConnection } from './packet-guard.ts'
 import { DeviceRegistry } from './registry.ts'
 import type { FrameChecker, GatewayCodec } from './frame-check.ts'
+import { inlineChecker, protocolCodec } from './protocol-codec.ts'
+import { parseConsent } from '../ledger/consent.ts'
 
 export interface GatewayDeps {
-  /** Opens the FrameStore once the identity exists (the ledger needs the producer key). */
-  openStore(ctx: { dataDir: string; identity: GatewayIdentity }): Promise<FrameStore & { consent?: ConsentPort }>
-  codec: GatewayCodec
-  /** Frame checker (inline or pool); the gateway closes it on shutdown. */
-  checker: FrameChecker
+  /**
+   * Opens the FrameStore once the identity exists (the ledger needs the producer key).
+   * Default: the real ledger in `<dataDir>/ledger` (frames and consent), see ledger-store.ts.
+   */
+  openStore?(ctx: { dataDir: string; identity: GatewayIdentity }): Promise<FrameStore & { consent?: ConsentPort }>
+  /** Default: the protocol/ code (protocol-codec.ts). */
+  codec?: GatewayCodec
+  /** Frame checker (inline or pool); the gateway closes it on shutdown. Default: inline. */
+  checker?: FrameChecker
   consent?: ConsentPort
   log?: Logger
   now?: () => number
@@ -48,6 +54,8 @@ export interface Gateway {
   broker: GatewayBroker
   metrics: GatewayMetrics
   store: FrameStore
+  /** Where clinician subscriptions are authorized from (the ledger's consent state by default). */
+  consent: ConsentPort
   close(): Promise<void>
 }
 
@@ -67,8 +75,25 @@ function closeServer(s: { close(cb: () => void): unknown } | null): Promise<void
   return s ? new Promise((r) => s.close(() => r())) : Promise.resolve()
 }
 
-export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
-  const log = deps.log ?? jsonLogger(process.stderr, cfg.logLevel)
+/** The ledger under `<dataDir>/ledger`, signed with the gateway key: the default FrameStore and ConsentPort. */
+export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger): Promise<FrameStore & { consent?: ConsentPort }> {
+  const { openLedgerStore, ledgerDirOf } = await import('./ledger-store.ts')
+  return openLedgerStore({
+    dir: ledgerDirOf(ctx.dataDir),
+    keyFile: ctx.identity.keyFile,
+    producerId: ctx.identity.id,
+    log: (msg) => log?.log('info', msg, { component: 'ledger' }),
+  })
+}
+
+export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {}): Promise<Gateway> {
+  const log = depsIn.log ?? jsonLogger(process.stderr, cfg.logLevel)
+  const deps = {
+    ...depsIn,
+    codec: depsIn.codec ?? protocolCodec,
+    checker: depsIn.checker ?? inlineChecker(),
+    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log)),
+  }
   const now = deps.now ?? Date.now
   if (cfg.allowAnonymous)
     log.log('warn', 'ANONYMOUS MODE: clients without credentials are admitted with no topic ACLs. For protocol conformance testing only; never on a ward network.', {})
@@ -175,6 +200,8 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
         now,
         health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
         onRevoke: (id) => b.disconnectDevice(id),
+        appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
+        consentPatient: (r) => parseConsent(r).patientId,
       })
       ports.http = await listen(http, ph, cfg.host)
     }
@@ -207,6 +234,7 @@ export async function startGateway(cfg: GatewayConfig, deps: GatewayDeps): Promi
     broker: b,
     metrics,
     store,
+    consent,
     async close() {
       if (closing) return
       closing = true

@@ -8,6 +8,10 @@
  *   GET  /api/devices/:id           admin: show
  *   POST /api/devices/:id/revoke    admin: revoke and disconnect now
  *   POST /api/users                 admin: add a user {username, role, password}
+ *   GET  /api/users                 admin: list users
+ *   POST /api/consent               a patient-signed consent record (CBOR body, or JSON {"record": base64});
+ *                                   no token: the patient's signature is the authority, and the
+ *                                   patient must be one the registry knows (no ledger spam)
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual, createHash } from 'node:crypto'
@@ -26,6 +30,10 @@ export interface HttpApiDeps {
   health: () => { ok: boolean; [k: string]: unknown }
   /** Called after a revocation is committed: disconnect the device now. */
   onRevoke(deviceId: string): boolean
+  /** Appends a consent record to the ledger (absent: the route answers 501). */
+  appendConsent?(record: Uint8Array): Promise<{ leafIndex: number; patientId: string; action: string }>
+  /** Patient ID a consent record is about, or throws when the record does not parse/verify. */
+  consentPatient?(record: Uint8Array): string
 }
 
 const MAX_BODY = 64 * 1024
@@ -42,6 +50,24 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body) + '\n'
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
   res.end(text)
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let size = 0
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_BODY) {
+        reject(new HttpError(413, `body over ${MAX_BODY} bytes`))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
 }
 
 function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -95,6 +121,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
       return
     }
     if (!path.startsWith('/api/')) throw new HttpError(404, `no route ${method} ${path}`)
+    if (path === '/api/consent' && method === 'POST') return postConsent(req, res)
     if (!isAdmin(req)) {
       d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: req.socket.remoteAddress })
       res.setHeader('www-authenticate', 'Bearer')
@@ -129,6 +156,38 @@ export function createHttpApi(d: HttpApiDeps): Server {
     }
     if (path === '/api/users' && method === 'GET') return send(res, 200, { users: d.registry.listUsers() })
     throw new HttpError(404, `no route ${method} ${path}`)
+  }
+
+  async function postConsent(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!d.appendConsent || !d.consentPatient) throw new HttpError(501, 'this gateway has no consent ledger')
+    const body = await readBody(req)
+    let record: Uint8Array = body
+    if ((req.headers['content-type'] ?? '').startsWith('application/json')) {
+      let j: { record?: unknown }
+      try {
+        j = JSON.parse(body.toString('utf8')) as { record?: unknown }
+      } catch (err) {
+        throw new HttpError(400, `invalid JSON body: ${(err as Error).message}`)
+      }
+      if (typeof j.record !== 'string') throw new HttpError(400, `record: expected base64 consent record bytes, got ${typeof j.record}`)
+      record = Buffer.from(j.record, 'base64')
+    }
+    if (record.length === 0) throw new HttpError(400, 'expected a consent record (CBOR) in the body, got nothing')
+    let patient: string
+    try {
+      patient = d.consentPatient(record)
+    } catch (err) {
+      throw new HttpError(400, `consent record refused: ${(err as Error).message}`)
+    }
+    if (!d.registry.hasPatient(patient)) throw new HttpError(403, `patient ${patient} has no device registered at this gateway`)
+    try {
+      const r = await d.appendConsent(record)
+      d.log.log('info', 'consent recorded', { patientId: r.patientId, action: r.action, leafIndex: r.leafIndex })
+      return send(res, 201, r)
+    } catch (err) {
+      if ((err as Error).name === 'ConsentError') throw new HttpError(409, `consent record refused: ${(err as Error).message}`)
+      throw err
+    }
   }
 
   return createServer((req, res) => {

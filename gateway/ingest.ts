@@ -166,7 +166,9 @@ const steps: Step[] = [
       if (c.duplicate) return
       let stored = false
       try {
-        c.leafIndex = (await d.store.appendFrame(c.frame, { deviceId: c.session.deviceId, seq: c.facts!.seq, t0: c.facts!.t0 })).leafIndex
+        const r = await d.store.appendFrame(c.frame, { deviceId: c.session.deviceId, seq: c.facts!.seq, t0: c.facts!.t0 })
+        if (r.duplicate) c.duplicate = true
+        c.leafIndex = r.leafIndex
         stored = true
       } finally {
         c.settle!(stored)

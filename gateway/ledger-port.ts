@@ -10,11 +10,13 @@ export interface FrameStore {
    * Stores the exact frame bytes as received (COSE_Sign1/Mac0). Resolves after the
    * bytes are on stable storage (fsync or equivalent); the gateway sends PUBACK then.
    */
-  appendFrame(frame: Uint8Array, meta: FrameMeta): Promise<{ leafIndex: number; leafHash?: Uint8Array }>
+  appendFrame(frame: Uint8Array, meta: FrameMeta): Promise<{ leafIndex: number; leafHash?: Uint8Array; duplicate?: boolean }>
   /** True when (deviceId, seq) is already stored: a retransmission to acknowledge, not store. */
   hasFrame(deviceId: string, seq: number): boolean | Promise<boolean>
   /** Frames handed to appendFrame whose durability is still pending (the "ledger lag" gauge). */
   pending?(): number
+  /** Appends a patient-signed consent record (stores that hold consent, e.g. the ledger). */
+  appendConsent?(record: Uint8Array): Promise<{ leafIndex: number; patientId: string; action: string }>
   close(): Promise<void>
 }
 

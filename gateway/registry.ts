@@ -171,6 +171,7 @@ export class DeviceRegistry {
       seq: db.prepare('UPDATE devices SET last_seq = MAX(COALESCE(last_seq, -1), ?), last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?'),
       revokedSince: db.prepare("SELECT id FROM devices WHERE status = 'revoked' AND revoked_ms >= ?"),
       countActive: db.prepare("SELECT COUNT(*) AS n FROM devices WHERE status = 'active'"),
+      hasPatient: db.prepare('SELECT 1 AS x FROM devices WHERE patient = ? LIMIT 1'),
       getUser: db.prepare('SELECT * FROM users WHERE username = ?'),
       insertUser: db.prepare('INSERT INTO users (username, role, password_hash, created_ms) VALUES (?, ?, ?, ?)'),
       listUsers: db.prepare('SELECT username, role, created_ms FROM users ORDER BY username'),
@@ -191,6 +192,11 @@ export class DeviceRegistry {
   /** IDs revoked at or after `ms` (by any process sharing the file). */
   revokedSince(ms: number): string[] {
     return (this.stmts.revokedSince.all(ms) as Array<{ id: string }>).map((r) => r.id)
+  }
+
+  /** True when some device (active or not) is registered for this patient. */
+  hasPatient(patient: string): boolean {
+    return this.stmts.hasPatient.get(patient) !== undefined
   }
 
   countActive(): number {

@@ -1,9 +1,16 @@
 import { readFile, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { group, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, intOpt } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
 
 const HASH_RE = /^[0-9a-fA-F]{64}$/
+
+/** A gateway data directory holds its ledger in ledger/: accept either directory. */
+function ledgerDir(dir: string): string {
+  return !existsSync(join(dir, 'ledger.json')) && existsSync(join(dir, 'ledger', 'ledger.json')) ? join(dir, 'ledger') : dir
+}
 
 /** A public key given as 64 hex characters or as a key file (JSON with "publicKey" hex, or a file holding the hex). */
 async function readPublicKey(arg: string): Promise<Uint8Array> {
@@ -40,7 +47,7 @@ offset. The producer key comes from DIR/ledger.json unless --key (hex or key fil
 Exit status: 0 valid, 1 invalid, 2 usage error.`,
   async run(argv, io) {
     const p = parseCli(argv, { data: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' } })
-    const dir = requireOpt(p, 'data')
+    const dir = ledgerDir(requireOpt(p, 'data'))
     const keyArg = stringOpt(p, 'key')
     const publicKey = keyArg ? await readPublicKey(keyArg) : undefined
     const { verifyLedger } = await import('../../ledger/verify.ts')
@@ -69,7 +76,7 @@ log, the signed block header and the log root. Check it with 'mhealth ledger che
 Opens DIR read-only, so it is safe next to a running gateway.`,
   async run(argv, io) {
     const p = parseCli(argv, { data: { type: 'string' }, frame: { type: 'string' }, out: { type: 'string' }, 'no-bytes': { type: 'boolean' } })
-    const dir = requireOpt(p, 'data')
+    const dir = ledgerDir(requireOpt(p, 'data'))
     const frame = requireOpt(p, 'frame')
     if (!HASH_RE.test(frame)) throw new UsageError(`--frame expects a 64-hex leaf hash, got '${frame}'`)
     const { openLedgerReadOnly, LedgerError } = await import('../../ledger/ledger.ts')
@@ -148,7 +155,7 @@ const head: Command = {
 Prints the head block (height, hash, log size and root, time range, producer).`,
   async run(argv, io) {
     const p = parseCli(argv, { data: { type: 'string' }, json: { type: 'boolean' } })
-    const dir = requireOpt(p, 'data')
+    const dir = ledgerDir(requireOpt(p, 'data'))
     const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
     let l
     try {
@@ -176,7 +183,7 @@ Prints JSON {size1, size2, root1, root2, proof} showing the log of SIZE1 leaves 
 prefix of the log of SIZE2 leaves (sizes are block logSize values).`,
   async run(argv, io) {
     const p = parseCli(argv, { data: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } })
-    const dir = requireOpt(p, 'data')
+    const dir = ledgerDir(requireOpt(p, 'data'))
     requireOpt(p, 'from')
     requireOpt(p, 'to')
     const size1 = intOpt(p, 'from', 0, 1)
@@ -226,7 +233,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
       data: { type: 'string' }, 'producer-id': { type: 'string' }, 'producer-key': { type: 'string' }, 'producer-pub': { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, peer: { type: 'string', multiple: true }, 'witness-key': { type: 'string' },
     })
-    const dir = requireOpt(p, 'data')
+    const dir = ledgerDir(requireOpt(p, 'data'))
     const producerId = requireOpt(p, 'producer-id')
     const keyFile = stringOpt(p, 'producer-key')
     const pubArg = stringOpt(p, 'producer-pub')

@@ -1,0 +1,207 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { group, print, type Command } from '../command.ts'
+import { parseCli, requireOpt, stringOpt, type Parsed } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+/**
+ * Two ways to reach the registry, same commands:
+ *   --data DIR   open DIR/registry.sqlite directly (safe next to a running gateway:
+ *                SQLite WAL; the gateway notices a revocation within half a second)
+ *   --url URL    the gateway's HTTP admin API; token from --token or DIR/admin.token
+ *                (a revocation disconnects the device at once)
+ */
+const TARGET = `Target (one of):
+  --data DIR      gateway data directory (default ./data): edits DIR/registry.sqlite directly
+  --url URL       gateway HTTP API (e.g. http://127.0.0.1:8081); admin token from
+                  --token TOKEN or the admin.token file in --data DIR`
+
+interface Backend {
+  register(body: Record<string, unknown>): Promise<Record<string, unknown>>
+  revoke(id: string): Promise<Record<string, unknown>>
+  list(): Promise<Array<Record<string, unknown>>>
+  show(id: string): Promise<Record<string, unknown>>
+  close(): void
+}
+
+const targetOpts = { data: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } } as const
+
+async function backend(p: Parsed): Promise<Backend> {
+  const url = stringOpt(p, 'url')
+  const dir = stringOpt(p, 'data') ?? './data'
+  if (url) {
+    let token = stringOpt(p, 'token')
+    if (!token) {
+      const f = join(dir, 'admin.token')
+      if (!existsSync(f)) throw new UsageError(`--url needs --token TOKEN or --data DIR holding admin.token (no ${f})`)
+      token = readFileSync(f, 'utf8').trim()
+    }
+    let base: URL
+    try {
+      base = new URL(url)
+    } catch {
+      throw new UsageError(`--url: expected an http(s) URL, got '${url}'`)
+    }
+    const call = async (method: string, path: string, body?: unknown) => {
+      let res: Response
+      try {
+        res = await fetch(new URL(path, base), {
+          method,
+          headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          body: body ? JSON.stringify(body) : undefined,
+        })
+      } catch (err) {
+        throw new CliError(`cannot reach ${base.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`)
+      }
+      const j = (await res.json().catch(() => ({}))) as Record<string, unknown>
+      if (!res.ok) throw new CliError(`${method} ${path}: ${res.status} ${String(j.error ?? res.statusText)}`)
+      return j
+    }
+    return {
+      register: (b) => call('POST', '/api/devices', b),
+      revoke: (id) => call('POST', `/api/devices/${encodeURIComponent(id)}/revoke`),
+      list: async () => (await call('GET', '/api/devices')).devices as Array<Record<string, unknown>>,
+      show: (id) => call('GET', `/api/devices/${encodeURIComponent(id)}`),
+      close() {},
+    }
+  }
+  const { DeviceRegistry, RegistryError, publicView } = await import('../../gateway/registry.ts')
+  const { registerDevice } = await import('../../gateway/devices.ts')
+  const { protocolCodec } = await import('../../gateway/protocol-codec.ts')
+  const file = join(dir, 'registry.sqlite')
+  const mustExist = () => {
+    if (!existsSync(file)) throw new CliError(`no registry at ${file} (wrong --data? the gateway creates it on first start)`)
+  }
+  let reg: InstanceType<typeof DeviceRegistry> | null = null
+  const open = () => (reg ??= new DeviceRegistry(file))
+  const wrap = async <T>(f: () => T): Promise<T> => {
+    try {
+      return f()
+    } catch (err) {
+      if (err instanceof RegistryError) throw new CliError(err.message)
+      throw err
+    }
+  }
+  return {
+    register: (b) => wrap(() => publicView(registerDevice(open(), protocolCodec, b))),
+    revoke: (id) => wrap(() => {
+      mustExist()
+      const changed = open().revoke(id)
+      return { id, revoked: true, alreadyRevoked: !changed }
+    }),
+    list: () => wrap(() => {
+      mustExist()
+      return open().listDevices().map(publicView)
+    }),
+    show: (id) => wrap(() => {
+      mustExist()
+      const d = open().getDevice(id)
+      if (!d) throw new CliError(`device ${id} is not registered`)
+      return publicView(d)
+    }),
+    close: () => reg?.close(),
+  }
+}
+
+async function withBackend<T>(p: Parsed, f: (b: Backend) => Promise<T>): Promise<T> {
+  const b = await backend(p)
+  try {
+    return await f(b)
+  } finally {
+    b.close()
+  }
+}
+
+const register: Command = {
+  name: 'register',
+  summary: 'Register a device for a patient (from its key file, or a public key / secret)',
+  usage: `Usage: mhealth device register --patient ID (--key FILE | --profile se --public-key HEX | --profile bare --id ID --secret HEX) [target]
+
+  --patient ID       the patient the device belongs to (use the ledger patient ID, pt-..., for
+                     consent records to apply to it)
+  --key FILE         a device key file (mhealth keygen): p256 -> profile se, hmac -> profile bare;
+                     only the public part (or the bare secret) is stored
+  --profile se       secure element (ATECC608): --public-key is the 65-byte uncompressed
+                     P-256 key (hex); the device ID is derived from it
+  --profile bare     HMAC board: --id is its device ID, --secret the 32-byte secret (hex)
+
+${TARGET}
+
+Prints the registered device as JSON.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { ...targetOpts, patient: { type: 'string' }, key: { type: 'string' }, profile: { type: 'string' }, 'public-key': { type: 'string' }, id: { type: 'string' }, secret: { type: 'string' } })
+    const patient = requireOpt(p, 'patient')
+    const keyFile = stringOpt(p, 'key')
+    let body: Record<string, unknown>
+    if (keyFile) {
+      if (stringOpt(p, 'profile') || stringOpt(p, 'public-key') || stringOpt(p, 'secret')) throw new UsageError('--key replaces --profile/--public-key/--secret; give one or the other')
+      let k: Record<string, unknown>
+      try {
+        k = JSON.parse(readFileSync(keyFile, 'utf8')) as Record<string, unknown>
+      } catch (err) {
+        throw new CliError(`cannot read key file ${keyFile}: ${(err as Error).message}`)
+      }
+      const { inputFromKeyJson } = await import('../../gateway/devices.ts')
+      try {
+        body = inputFromKeyJson(k, patient) as Record<string, unknown>
+      } catch (err) {
+        throw new CliError((err as Error).message)
+      }
+    } else {
+      const profile = stringOpt(p, 'profile')
+      if (profile === 'se') body = { profile, publicKey: requireOpt(p, 'public-key'), id: stringOpt(p, 'id'), patient }
+      else if (profile === 'bare') body = { profile, id: requireOpt(p, 'id'), secret: requireOpt(p, 'secret'), patient }
+      else throw new UsageError(`expected --key FILE or --profile se|bare, got ${profile === undefined ? 'neither' : `--profile '${profile}'`}`)
+    }
+    const dev = await withBackend(p, (b) => b.register(body))
+    print(io, JSON.stringify(dev))
+    return 0
+  },
+}
+
+const revoke: Command = {
+  name: 'revoke',
+  summary: 'Revoke a device: it is refused from now on and disconnected',
+  usage: `Usage: mhealth device revoke ID [target]
+
+${TARGET}
+
+With --url the gateway disconnects the device at once; with --data a running gateway
+notices within half a second and disconnects it.`,
+  async run(argv, io) {
+    const p = parseCli(argv, targetOpts, { min: 1, max: 1, names: ['ID'] })
+    const r = await withBackend(p, (b) => b.revoke(p.positionals[0]!))
+    print(io, JSON.stringify(r))
+    return 0
+  },
+}
+
+const list: Command = {
+  name: 'list',
+  summary: 'List registered devices',
+  usage: `Usage: mhealth device list [--json] [target]\n\n${TARGET}`,
+  async run(argv, io) {
+    const p = parseCli(argv, targetOpts)
+    const devs = await withBackend(p, (b) => b.list())
+    if (p.values.json) print(io, JSON.stringify(devs, null, 2))
+    else {
+      print(io, ['id'.padEnd(17), 'profile', 'status ', 'patient'.padEnd(20), 'lastSeq', 'lastSeen'].join('  '))
+      for (const d of devs)
+        print(io, [String(d.id).padEnd(17), String(d.profile).padEnd(7), String(d.status).padEnd(7), String(d.patient).padEnd(20), String(d.lastSeq ?? '-').padEnd(7), d.lastSeenMs ? new Date(d.lastSeenMs as number).toISOString() : '-'].join('  '))
+    }
+    return 0
+  },
+}
+
+const show: Command = {
+  name: 'show',
+  summary: 'Show one device as JSON (public key, patient, status, first/last seen, last seq)',
+  usage: `Usage: mhealth device show ID [target]\n\n${TARGET}`,
+  async run(argv, io) {
+    const p = parseCli(argv, targetOpts, { min: 1, max: 1, names: ['ID'] })
+    print(io, JSON.stringify(await withBackend(p, (b) => b.show(p.positionals[0]!)), null, 2))
+    return 0
+  },
+}
+
+export const command: Command = group('device', 'Manage the gateway device registry (locally or over the admin API)', [register, revoke, list, show])

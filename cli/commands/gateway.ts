@@ -1,0 +1,102 @@
+import { print, type Command } from '../command.ts'
+import { parseCli, stringOpt } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+export const command: Command = {
+  name: 'gateway',
+  summary: 'Run the clinic gateway (MQTT/TCP, MQTT/TLS, MQTT/WebSocket, HTTP API, ledger)',
+  usage: `Usage: mhealth gateway [--config FILE] [--data DIR] [options]
+
+Runs the gateway: an MQTT broker that admits only registered, authenticated devices,
+verifies every frame and stores it in the ledger (DIR/ledger) before acknowledging it.
+State lives in DIR (default ./data): registry.sqlite, gateway.key (Ed25519, the ledger
+producer key), admin.token (HTTP admin API), tls/ (self-signed certificate made on first
+start; its SHA-256 fingerprint is printed for devices to pin), ledger/.
+
+Options (override the config file, which overrides the defaults; see docs/gateway.md):
+  --config FILE        JSON config file
+  --data DIR           state directory (default ./data)
+  --host ADDR          bind address for every listener (default 127.0.0.1)
+  --mqtt-port N        MQTT over TCP (default 1883; 0 = off; 'auto' = any free port)
+  --mqtts-port N       MQTT over TLS (default 8883)
+  --ws-port N          MQTT over WebSocket (default 8080)
+  --http-port N        HTTP API, /metrics, /healthz (default 8081)
+  --tls-cert FILE      PEM certificate (with --tls-key) instead of the self-signed one
+  --tls-key FILE
+  --redis URL          share sessions and messages with other gateways (Aedes clustering)
+  --allow-anonymous    admit clients without credentials, no ACLs (protocol testing ONLY)
+  --log-level LEVEL    debug, info, warn or error (default info)
+
+Prints one JSON line {"ready":true,...} with the bound ports when every listener is up.
+Logs are JSON lines on stderr. SIGINT/SIGTERM shut down gracefully: frames in flight
+are stored and acknowledged, then the ledger is closed.`,
+  async run(argv, io) {
+    const p = parseCli(argv, {
+      config: { type: 'string' },
+      data: { type: 'string' },
+      host: { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      'mqtts-port': { type: 'string' },
+      'ws-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      redis: { type: 'string' },
+      'allow-anonymous': { type: 'boolean' },
+      'log-level': { type: 'string' },
+    })
+    const { resolveConfig, readConfigFile, parsePort, ConfigError } = await import('../../gateway/config.ts')
+    const port = (name: string) => {
+      const v = stringOpt(p, name)
+      if (v === undefined) return undefined
+      try {
+        return parsePort(v, `--${name}`)
+      } catch (err) {
+        throw new UsageError((err as Error).message)
+      }
+    }
+    let cfg
+    try {
+      const file = stringOpt(p, 'config')
+      cfg = resolveConfig(file ? readConfigFile(file) : {}, {
+        dataDir: stringOpt(p, 'data'),
+        host: stringOpt(p, 'host'),
+        mqttPort: port('mqtt-port'),
+        mqttsPort: port('mqtts-port'),
+        wsPort: port('ws-port'),
+        httpPort: port('http-port'),
+        tlsCert: stringOpt(p, 'tls-cert'),
+        tlsKey: stringOpt(p, 'tls-key'),
+        redisUrl: stringOpt(p, 'redis'),
+        allowAnonymous: p.values['allow-anonymous'] === true ? true : undefined,
+        logLevel: stringOpt(p, 'log-level') as never,
+      })
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message)
+      throw err
+    }
+    if (cfg.allowAnonymous) io.stderr.write('WARNING: --allow-anonymous: any client is admitted with no ACLs. For protocol conformance testing only.\n')
+    const { startGateway } = await import('../../gateway/gateway.ts')
+    let gw
+    try {
+      gw = await startGateway(cfg)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new CliError(`cannot listen: ${e.message}`)
+      throw err
+    }
+    if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)
+    print(io, JSON.stringify({ ready: true, ports: gw.ports, id: gw.identity.id, publicKey: gw.identity.publicKeyHex, tlsSha256: gw.tlsFingerprint, dataDir: cfg.dataDir }))
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+        resolve()
+      }
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    })
+    await gw.close()
+    return 0
+  },
+}
