@@ -20,9 +20,9 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -42,6 +42,9 @@ const { values: args } = parseArgs({
     window: { type: 'string', default: '8' },
     only: { type: 'string', default: 'gateway,aedes,mosquitto' },
     'cpu-prof': { type: 'string' },
+    // 'tsx' runs the brokers as `mhealth` does today (TypeScript loader in the process);
+    // 'bundle' runs an esbuild bundle with plain node, as a packaged gateway would.
+    runtime: { type: 'string', default: 'both' },
   },
 })
 
@@ -70,10 +73,7 @@ async function serve(kind: string, dir: string): Promise<void> {
     const openStore = args.store === 'file'
       ? async ({ dataDir }: { dataDir: string }) => new (await import('../test/gateway/helpers/file-store.ts')).FileFrameStore(join(dataDir, 'frames.jsonl'))
       : async (ctx: { dataDir: string; identity: { keyFile: string; id: string } }) => {
-          const { openLedgerStore, ledgerDirOf } = await import('../gateway/ledger-store.ts' as string) as typeof import('../gateway/ledger-port.ts') & {
-            openLedgerStore(o: { dir: string; keyFile: string; producerId: string }): Promise<import('../gateway/ledger-port.ts').FrameStore>
-            ledgerDirOf(d: string): string
-          }
+          const { openLedgerStore, ledgerDirOf } = await import('../gateway/ledger-store.ts')
           return openLedgerStore({ dir: ledgerDirOf(ctx.dataDir), keyFile: ctx.identity.keyFile, producerId: ctx.identity.id })
         }
     const gw = await startGateway(
@@ -124,10 +124,22 @@ function rssOfPid(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN
 }
 
-async function startNode(kind: 'gateway' | 'aedes', dir: string): Promise<Target> {
-  const execArgv = ['--import', 'tsx', '--expose-gc']
+let bundled: string | null = null
+/** Our TypeScript bundled to one ESM file (node_modules stay external), run without the loader. */
+async function bundle(outDir: string): Promise<string> {
+  const { build } = await import('esbuild')
+  const out = join(outDir, 'gateway-bench.mjs')
+  await build({ entryPoints: [self], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' })
+  // Bare imports resolve from the output file's directory: point it at the repo's node_modules.
+  symlinkSync(join(dirname(self), '..', 'node_modules'), join(outDir, 'node_modules'))
+  return out
+}
+
+async function startNode(kind: 'gateway' | 'aedes', dir: string, runtime: 'tsx' | 'bundle'): Promise<Target> {
+  const execArgv = runtime === 'tsx' ? ['--import', 'tsx', '--expose-gc'] : ['--expose-gc']
   if (args['cpu-prof']) execArgv.push('--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`)
-  const child = fork(self, ['--serve', kind, '--dir', dir, '--store', args.store!], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const script = runtime === 'tsx' ? self : bundled!
+  const child = fork(script, ['--serve', kind, '--dir', dir, '--store', args.store!], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} exited with ${code} before it was ready`)))
     child.on('message', (m: Msg) => m.type === 'ready' && resolve(m.port))
@@ -332,11 +344,20 @@ async function main(): Promise<void> {
     reg.close()
     return d
   }
-  const start = (name: string): Promise<Target> => (name === 'mosquitto' ? startMosquitto(newDir()) : startNode(name as 'gateway' | 'aedes', newDir()))
+  const runtimes: Array<'tsx' | 'bundle'> = args.runtime === 'both' ? ['tsx', 'bundle'] : [args.runtime as 'tsx' | 'bundle']
+  if (runtimes.includes('bundle')) bundled = await bundle(newDir())
+  const names: string[] = []
+  for (const n of ['gateway', 'aedes']) if (only.has(n)) for (const r of runtimes) names.push(`${n}:${r}`)
+  if (only.has('mosquitto')) names.push('mosquitto')
+  const start = (name: string): Promise<Target> => {
+    if (name === 'mosquitto') return startMosquitto(newDir())
+    const [kind, runtime] = name.split(':') as ['gateway' | 'aedes', 'tsx' | 'bundle']
+    return startNode(kind, newDir(), runtime)
+  }
 
   const rows: Record<string, { fps: number; p50: number; p99: number; max: number; rssIdle: number; rss1k: number; note: string }> = {}
   try {
-    for (const name of ['gateway', 'aedes', 'mosquitto'].filter((n) => only.has(n))) {
+    for (const name of names) {
       // Throughput and latency on one broker process.
       const t = await start(name)
       const clients = await connectDevices(t, sims, true)
@@ -347,7 +368,7 @@ async function main(): Promise<void> {
       await endAll(clients)
       await t.stop()
       let note = ''
-      if (name === 'gateway') {
+      if (name.startsWith('gateway')) {
         const want = tp.frames + lt.n
         note = `${after.accepted} stored, ${after.rejected} rejected, ${after.duplicate} duplicate`
         if (afterTp.accepted !== tp.frames || after.accepted !== want) note += ` (EXPECTED ${want} stored)`
@@ -371,18 +392,20 @@ async function main(): Promise<void> {
   console.log(
     table(
       ['broker', 'frames/s (closed loop)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'max ms', 'RSS MB idle', `RSS MB ${rssDevices} dev`, 'notes'],
-      Object.entries(rows).map(([n, r]) => [n === 'gateway' ? 'gateway (verify + store)' : `${n} (relay only)`, r.fps, r.p50, r.p99, r.max, r.rssIdle / MB, r.rss1k / MB, r.note]),
+      Object.entries(rows).map(([n, r]) => [n.startsWith('gateway') ? `${n} (verify + store)` : `${n} (relay only)`, r.fps, r.p50, r.p99, r.max, r.rssIdle / MB, r.rss1k / MB, r.note]),
     ),
   )
-  const g = rows.gateway
-  if (g) {
-    for (const other of ['aedes', 'mosquitto']) {
+  for (const r of runtimes) {
+    const gn = `gateway:${r}`
+    const g = rows[gn]
+    if (!g) continue
+    for (const other of [`aedes:${r}`, 'mosquitto']) {
       const o = rows[other]
-      if (o) console.log(`gateway/${other}: throughput ${fmt(g.fps / o.fps)}x, p99 ${fmt(g.p99 / o.p99)}x, RSS with ${rssDevices} devices ${fmt(g.rss1k / o.rss1k)}x`)
+      if (o) console.log(`${gn}/${other}: throughput ${fmt(g.fps / o.fps)}x, p99 ${fmt(g.p99 / o.p99)}x, RSS with ${rssDevices} devices ${fmt(g.rss1k / o.rss1k)}x`)
     }
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED')
     console.log(
-      `targets: >= 10,000 frames/s verified and stored: ${fmt(g.fps)} (${mark(g.fps >= 10_000)}); p99 <= 50 ms at ${rate}/s: ${fmt(g.p99)} ms (${mark(g.p99 <= 50)}); RSS <= 150 MB with ${rssDevices} devices: ${fmt(g.rss1k / MB)} MB (${mark(g.rss1k <= 150 * MB)})`,
+      `${gn} targets: >= 10,000 frames/s verified and stored: ${fmt(g.fps)} (${mark(g.fps >= 10_000)}); p99 <= 50 ms at ${rate}/s: ${fmt(g.p99)} ms (${mark(g.p99 <= 50)}); RSS <= 150 MB with ${rssDevices} devices: ${fmt(g.rss1k / MB)} MB (${mark(g.rss1k <= 150 * MB)})`,
     )
   }
 }
