@@ -30,11 +30,13 @@ export interface BrokerOptions {
   /** Largest |iat - now| accepted in a CONNECT token. */
   authWindowMs: number
   allowAnonymous: boolean
+  /** Bytes queued for one client beyond which messages to it are dropped (default 1 MB). */
+  maxOutboundBytes?: number
   /** Extra Aedes options (mq/persistence for clustering, limits). */
   aedes?: AedesOptions
 }
 
-type RefusalCode = 2 | 4 | 5
+type RefusalCode = 2 | 3 | 4 | 5
 
 /** A refused CONNECT: the CONNACK return code and why (for the log line and the metric). */
 class ConnectRefused extends Error {
@@ -58,7 +60,8 @@ export interface GatewayBroker {
   close(): Promise<void>
 }
 
-export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
+export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> {
+  const o = { ...opts, maxOutboundBytes: opts.maxOutboundBytes ?? 1024 * 1024 }
   const principals = new WeakMap<Client, Principal>()
   const sessions = new WeakMap<Client, DeviceSession>()
   const deviceClients = new Map<string, Client>()
@@ -130,6 +133,11 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
       if (blocked.has(packet.payload as Buffer)) return null
       // '#' from an anonymous (conformance-mode) client must not reach patient data.
       if (packet.topic.startsWith(CLINICAL) && principals.get(client)?.kind === 'anonymous') return null
+      // Bounded outbound queue: a client that does not read loses messages, not our memory.
+      if (((client.conn as { writableLength?: number }).writableLength ?? 0) > o.maxOutboundBytes) {
+        o.metrics.forwardDropped.inc()
+        return null
+      }
       const patient = patientOfTopic(packet.topic)
       if (patient !== null) {
         const p = principals.get(client)
@@ -177,7 +185,13 @@ export async function createBroker(o: BrokerOptions): Promise<GatewayBroker> {
     // Client ID u:<username> or u:<username>:<anything> (one user, several apps/tabs).
     const named = id.slice(USER_CLIENT_PREFIX.length).split(':')[0]
     if (!username || named !== username) throw new ConnectRefused(2, 'user-client-id-mismatch', `client ID ${id} does not name user ${username ?? '(none)'}`)
-    const user = password ? await o.registry.checkUser(username, password.toString('utf8')) : null
+    let user = null
+    try {
+      user = password ? await o.registry.checkUser(username, password.toString('utf8')) : null
+    } catch (err) {
+      if ((err as { code?: string }).code === 'busy') throw new ConnectRefused(3, 'login-busy', (err as Error).message)
+      throw err
+    }
     if (!user) throw new ConnectRefused(4, 'bad-user-credentials', `bad username or password for ${username}`)
     principals.set(client, { kind: 'user', username: user.username, role: user.role })
   }

@@ -38,10 +38,22 @@ export interface GatewayConfig {
     maxAgeMs: number
     /** Concurrent MQTT connections accepted (all listeners). */
     maxConnections: number
+    /**
+     * Bytes queued for one client's socket beyond which messages to it (live frames,
+     * control messages) are dropped instead of buffered: a slow or stalled reader
+     * cannot grow the gateway's memory.
+     */
+    maxOutboundBytes?: number
   }
-  /** 'inline' verifies on the event loop; 'pool' in worker threads; 'auto' picks by bench result. */
+  /**
+   * 'inline' verifies on the event loop; 'pool' in worker threads; 'auto' sends ES256
+   * frames to the pool and keeps HMAC inline (bench/gateway-verify.ts).
+   */
   verify: 'inline' | 'pool' | 'auto'
+  /** Pool size; 0 = one per core but one. */
   verifyWorkers: number
+  /** Ledger: prune frame payloads older than this many days (hashes and headers stay). Unset = keep all. */
+  retentionDays?: number
   /** Redis URL: share subscriptions and sessions with other gateway processes. */
   redisUrl?: string
   /** Registry file (default `<dataDir>/registry.sqlite`); gateways of one cluster on one host share it. */
@@ -67,9 +79,10 @@ export const defaults: GatewayConfig = {
     futureSkewMs: 5 * 60_000,
     maxAgeMs: 30 * 24 * 3600_000, // a board may buffer a month offline on its flash
     maxConnections: 5_000,
+    maxOutboundBytes: 1024 * 1024,
   },
-  verify: 'inline',
-  verifyWorkers: 1,
+  verify: 'auto',
+  verifyWorkers: 0,
   logLevel: 'info',
 }
 
@@ -100,7 +113,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
     if (limits) for (const [k, v] of Object.entries(limits)) if (v !== undefined) (c.limits as unknown as Record<string, unknown>)[k] = v
   }
-  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'registryFile']))
+  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays', 'registryFile']))
   for (const k of Object.keys(c)) if (!known.has(k)) throw new ConfigError(`unknown config key '${k}'`)
   for (const k of Object.keys(c.limits)) if (!(k in defaults.limits)) throw new ConfigError(`unknown config key 'limits.${k}'`)
   c = {
@@ -112,6 +125,9 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
   }
   for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
   posInt(c.authWindowMs, 'authWindowMs')
+  if (c.retentionDays !== undefined) posInt(c.retentionDays, 'retentionDays')
+  if (typeof c.verifyWorkers !== 'number' || !Number.isInteger(c.verifyWorkers) || c.verifyWorkers < 0 || c.verifyWorkers > 64)
+    throw new ConfigError(`verifyWorkers: expected an integer 0-64, got ${JSON.stringify(c.verifyWorkers)}`)
   if (typeof c.dataDir !== 'string' || c.dataDir === '') throw new ConfigError(`dataDir: expected a directory path, got ${JSON.stringify(c.dataDir)}`)
   if (!['inline', 'pool', 'auto'].includes(c.verify)) throw new ConfigError(`verify: expected inline, pool or auto, got ${JSON.stringify(c.verify)}`)
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) throw new ConfigError(`logLevel: expected debug, info, warn or error, got ${JSON.stringify(c.logLevel)}`)

@@ -9,6 +9,7 @@ import { createServer as createTcpServer, type Server as NetServer, type Address
 import { createServer as createTlsServer } from 'node:tls'
 import type { Server as HttpServer } from 'node:http'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
@@ -23,6 +24,7 @@ import { DeviceRegistry } from './registry.ts'
 import type { FrameChecker, GatewayCodec } from './frame-check.ts'
 import { inlineChecker, protocolCodec } from './protocol-codec.ts'
 import { parseConsent } from '../ledger/consent.ts'
+import { userAuth, type UserAuth } from './user-auth.ts'
 
 export interface GatewayDeps {
   /**
@@ -56,6 +58,8 @@ export interface Gateway {
   store: FrameStore
   /** Where clinician subscriptions are authorized from (the ledger's consent state by default). */
   consent: ConsentPort
+  /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
+  users: UserAuth
   close(): Promise<void>
 }
 
@@ -76,14 +80,23 @@ function closeServer(s: { close(cb: () => void): unknown } | null): Promise<void
 }
 
 /** The ledger under `<dataDir>/ledger`, signed with the gateway key: the default FrameStore and ConsentPort. */
-export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger): Promise<FrameStore & { consent?: ConsentPort }> {
+export async function openDefaultStore(ctx: { dataDir: string; identity: GatewayIdentity }, log?: Logger, opts: { retentionDays?: number } = {}): Promise<FrameStore & { consent?: ConsentPort }> {
   const { openLedgerStore, ledgerDirOf } = await import('./ledger-store.ts')
   return openLedgerStore({
     dir: ledgerDirOf(ctx.dataDir),
     keyFile: ctx.identity.keyFile,
     producerId: ctx.identity.id,
+    retentionDays: opts.retentionDays,
     log: (msg) => log?.log('info', msg, { component: 'ledger' }),
   })
+}
+
+/** The frame checker `cfg.verify` asks for (see verify-pool.ts for the measurements behind 'auto'). */
+export async function makeChecker(cfg: Pick<GatewayConfig, 'verify' | 'verifyWorkers'>): Promise<FrameChecker> {
+  if (cfg.verify === 'inline') return inlineChecker()
+  const { poolChecker, autoChecker, defaultWorkers } = await import('./verify-pool.ts')
+  const n = cfg.verifyWorkers > 0 ? cfg.verifyWorkers : defaultWorkers(availableParallelism())
+  return cfg.verify === 'pool' ? poolChecker(n) : autoChecker(n, inlineChecker())
 }
 
 export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {}): Promise<Gateway> {
@@ -91,8 +104,8 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const deps = {
     ...depsIn,
     codec: depsIn.codec ?? protocolCodec,
-    checker: depsIn.checker ?? inlineChecker(),
-    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log)),
+    checker: depsIn.checker ?? (await makeChecker(cfg)),
+    openStore: depsIn.openStore ?? ((ctx: { dataDir: string; identity: GatewayIdentity }) => openDefaultStore(ctx, log, { retentionDays: cfg.retentionDays })),
   }
   const now = deps.now ?? Date.now
   if (cfg.allowAnonymous)
@@ -108,6 +121,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const store = cluster ? cluster.shareDedupe(ownStore) : ownStore
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
+  const users = userAuth(registry, consent, { now })
   let closing = false
   let broker: GatewayBroker | null = null
   const metrics = gatewayMetrics({
@@ -134,6 +148,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     now,
     authWindowMs: cfg.authWindowMs,
     allowAnonymous: cfg.allowAnonymous,
+    maxOutboundBytes: cfg.limits.maxOutboundBytes,
     aedes: aedesOpts,
   })
   const b = broker
@@ -197,8 +212,9 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         adminToken: identity.adminToken,
         log,
         now,
-        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get() }),
+        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }),
         onRevoke: (id) => b.disconnectDevice(id),
+        users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
       })
@@ -234,6 +250,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     metrics,
     store,
     consent,
+    users,
     async close() {
       if (closing) return
       closing = true

@@ -9,6 +9,10 @@
  *   POST /api/devices/:id/revoke    admin: revoke and disconnect now
  *   POST /api/users                 admin: add a user {username, role, password}
  *   GET  /api/users                 admin: list users
+ *   POST /api/login                 {username, password} -> {token, username, role, expiresAt} (dashboard session)
+ *   POST /api/logout                Authorization: Bearer <session token>
+ *   GET  /api/access?patient=P[&scope=live]   session: may this user see patient P? (consent)
+ *   (admin routes also accept the session token of a user with role admin)
  *   POST /api/consent               a patient-signed consent record (CBOR body, or JSON {"record": base64});
  *                                   no token: the patient's signature is the authority, and the
  *                                   patient must be one the registry knows (no ledger spam)
@@ -19,6 +23,7 @@ import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
 import type { Registry } from './metrics.ts'
 import type { Logger } from './log.ts'
+import type { UserAuth } from './user-auth.ts'
 
 export interface HttpApiDeps {
   registry: DeviceRegistry
@@ -30,6 +35,8 @@ export interface HttpApiDeps {
   health: () => { ok: boolean; [k: string]: unknown }
   /** Called after a revocation is committed: disconnect the device now. */
   onRevoke(deviceId: string): boolean
+  /** Dashboard logins and consent checks (absent: /api/login answers 501). */
+  users?: UserAuth
   /** Appends a consent record to the ledger (absent: the route answers 501). */
   appendConsent?(record: Uint8Array): Promise<{ leafIndex: number; patientId: string; action: string }>
   /** Patient ID a consent record is about, or throws when the record does not parse/verify. */
@@ -98,11 +105,22 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 
 export function createHttpApi(d: HttpApiDeps): Server {
   const want = digest(d.adminToken)
-  const isAdmin = (req: IncomingMessage): boolean => {
+  const bearer = (req: IncomingMessage): string | null => {
     const h = req.headers.authorization
-    if (!h || !h.startsWith('Bearer ')) return false
+    return h && h.startsWith('Bearer ') ? h.slice(7).trim() : null
+  }
+  const isAdmin = (req: IncomingMessage): boolean => {
+    const b = bearer(req)
+    if (!b) return false
     // Compare digests: constant time and independent of the presented token's length.
-    return timingSafeEqual(digest(h.slice(7).trim()), want)
+    if (timingSafeEqual(digest(b), want)) return true
+    return d.users?.session(b)?.role === 'admin'
+  }
+  const userSession = (req: IncomingMessage) => {
+    const b = bearer(req)
+    const s = b ? d.users?.session(b) : null
+    if (!s) throw new HttpError(401, 'login required (Authorization: Bearer <session token from POST /api/login>)')
+    return s
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -122,6 +140,30 @@ export function createHttpApi(d: HttpApiDeps): Server {
     }
     if (!path.startsWith('/api/')) throw new HttpError(404, `no route ${method} ${path}`)
     if (path === '/api/consent' && method === 'POST') return postConsent(req, res)
+    if (path === '/api/login' && method === 'POST') {
+      if (!d.users) throw new HttpError(501, 'user logins are not enabled')
+      const b = await readJson(req)
+      if (typeof b.username !== 'string' || typeof b.password !== 'string') throw new HttpError(400, 'expected {"username": string, "password": string}')
+      const r = await d.users.login(b.username, b.password)
+      if (!r) {
+        d.log.log('warn', 'login refused', { username: b.username, reason: 'bad-user-credentials', remote: req.socket.remoteAddress })
+        throw new HttpError(401, 'bad username or password')
+      }
+      d.log.log('info', 'user logged in', { username: r.session.username, role: r.session.role, via: 'http' })
+      return send(res, 200, { token: r.token, ...r.session })
+    }
+    if (path === '/api/logout' && method === 'POST') {
+      const b = bearer(req)
+      if (b) d.users?.logout(b)
+      return send(res, 200, { ok: true })
+    }
+    if (path === '/api/access' && method === 'GET') {
+      const s = userSession(req)
+      const patient = url.searchParams.get('patient')
+      const scope = url.searchParams.get('scope') ?? 'live'
+      if (!patient) throw new HttpError(400, 'expected ?patient=<patient ID>')
+      return send(res, 200, { username: s.username, role: s.role, patient, scope, allowed: d.users!.canView(s.username, patient, scope, d.now()) })
+    }
     if (!isAdmin(req)) {
       d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: req.socket.remoteAddress })
       res.setHeader('www-authenticate', 'Bearer')
@@ -193,7 +235,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
   return createServer((req, res) => {
     route(req, res).catch((err) => {
       if (err instanceof HttpError) return send(res, err.status, { error: err.message })
-      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : 400, { error: err.message })
+      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : err.code === 'busy' ? 503 : 400, { error: err.message })
       d.log.log('error', 'http handler failed', { error: (err as Error).message })
       send(res, 500, { error: 'internal error' })
     })

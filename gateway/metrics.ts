@@ -104,6 +104,7 @@ export function gatewayMetrics(sources: { connected: () => number; ledgerLag: ()
     verifySeconds: r.add(new Histogram('mhealth_verify_seconds', 'Frame signature/MAC verification time', [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05])),
     ingestSeconds: r.add(new Histogram('mhealth_ingest_seconds', 'Frame receipt to durable storage (PUBACK) time', [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])),
     ledgerLag: r.add(new Gauge('mhealth_ledger_lag_frames', 'Frames handed to the ledger and not yet durable', sources.ledgerLag)),
+    forwardDropped: r.add(new Counter('mhealth_forward_dropped_total', 'Messages not sent to a client whose socket backlog is over limits.maxOutboundBytes')),
     rateLimited: r.add(new Counter('mhealth_rate_limited_total', 'Frames delayed by the per-device rate limit')),
   }
 }

@@ -42,7 +42,7 @@ export interface User {
 
 export class RegistryError extends Error {
   override name = 'RegistryError'
-  constructor(message: string, readonly code: 'exists' | 'not-found' | 'invalid') {
+  constructor(message: string, readonly code: 'exists' | 'not-found' | 'invalid' | 'busy') {
     super(message)
   }
 }
@@ -140,6 +140,9 @@ export function checkPassword(password: string, stored: string): Promise<boolean
 
 let dummyHash: string | undefined
 const DUMMY_HASH_OF = (): string => (dummyHash ??= hashPassword('not-a-real-password'))
+
+const LOGIN_CONCURRENCY = 2
+const LOGIN_QUEUE = 64
 
 const PATIENT_RE = /^[A-Za-z0-9._-]{1,64}$/
 const USER_RE = /^[a-z0-9._-]{1,64}$/
@@ -262,8 +265,30 @@ export class DeviceRegistry {
     return { username, role, createdMs: nowMs }
   }
 
+  /**
+   * Password checks run scrypt on libuv's thread pool, which the ledger's fsyncs also
+   * use: at most `LOGIN_CONCURRENCY` run at once and at most `LOGIN_QUEUE` wait, so a
+   * login flood cannot delay PUBACKs. Past that the check fails fast with code 'busy'.
+   */
+  private loginsRunning = 0
+  private loginQueue: Array<() => void> = []
+
   /** The user when the password matches, else null (same answer for unknown user and wrong password). */
   async checkUser(username: string, password: string): Promise<User | null> {
+    if (this.loginsRunning >= LOGIN_CONCURRENCY) {
+      if (this.loginQueue.length >= LOGIN_QUEUE) throw new RegistryError('too many logins in progress; try again shortly', 'busy')
+      await new Promise<void>((r) => this.loginQueue.push(r))
+    } else this.loginsRunning++
+    try {
+      return await this.checkUserNow(username, password)
+    } finally {
+      const next = this.loginQueue.shift()
+      if (next) next() // hand the slot over
+      else this.loginsRunning--
+    }
+  }
+
+  private async checkUserNow(username: string, password: string): Promise<User | null> {
     const r = this.stmts.getUser.get(username) as { username: string; role: Role; password_hash: string; created_ms: number } | undefined
     // Unknown users still pay for one scrypt, so timing does not reveal which names exist.
     const ok = await checkPassword(password, r ? r.password_hash : DUMMY_HASH_OF())
