@@ -16,6 +16,7 @@
  *
  * Run: npx tsx bench/gateway.ts [--devices 200] [--frames 20000] [--rate 2000]
  *        [--seconds 5] [--rss-devices 1000] [--store ledger|file] [--only gateway,aedes,mosquitto]
+ *        [--runtime tsx|bundle|both] [--verify pool|inline] [--window 8]
  *        [--cpu-prof DIR]   (writes a V8 CPU profile of each Node broker process)
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
@@ -45,6 +46,8 @@ const { values: args } = parseArgs({
     // 'tsx' runs the brokers as `mhealth` does today (TypeScript loader in the process);
     // 'bundle' runs an esbuild bundle with plain node, as a packaged gateway would.
     runtime: { type: 'string', default: 'both' },
+    // Gateway frame verification (config `verify`): inline | pool | auto; default: the gateway's default.
+    verify: { type: 'string' },
   },
 })
 
@@ -68,7 +71,7 @@ async function serve(kind: string, dir: string): Promise<void> {
     const { startGateway } = await import('../gateway/gateway.ts')
     const { resolveConfig } = await import('../gateway/config.ts')
     const { jsonLogger } = await import('../gateway/log.ts')
-    const { inlineChecker, protocolCodec } = await import('../gateway/protocol-codec.ts')
+    const { protocolCodec } = await import('../gateway/protocol-codec.ts')
     const log = jsonLogger(process.stderr, 'warn')
     const openStore = args.store === 'file'
       ? async ({ dataDir }: { dataDir: string }) => new (await import('../test/gateway/helpers/file-store.ts')).FileFrameStore(join(dataDir, 'frames.jsonl'))
@@ -77,8 +80,8 @@ async function serve(kind: string, dir: string): Promise<void> {
           return openLedgerStore({ dir: ledgerDirOf(ctx.dataDir), keyFile: ctx.identity.keyFile, producerId: ctx.identity.id })
         }
     const gw = await startGateway(
-      resolveConfig({ dataDir: dir, mqttPort: 'auto', mqttsPort: 0, wsPort: 0, httpPort: 0, logLevel: 'warn' }),
-      { codec: protocolCodec, checker: inlineChecker(), log, openStore },
+      resolveConfig({ dataDir: dir, mqttPort: 'auto', mqttsPort: 0, wsPort: 0, httpPort: 0, logLevel: 'warn', ...(args.verify ? { verify: args.verify as 'inline' | 'pool' | 'auto' } : {}) }),
+      { codec: protocolCodec, log, openStore },
     )
     port = gw.ports.mqtt!
     const rejected = () => {
@@ -129,7 +132,10 @@ let bundled: string | null = null
 async function bundle(outDir: string): Promise<string> {
   const { build } = await import('esbuild')
   const out = join(outDir, 'gateway-bench.mjs')
-  await build({ entryPoints: [self], outfile: out, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' })
+  const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' } as const
+  await build({ ...common, entryPoints: [self], outfile: out })
+  // The verify pool loads its worker entry from next to its own module: here, the bundle.
+  await build({ ...common, entryPoints: [join(dirname(self), '..', 'gateway', 'verify-worker.ts')], outfile: join(outDir, 'verify-worker-boot.mjs') })
   // Bare imports resolve from the output file's directory: point it at the repo's node_modules.
   symlinkSync(join(dirname(self), '..', 'node_modules'), join(outDir, 'node_modules'))
   return out
@@ -240,6 +246,12 @@ async function connectDevices(t: Target, sims: Sim[], subscribe: boolean): Promi
   return out
 }
 
+/** A phase that stalls (a broker stopped acknowledging) fails the bench instead of hanging it. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([p, new Promise<never>((_, j) => (timer = setTimeout(() => j(new Error(`${what}: no progress for ${ms / 1000} s`)), ms)))]).finally(() => clearTimeout(timer))
+}
+
 const endAll = (cs: MqttClient[]) => Promise.all(cs.map((c) => new Promise<void>((r) => c.end(false, {}, () => r()))))
 
 /** Closed loop: every device keeps `window` frames unacknowledged until its share is sent. */
@@ -329,7 +341,7 @@ async function main(): Promise<void> {
   }))
   const rssSims: Sim[] = keys.slice(0, rssDevices).map((key) => ({ key, topic: `mhealth/dev/${key.id}/frames`, frames: [] }))
   const frameBytes = sims[0]!.frames[0]!.length
-  console.log(`# Gateway benchmark (Node ${process.version}, ${(await import('node:os')).cpus().length} cores, store: ${args.store})`)
+  console.log(`# Gateway benchmark (Node ${process.version}, ${(await import('node:os')).cpus().length} cores, store: ${args.store}, gateway verification: ${args.verify ?? 'default'})`)
   console.log(`# ${nDev} devices, ${perDevice * nDev} frames closed loop (window ${window}/device), then ${rate} frames/s for ${seconds} s; ES256 frames of ${frameBytes} B; RSS with ${rssDevices} devices`)
   console.log(`# pre-signed ${sims.length * (perDevice + latPerDevice)} frames and ${keys.length} keys in ${fmt((performance.now() - tSign) / 1000)} s\n`)
 
@@ -361,9 +373,9 @@ async function main(): Promise<void> {
       // Throughput and latency on one broker process.
       const t = await start(name)
       const clients = await connectDevices(t, sims, true)
-      const tp = await throughput(clients, sims, perDevice, window)
+      const tp = await within(throughput(clients, sims, perDevice, window), 180_000, `${name} throughput`)
       const afterTp = await t.stats()
-      const lt = await latency(clients, sims, perDevice, rate, seconds)
+      const lt = await within(latency(clients, sims, perDevice, rate, seconds), 60_000 + seconds * 1000, `${name} latency`)
       const after = await t.stats()
       await endAll(clients)
       await t.stop()
