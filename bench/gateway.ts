@@ -48,15 +48,17 @@ const { values: args } = parseArgs({
     runtime: { type: 'string', default: 'both' },
     // Gateway frame verification (config `verify`): inline | pool | auto; default: the gateway's default.
     verify: { type: 'string' },
+    // Extra V8/Node flags for the Node brokers, e.g. --node-flags=--max-semi-space-size=1
+    'node-flags': { type: 'string', default: '' },
   },
 })
 
-type Msg = { type: 'ready'; port: number } | { type: 'stats'; rss: number; heap: number; accepted: number; rejected: number; duplicate: number }
+type Msg = { type: 'ready'; port: number } | { type: 'stats'; rss: number; heap: number; cpuUs: number; accepted: number; rejected: number; duplicate: number }
 
 // ---------------------------------------------------------------- broker side (child)
 
 async function serve(kind: string, dir: string): Promise<void> {
-  let stats: () => Omit<Extract<Msg, { type: 'stats' }>, 'type' | 'rss' | 'heap'>
+  let stats: () => Omit<Extract<Msg, { type: 'stats' }>, 'type' | 'rss' | 'heap' | 'cpuUs'>
   let close: () => Promise<void>
   let port: number
   if (kind === 'aedes') {
@@ -96,9 +98,10 @@ async function serve(kind: string, dir: string): Promise<void> {
   const send = (m: Msg) => process.send!(m)
   process.on('message', (m: { type: string }) => {
     if (m.type === 'stats') {
+      const cpu = process.cpuUsage() // whole process, worker threads included; read before the gc below
       ;(globalThis as { gc?: () => void }).gc?.()
       const mu = process.memoryUsage()
-      send({ type: 'stats', rss: mu.rss, heap: mu.heapUsed, ...stats() })
+      send({ type: 'stats', rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system, ...stats() })
     } else if (m.type === 'stop') void close().finally(() => process.exit(0))
   })
   send({ type: 'ready', port })
@@ -120,6 +123,12 @@ async function freePort(): Promise<number> {
   const p = (s.address() as AddressInfo).port
   await new Promise((r) => s.close(r))
   return p
+}
+
+/** utime + stime of a process in µs (clock ticks of 10 ms). */
+function cpuOfPid(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) * 10_000
 }
 
 function rssOfPid(pid: number): number {
@@ -144,6 +153,7 @@ async function bundle(outDir: string): Promise<string> {
 async function startNode(kind: 'gateway' | 'aedes', dir: string, runtime: 'tsx' | 'bundle'): Promise<Target> {
   const execArgv = runtime === 'tsx' ? ['--import', 'tsx', '--expose-gc'] : ['--expose-gc']
   if (args['cpu-prof']) execArgv.push('--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`)
+  if (args['node-flags']) execArgv.push(...args['node-flags'].split(' ').filter(Boolean))
   const script = runtime === 'tsx' ? self : bundled!
   const child = fork(script, ['--serve', kind, '--dir', dir, '--store', args.store!], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const port = await new Promise<number>((resolve, reject) => {
@@ -201,7 +211,7 @@ async function startMosquitto(dir: string): Promise<Target> {
     name: 'mosquitto',
     port,
     pid: child.pid!,
-    stats: async () => ({ type: 'stats', rss: rssOfPid(child.pid!), heap: NaN, accepted: 0, rejected: 0, duplicate: 0 }),
+    stats: async () => ({ type: 'stats', rss: rssOfPid(child.pid!), heap: NaN, cpuUs: cpuOfPid(child.pid!), accepted: 0, rejected: 0, duplicate: 0 }),
     stop: () => stopChild(child, () => child.kill('SIGTERM')),
   }
 }
@@ -343,6 +353,8 @@ async function main(): Promise<void> {
   const frameBytes = sims[0]!.frames[0]!.length
   console.log(`# Gateway benchmark (Node ${process.version}, ${(await import('node:os')).cpus().length} cores, store: ${args.store}, gateway verification: ${args.verify ?? 'default'})`)
   console.log(`# ${nDev} devices, ${perDevice * nDev} frames closed loop (window ${window}/device), then ${rate} frames/s for ${seconds} s; ES256 frames of ${frameBytes} B; RSS with ${rssDevices} devices`)
+  const { loadavg } = await import('node:os')
+  console.log(`# load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine skew wall-clock figures; CPU us/frame does not depend on them)`)
   console.log(`# pre-signed ${sims.length * (perDevice + latPerDevice)} frames and ${keys.length} keys in ${fmt((performance.now() - tSign) / 1000)} s\n`)
 
   const dirs: string[] = []
@@ -367,12 +379,13 @@ async function main(): Promise<void> {
     return startNode(kind, newDir(), runtime)
   }
 
-  const rows: Record<string, { fps: number; p50: number; p99: number; max: number; rssIdle: number; rss1k: number; note: string }> = {}
+  const rows: Record<string, { cpuPerFrame: number; fps: number; p50: number; p99: number; max: number; rssIdle: number; rss1k: number; note: string }> = {}
   try {
     for (const name of names) {
       // Throughput and latency on one broker process.
       const t = await start(name)
       const clients = await connectDevices(t, sims, true)
+      const beforeTp = await t.stats()
       const tp = await within(throughput(clients, sims, perDevice, window), 180_000, `${name} throughput`)
       const afterTp = await t.stats()
       const lt = await within(latency(clients, sims, perDevice, rate, seconds), 60_000 + seconds * 1000, `${name} latency`)
@@ -390,10 +403,12 @@ async function main(): Promise<void> {
       const idle = (await r.stats()).rss
       const many = await connectDevices(r, rssSims, true)
       await new Promise((res) => setTimeout(res, 500))
-      const loaded = (await r.stats()).rss
+      const loadedStats = await r.stats()
+      const loaded = loadedStats.rss
+      console.error(`  ${name}: ${rssDevices} devices: RSS ${fmt(loaded / 2 ** 20)} MB, V8 heap used ${fmt(loadedStats.heap / 2 ** 20)} MB`)
       await endAll(many)
       await r.stop()
-      rows[name] = { fps: tp.fps, p50: lt.p50, p99: lt.p99, max: lt.max, rssIdle: idle, rss1k: loaded, note }
+      rows[name] = { cpuPerFrame: (afterTp.cpuUs - beforeTp.cpuUs) / tp.frames, fps: tp.fps, p50: lt.p50, p99: lt.p99, max: lt.max, rssIdle: idle, rss1k: loaded, note }
       console.error(`  ${name} done`)
     }
   } finally {
@@ -401,10 +416,11 @@ async function main(): Promise<void> {
   }
 
   const MB = 1024 * 1024
+  console.log(`# load average after: ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}\n`)
   console.log(
     table(
-      ['broker', 'frames/s (closed loop)', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'max ms', 'RSS MB idle', `RSS MB ${rssDevices} dev`, 'notes'],
-      Object.entries(rows).map(([n, r]) => [n.startsWith('gateway') ? `${n} (verify + store)` : `${n} (relay only)`, r.fps, r.p50, r.p99, r.max, r.rssIdle / MB, r.rss1k / MB, r.note]),
+      ['broker', 'frames/s (closed loop)', 'broker CPU us/frame', 'frames/s per core', `p50 ms @${rate}/s`, `p99 ms @${rate}/s`, 'max ms', 'RSS MB idle', `RSS MB ${rssDevices} dev`, 'notes'],
+      Object.entries(rows).map(([n, r]) => [n.startsWith('gateway') ? `${n} (verify + store)` : `${n} (relay only)`, r.fps, r.cpuPerFrame, 1e6 / r.cpuPerFrame, r.p50, r.p99, r.max, r.rssIdle / MB, r.rss1k / MB, r.note]),
     ),
   )
   for (const r of runtimes) {
