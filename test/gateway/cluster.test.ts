@@ -7,9 +7,7 @@
  * and revocations are shared through the one registry file.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PublishPacket } from 'aedes'
@@ -18,37 +16,10 @@ import { startTestGateway, cleanup, type TestGateway } from './helpers/gateway.t
 import { readFrames } from './helpers/file-store.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, token } from './helpers/devices.ts'
 import { parseRedisUrl, ClusterConfigError } from '../../gateway/cluster.ts'
+import { redisSkip, startRedis } from './helpers/redis.ts'
 
-const REDIS = '/usr/bin/redis-server'
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
 const controlTopic = (id: string) => `mhealth/dev/${id}/control`
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const p = (s.address() as AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return p
-}
-
-async function startRedis(dir: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort()
-  const proc = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  await new Promise<void>((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out}`)), 10_000)
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)))
-  })
-  proc.stdout!.resume()
-  return { url: `redis://127.0.0.1:${port}/0`, proc }
-}
 
 /** Resolves with the next message on `topic` (payload as text). */
 const nextMessage = (c: MqttClient, topic: string) =>
@@ -72,15 +43,14 @@ t.test('redis URL parsing', async (t) => {
   t.throws(() => parseRedisUrl('redis://h/x'), /database number/)
 })
 
-t.test('two gateways sharing one device population', { skip: existsSync(REDIS) ? false : `${REDIS} not installed (apt-get install -y redis-server)` }, async (t) => {
+t.test('two gateways sharing one device population', { skip: redisSkip() }, async (t) => {
+  const redis = await startRedis()
   const tmp = mkdtempSync(join(tmpdir(), 'mh-cluster-'))
-  const redis = await startRedis(tmp)
   const gateways: TestGateway[] = []
   // Gateways first (their Redis connections close cleanly), then the server.
   t.teardown(async () => {
     await Promise.all(gateways.map(cleanup))
-    redis.proc.kill('SIGTERM')
-    await new Promise((r) => (redis.proc.exitCode !== null ? r(null) : redis.proc.once('exit', r)))
+    await redis.stop()
     rmSync(tmp, { recursive: true, force: true })
   })
   const shared = { redisUrl: redis.url, registryFile: join(tmp, 'registry.sqlite') }

@@ -4,7 +4,8 @@
  * basic, retained, offline queueing, will, zero-length client ID, overlapping
  * subscriptions, keepalive, redelivery on reconnect, subscribe failure, $ topics;
  * plus unsubscribe), written here with mqtt.js and a raw socket client, run
- * against (a) a plain Aedes and (b) our gateway with --allow-anonymous.
+ * against (a) a plain Aedes, (b) our gateway with --allow-anonymous and (c) the same
+ * clustered through a real redis-server (skipped when redis-server is absent).
  *
  * Paho runs its broker with a "nosubscribe" filter configured; here both brokers
  * refuse the same filter: the gateway because anonymous clients are kept out of
@@ -23,6 +24,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Aedes, type PublishPacket } from 'aedes'
 import { startTestGateway, cleanup } from './helpers/gateway.ts'
 import { CONNACK, PUBLISH, RawClient, SUBACK, connectPacket, subscribePacket } from './helpers/raw-mqtt.ts'
+import { redisSkip, startRedis } from './helpers/redis.ts'
 
 const topics = ['TopicA', 'TopicA/B', 'Topic/C', 'TopicA/C', '/TopicA'] as const
 const wildtopics = ['TopicA/+', '+/C', '#', '/#', '/+', '+/+', 'TopicA/#'] as const
@@ -111,8 +113,21 @@ async function rawConnect(port: number, o: Parameters<typeof connectPacket>[0]):
   return { raw, code: ack ? ack.body[1]! : null }
 }
 
-for (const make of [plainAedes, anonymousGateway]) {
-  t.test(make.name, async (t) => {
+/** The same, clustered through Redis (Aedes persistence and mq in Redis): semantics must not change. */
+async function clusteredGateway(): Promise<Target> {
+  const redis = await startRedis()
+  const gw = await startTestGateway({ allowAnonymous: true, httpPort: 0, redisUrl: redis.url })
+  return {
+    name: 'gateway --allow-anonymous --redis',
+    port: gw.ports.mqtt!,
+    serverPublish: (topic, payload) =>
+      new Promise((r) => gw.broker.aedes.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket, () => r())),
+    close: () => cleanup(gw).finally(() => redis.stop()),
+  }
+}
+
+for (const [make, skip] of [[plainAedes, false], [anonymousGateway, false], [clusteredGateway, redisSkip()]] as const) {
+  t.test(make.name, { skip }, async (t) => {
     const target = await make()
     t.teardown(() => target.close())
     const port = target.port
