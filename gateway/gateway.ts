@@ -116,8 +116,11 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const identity = ensureIdentity(cfg.dataDir, (pub) => deps.codec.principalIdFromEd25519(pub))
   if (identity.created.key) log.log('info', 'created gateway key', { file: identity.keyFile, id: identity.id })
   if (identity.created.token) log.log('info', 'created admin token', { file: join(cfg.dataDir, 'admin.token') })
-  const registry = new DeviceRegistry(join(cfg.dataDir, 'registry.sqlite'))
-  const store = await deps.openStore({ dataDir: cfg.dataDir, identity })
+  const registry = new DeviceRegistry(cfg.registryFile ?? join(cfg.dataDir, 'registry.sqlite'))
+  // Clustering (cluster.ts): Aedes mq + persistence in Redis, frame de-duplication shared across gateways.
+  const cluster = cfg.redisUrl ? await (await import('./cluster.ts')).openCluster(cfg.redisUrl) : null
+  const ownStore = await deps.openStore({ dataDir: cfg.dataDir, identity })
+  const store = cluster ? cluster.shareDedupe(ownStore) : ownStore
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
   const users = userAuth(registry, consent, { now })
@@ -131,13 +134,9 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
 
   const aedesOpts: AedesOptions = { drainTimeout: 30_000, connectTimeout: 10_000, maxTopicLevels: 16, queueLimit: 42 }
   const closers: Array<() => Promise<void>> = []
-  if (cfg.redisUrl) {
-    // Clustering: subscriptions, retained messages and sessions in Redis; messages across processes via mqemitter-redis.
-    const persistName = 'aedes-persistence-redis' // untyped package: imported by name
-    const [{ default: mqRedis }, { default: persistRedis }] = await Promise.all([import('mqemitter-redis'), import(persistName) as Promise<{ default: unknown }>])
-    const mq = (mqRedis as unknown as (o: unknown) => { close(cb: () => void): void })({ connectionString: cfg.redisUrl })
-    const persistence = (persistRedis as unknown as (o: unknown) => unknown)({ url: cfg.redisUrl })
-    Object.assign(aedesOpts, { mq, persistence })
+  if (cluster) {
+    Object.assign(aedesOpts, cluster.aedes)
+    closers.push(() => cluster.close())
   }
 
   broker = await createBroker({
