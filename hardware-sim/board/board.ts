@@ -982,7 +982,12 @@ export class VirtualBoard {
     try {
       return fn()
     } catch (e) {
-      if (e instanceof BrownOut) throw e
+      if (e instanceof BrownOut) {
+        // Power is gone whatever the firmware does next: a try/catch around the write must
+        // not be able to swallow the reboot.
+        this.rebootPending = true
+        throw e
+      }
       if (e instanceof StorageError) throw new this.C.Error(e.message)
       throw e
     }

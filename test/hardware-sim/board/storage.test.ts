@@ -81,6 +81,20 @@ t.test('brown-out during a write leaves a torn file and reboots; the firmware se
   t.equal(l[2], 'undefined')
 })
 
+t.test('a brown-out reboots the board even when the firmware catches the failed write', async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`
+    var S = require('Storage');
+    setTimeout(function () {
+      try { S.write('frame', 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx') } catch (e) { print('caught ' + e) }
+    }, 100);
+  `)
+  board.brownOut(0.5)
+  board.advance(200)
+  t.match(board.console.text(), 'brown-out: rebooting', 'power loss is not an exception a try/catch can absorb')
+  t.equal(board.bootCount, 1)
+})
+
 t.test('flash full: new files fail with Espruino\'s message and getFree reports 0', async (t) => {
   const { board } = makeBoard(t)
   board.flashFull(true)

@@ -1,0 +1,162 @@
+import { print, type Command, type CliIO } from '../command.ts'
+import { parseCli, requireOpt, intOpt, stringOpt, choiceOpt } from '../args.ts'
+import { CliError, UsageError } from '../errors.ts'
+
+export interface ProvisionPlan {
+  gatewayHost: string
+  httpPort: number
+  mqttPort: number
+  ssid: string
+  pass?: string
+}
+
+/** `http://host:port` and `SSID[:PASS]` checked and split. */
+export function parseTargets(gateway: string, wifi: string, mqttPort: number): ProvisionPlan {
+  let u: URL
+  try {
+    u = new URL(gateway)
+  } catch {
+    throw new UsageError(`--gateway: expected a URL like http://10.0.0.2:8080, got '${gateway}'`)
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--gateway: expected http:// or https://, got '${u.protocol}'`)
+  const httpPort = Number(u.port || (u.protocol === 'https:' ? 443 : 80))
+  const i = wifi.indexOf(':')
+  const ssid = i < 0 ? wifi : wifi.slice(0, i)
+  if (!ssid || ssid.length > 32) throw new UsageError(`--wifi: expected SSID[:PASS] with an SSID of 1..32 characters, got '${wifi}'`)
+  const pass = i < 0 ? undefined : wifi.slice(i + 1)
+  if (pass !== undefined && pass.length > 0 && (pass.length < 8 || pass.length > 63)) throw new UsageError('--wifi: a WPA2 passphrase has 8..63 characters')
+  return { gatewayHost: u.hostname, httpPort, mqttPort, ssid, pass }
+}
+
+async function adminToken(token: string | undefined, dataDir: string | undefined): Promise<string> {
+  if (token) return token
+  if (!dataDir) throw new UsageError('registering needs the gateway admin token: pass --token TOKEN or --data GATEWAY_DATA_DIR')
+  const { readFile } = await import('node:fs/promises')
+  const { join } = await import('node:path')
+  try {
+    return (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim()
+  } catch (e) {
+    throw new CliError(`cannot read the admin token in ${dataDir}: ${(e as Error).message}`)
+  }
+}
+
+/** POST /api/devices on the gateway's admin API; returns the registered device ID. */
+export async function registerWithGateway(gateway: string, token: string, body: Record<string, unknown>): Promise<string> {
+  let res: Response
+  try {
+    res = await fetch(new URL('/api/devices', gateway), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    })
+  } catch (e) {
+    throw new CliError(`cannot reach the gateway at ${gateway}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`)
+  }
+  const text = await res.text()
+  if (!res.ok) throw new CliError(`the gateway refused the registration (HTTP ${res.status}): ${text.slice(0, 300)}`)
+  const j = JSON.parse(text) as { id?: string; device?: { id?: string } }
+  const id = j.id ?? j.device?.id
+  if (typeof id !== 'string') throw new CliError(`unexpected gateway answer: ${text.slice(0, 200)}`)
+  return id
+}
+
+async function provision(argv: string[], io: CliIO): Promise<number> {
+  const p = parseCli(argv, {
+    port: { type: 'string' }, baud: { type: 'string' }, gateway: { type: 'string' }, wifi: { type: 'string' },
+    'mqtt-port': { type: 'string' }, profile: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' },
+    patient: { type: 'string' }, 'tls-fingerprint': { type: 'string' }, 'ecg-hz': { type: 'string' }, 'window-s': { type: 'string' },
+  })
+  const port = requireOpt(p, 'port')
+  const baud = intOpt(p, 'baud', 115200, 300, 4000000)
+  const gateway = requireOpt(p, 'gateway')
+  const plan = parseTargets(gateway, requireOpt(p, 'wifi'), intOpt(p, 'mqtt-port', 1883, 1, 65535))
+  const profile = choiceOpt(p, 'profile', ['se', 'bare'] as const, 'se')
+  const patient = stringOpt(p, 'patient') ?? 'unassigned'
+  const fp = stringOpt(p, 'tls-fingerprint')
+  if (fp !== undefined && !/^([0-9a-fA-F]{2}:?){32}$/.test(fp)) throw new UsageError(`--tls-fingerprint: expected a SHA-256 fingerprint (64 hex digits), got '${fp}'`)
+  const ecgHz = intOpt(p, 'ecg-hz', 250, 125, 500)
+  const windowS = intOpt(p, 'window-s', 1, 1, 5)
+  const token = await adminToken(stringOpt(p, 'token'), stringOpt(p, 'data'))
+
+  const { ReplLink } = await import('./flash.ts')
+  const { nodeHash } = await import('../../protocol/node/hash-node.ts')
+  const { deviceIdFromPublicKey, deviceIdFromBytes } = await import('../../protocol/portable/device-id.ts')
+  const { randomBytes } = await import('node:crypto')
+
+  const link = await ReplLink.open(port, baud)
+  try {
+    await link.hello()
+    // Run the flashed firmware (unprovisioned it only defines its REPL helpers).
+    link.send('load()')
+    await new Promise((r) => setTimeout(r, 500))
+    await link.hello()
+    const hasFw = await link.call('typeof mhPubKey', 3000, 'firmware check')
+    if (hasFw !== 'function') throw new CliError("the board does not run the mhealth firmware; run 'mhealth flash' first")
+
+    let id: string
+    const cfg: Record<string, unknown> = {}
+    let reg: Record<string, unknown>
+    if (profile === 'se') {
+      link.send('mhPubKey()')
+      const m = await link.waitFor(/PUBKEY(-ERROR)? ([^\r\n]+)/, 5000, 'secure element public key')
+      if (m[1]) throw new CliError(`the secure element did not give a public key: ${m[2]}`)
+      const pub = new Uint8Array(Buffer.from(m[2]!.trim(), 'hex'))
+      if (pub.length !== 65) throw new CliError(`the board sent a ${pub.length}-byte public key, expected 65`)
+      id = deviceIdFromPublicKey(nodeHash, pub)
+      reg = { profile, publicKey: Buffer.from(pub).toString('hex'), patient }
+      cfg.slot = 0
+    } else {
+      id = deviceIdFromBytes(nodeHash, randomBytes(10))
+      const secret = randomBytes(32).toString('hex')
+      reg = { id, profile, secret, patient }
+      cfg.secret = secret
+    }
+    const registered = await registerWithGateway(gateway, token, reg)
+    if (registered !== id) throw new CliError(`the gateway registered ${registered}, expected ${id}`)
+    Object.assign(cfg, {
+      id, profile,
+      wifi: { ssid: plan.ssid, pass: plan.pass },
+      gw: { host: plan.gatewayHost, mqttPort: plan.mqttPort, httpPort: plan.httpPort, tls: !!fp, fp: fp?.replace(/:/g, '').toLowerCase() },
+      ecgHz, windowS,
+      // A lower bound for the board's clock until its first sync with the gateway.
+      t: Date.now(),
+    })
+    const ok = await link.call(`require("Storage").writeJSON("mh.cfg",${JSON.stringify(cfg)})`, 5000, 'write configuration')
+    if (ok !== true) throw new CliError('writing the configuration to Storage failed')
+    const back = (await link.call('require("Storage").readJSON("mh.cfg",true)', 5000, 'read back configuration')) as { id?: string } | undefined
+    if (!back || back.id !== id) throw new CliError('the configuration read back from Storage does not match')
+    link.send('load()')
+    print(io, id)
+    io.stderr.write(`provisioned ${profile} device ${id}, registered with ${gateway}; the board restarted with its configuration\n`)
+    return 0
+  } finally {
+    await link.close()
+  }
+}
+
+export const command: Command = {
+  name: 'provision',
+  summary: "read a board's key, register it with the gateway and write its configuration",
+  usage: [
+    'Usage: mhealth provision --port PORT --gateway URL --wifi SSID[:PASS] [options]',
+    '',
+    "In one step: reads the secure element's public key through the firmware (or makes a",
+    'bare-profile HMAC secret), registers the device with the gateway admin API, writes WiFi,',
+    'gateway address and TLS fingerprint to Storage, restarts the board, prints the device ID.',
+    '',
+    'Options:',
+    '  --port PORT              serial device or tcp://HOST:PORT (board already flashed)',
+    '  --baud N                 serial speed (default 115200)',
+    '  --gateway URL            gateway HTTP address, e.g. http://10.0.0.2:8080',
+    '  --mqtt-port N            gateway MQTT port (default 1883)',
+    '  --wifi SSID[:PASS]       network the board joins',
+    '  --profile se|bare        secure element (default) or HMAC secret',
+    '  --token TOKEN            gateway admin token, or',
+    "  --data DIR               the gateway's data directory (reads DIR/admin.token)",
+    '  --patient ID             patient the device is assigned to (default unassigned)',
+    '  --tls-fingerprint HEX    SHA-256 of the gateway certificate (enables TLS)',
+    '  --ecg-hz N               ECG rate 125..500 (default 250)',
+    '  --window-s N             seconds per frame 1..5 (default 1)',
+  ].join('\n'),
+  run: provision,
+}

@@ -1,0 +1,251 @@
+/**
+ * Microchip ATECC608A secure element over I2C (ATECC508A/608A datasheets):
+ *
+ * - wake: SDA low for >= 60 us (tWLO); at 100 kHz a write to address 0x00 is eight zero
+ *   bits, which is how this driver (and the simulator) wakes the part; after tWHI (1.5 ms)
+ *   it answers 04 11 33 43 (count, status 0x11 "after wake", CRC).
+ * - command packet, after word address 0x03: count, opcode, param1, param2 (LE), data,
+ *   CRC-16 (LE) over count..data. The part NACKs while executing: the driver polls for the
+ *   response from the typical time up to the datasheet maximum instead of sleeping the maximum.
+ * - word address 0x01 = sleep (TempKey lost), 0x02 = idle (TempKey kept).
+ * - the watchdog puts the part to sleep 1.3 s after wake, so every operation starts with a wake.
+ *
+ * All operations are asynchronous (setTimeout polling) so the sampler's timers keep running
+ * while the part computes a signature (tens of ms).
+ */
+import { crc16 } from '../crc16.ts'
+
+export interface I2CBus {
+  writeTo(address: number, data: number[] | Uint8Array): void
+  readFrom(address: number, n: number): Uint8Array
+}
+
+export const OP_READ = 0x02
+export const OP_NONCE = 0x16
+export const OP_LOCK = 0x17
+export const OP_RANDOM = 0x1b
+export const OP_INFO = 0x30
+export const OP_GENKEY = 0x40
+export const OP_SIGN = 0x41
+
+/** [first poll ms, give up after ms] per opcode: typical and maximum execution times. */
+const TIMING: { [op: number]: number[] } = {}
+TIMING[OP_INFO] = [1, 5]
+TIMING[OP_READ] = [1, 5]
+TIMING[OP_NONCE] = [1, 10]
+TIMING[OP_RANDOM] = [2, 30]
+TIMING[OP_LOCK] = [5, 40]
+TIMING[OP_GENKEY] = [20, 160]
+TIMING[OP_SIGN] = [20, 160]
+
+const STATUS_TEXT: { [s: number]: string } = {
+  1: 'miscompare', 3: 'parse error', 5: 'ECC fault', 7: 'self-test error', 15: 'execution error',
+  17: 'after wake', 238: 'watchdog about to expire', 255: 'CRC or communication error',
+}
+
+/** Requests that may wait for the part (one signature in progress plus a token and a frame). */
+const MAX_QUEUE = 3
+
+export type Done = (err: string | null, data: Uint8Array | null) => void
+
+/** Builds the bytes written for a command: word address 0x03 then the CRC'd packet. */
+export function commandBytes(opcode: number, p1: number, p2: number, data: Uint8Array | null): Uint8Array {
+  const n = data ? data.length : 0
+  const out = new Uint8Array(8 + n)
+  out[0] = 0x03
+  out[1] = 7 + n // count covers itself, opcode, p1, p2 (2), data, CRC (2)
+  out[2] = opcode
+  out[3] = p1
+  out[4] = p2 & 255
+  out[5] = (p2 >> 8) & 255
+  if (data) out.set(data, 6)
+  const c = crc16(out, 1, 6 + n)
+  out[6 + n] = c & 255
+  out[7 + n] = c >> 8
+  return out
+}
+
+/** Checks a response block (count, data, CRC); returns the data, or an error string. */
+export function parseResponse(r: Uint8Array | null | undefined, expectData: number): Uint8Array | string {
+  if (!r || r.length < 4) return 'no response'
+  const count = r[0]
+  if (count < 4 || count > r.length) return 'bad response length ' + count
+  const c = crc16(r, 0, count - 2)
+  if (r[count - 2] !== (c & 255) || r[count - 1] !== (c >> 8)) return 'response CRC mismatch'
+  if (count === 4) {
+    // A bare status block: success only where a status was all we asked for.
+    const s = r[1]
+    if (s !== 0) return 'status 0x' + s.toString(16) + ' (' + (STATUS_TEXT[s] || 'unknown') + ')'
+    if (expectData > 1) return 'expected ' + expectData + ' data bytes, got a status block'
+  }
+  return r.subarray(1, count - 2)
+}
+
+export class Atecc608 {
+  bus: I2CBus
+  addr: number
+  busy: boolean
+  /** Statistics for the status report. */
+  signs: number
+  errors: number
+  queue: { steps: (next: Done) => void; cb: Done }[]
+
+  constructor(bus: I2CBus, addr: number) {
+    this.bus = bus
+    this.addr = addr
+    this.busy = false
+    this.signs = 0
+    this.errors = 0
+    this.queue = []
+  }
+
+  tryWrite(addr: number, data: number[] | Uint8Array): boolean {
+    try {
+      this.bus.writeTo(addr, data)
+      return true
+    } catch (e) {
+      return false
+    }
+  }
+
+  tryRead(n: number): Uint8Array | null {
+    try {
+      const r = this.bus.readFrom(this.addr, n)
+      return r && r.length === n ? r : null
+    } catch (e) {
+      return null
+    }
+  }
+
+  /** Wake pulse, then poll for the 04 11 33 43 token (tWHI 1.5 ms, allow up to 10 ms). */
+  wake(cb: (err: string | null) => void): void {
+    const self = this
+    this.tryWrite(0x00, [0]) // NACKed by design: only the low SDA time matters
+    let tries = 0
+    const poll = function () {
+      const r = self.tryRead(4)
+      if (r && r[0] === 0x04 && r[1] === 0x11 && r[2] === 0x33 && r[3] === 0x43) return cb(null)
+      if (++tries > 5) return cb(r ? 'unexpected wake response' : 'secure element does not answer at 0x' + self.addr.toString(16))
+      setTimeout(poll, 2)
+    }
+    setTimeout(poll, 2)
+  }
+
+  sleep(): void {
+    this.tryWrite(this.addr, [0x01])
+  }
+
+  idle(): void {
+    this.tryWrite(this.addr, [0x02])
+  }
+
+  /** One command on an awake part: send, poll for the response block, check CRC and status. */
+  command(opcode: number, p1: number, p2: number, data: Uint8Array | null, respData: number, cb: Done): void {
+    const self = this
+    if (!this.tryWrite(this.addr, commandBytes(opcode, p1, p2, data))) return cb('command write NACKed', null)
+    const t = TIMING[opcode] || [5, 200]
+    const want = respData <= 1 ? 4 : respData + 3
+    let waited = t[0]
+    const poll = function () {
+      const r = self.tryRead(want)
+      if (r === null) {
+        // Still executing (NACK): poll again until the datasheet maximum.
+        if (waited >= t[1]) return cb('timeout after ' + waited + ' ms', null)
+        waited += 2
+        setTimeout(poll, 2)
+        return
+      }
+      // A 4-byte status block may come where data was expected (an error).
+      const n = r[0] === 4 ? 4 : want
+      const res = parseResponse(n === want ? r : r.subarray(0, 4), respData)
+      if (typeof res === 'string') return cb(res, null)
+      cb(null, res)
+    }
+    setTimeout(poll, t[0])
+  }
+
+  /**
+   * Runs `steps` on one wake, then puts the part to sleep. One operation at a time: while the
+   * part is busy (a frame signature), later requests (an auth token for CONNECT) wait in a
+   * short queue instead of failing; beyond MAX_QUEUE they are refused.
+   */
+  session(steps: (next: Done) => void, cb: Done): void {
+    const self = this
+    if (this.busy) {
+      if (this.queue.length >= MAX_QUEUE) return cb('secure element busy', null)
+      this.queue.push({ steps: steps, cb: cb })
+      return
+    }
+    this.busy = true
+    const finish: Done = function (err, data) {
+      self.sleep()
+      self.busy = false
+      if (err) self.errors++
+      const next = self.queue.shift()
+      if (next) self.session(next.steps, next.cb)
+      cb(err, data)
+    }
+    this.wake(function (err) {
+      if (err) return finish(err, null)
+      steps(finish)
+    })
+  }
+
+  /** Info(Revision): proves the part is present and answering. */
+  info(cb: Done): void {
+    const self = this
+    this.session(function (done) { self.command(OP_INFO, 0x00, 0, null, 4, done) }, cb)
+  }
+
+  /**
+   * ECDSA P-256 signature of a 32-byte digest with the key in `slot`:
+   * Nonce pass-through (mode 0x03) loads the digest into TempKey, then Sign external
+   * (mode 0x80) signs TempKey. Result R||S, 64 bytes.
+   */
+  signDigest(slot: number, digest: Uint8Array, cb: Done): void {
+    const self = this
+    if (digest.length !== 32) return cb('digest: expected 32 bytes, got ' + digest.length, null)
+    this.session(function (done) {
+      self.command(OP_NONCE, 0x03, 0, digest, 1, function (err) {
+        if (err) return done('Nonce: ' + err, null)
+        self.command(OP_SIGN, 0x80, slot, null, 64, function (err2, sig) {
+          if (err2) return done('Sign: ' + err2, null)
+          self.signs++
+          done(null, sig)
+        })
+      })
+    }, cb)
+  }
+
+  /** GenKey mode 0x00: the public key (X||Y, 64 bytes) of the private key in `slot`. */
+  publicKey(slot: number, cb: Done): void {
+    const self = this
+    this.session(function (done) { self.command(OP_GENKEY, 0x00, slot, null, 64, done) }, cb)
+  }
+
+  /**
+   * One-time personalisation of a blank part: lock the configuration zone (keeping the
+   * default slot configuration), create the private key in `slot` inside the chip (GenKey
+   * mode 0x04), lock the data zone. Returns the public key. A part already locked just
+   * answers its public key.
+   */
+  personalize(slot: number, cb: Done): void {
+    const self = this
+    this.session(function (done) {
+      // Lock config, skipping the summary CRC (bit 7): the configuration read-back is the
+      // provisioning tool's check. "already locked" is fine.
+      self.command(OP_LOCK, 0x80, 0, null, 1, function () {
+        self.command(OP_GENKEY, 0x00, slot, null, 64, function (err, pub) {
+          if (!err && pub) return done(null, pub)
+          self.command(OP_GENKEY, 0x04, slot, null, 64, function (err2, pub2) {
+            if (err2) return done('GenKey: ' + err2, null)
+            self.command(OP_LOCK, 0x81, 0, null, 1, function (err3) {
+              if (err3) return done('Lock data: ' + err3, null)
+              done(null, pub2)
+            })
+          })
+        })
+      })
+    }, cb)
+  }
+}

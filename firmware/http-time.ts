@@ -1,0 +1,51 @@
+/**
+ * GET /api/time from the gateway over a plain socket (HTTP/1.0, so the server closes
+ * the connection and no chunked decoding is needed). Espruino's http module is not
+ * needed for one tiny request, and this works the same on every build.
+ */
+export interface Dialer {
+  connect(opts: { host: string; port: number }, onOpen: () => void): {
+    write(s: string): unknown
+    end(): void
+    on(ev: string, cb: (a?: any) => void): void
+  }
+}
+
+export function parseTimeResponse(raw: string): number {
+  const sp = raw.indexOf(' ')
+  const code = raw.substr(sp + 1, 3)
+  if (code !== '200') throw new Error('time: HTTP ' + code)
+  const body = raw.substr(raw.indexOf('\r\n\r\n') + 4)
+  const j = JSON.parse(body)
+  if (!(typeof j.now === 'number' && j.now > 0)) throw new Error('time: no "now" in ' + body.substr(0, 40))
+  return j.now
+}
+
+export function fetchTime(net: Dialer, host: string, port: number, boardMs: () => number, timeoutMs: number,
+  cb: (err: string | null, serverMs: number, rttMs: number, atBoardMs: number) => void): void {
+  const t0 = boardMs()
+  let buf = ''
+  let done = false
+  const finish = function (err: string | null) {
+    if (done) return
+    done = true
+    clearTimeout(timer)
+    const t1 = boardMs()
+    if (err) return cb(err, 0, 0, t1)
+    try {
+      cb(null, parseTimeResponse(buf), t1 - t0, t1)
+    } catch (e) {
+      cb('' + e, 0, 0, t1)
+    }
+  }
+  const timer = setTimeout(function () {
+    finish('time: no answer in ' + timeoutMs + ' ms')
+    try { sock.end() } catch (e) { /* already closed */ }
+  }, timeoutMs)
+  const sock = net.connect({ host: host, port: port }, function () {
+    sock.write('GET /api/time HTTP/1.0\r\nHost: ' + host + '\r\n\r\n')
+  })
+  sock.on('data', function (d: string) { buf += d })
+  sock.on('close', function () { finish(null) })
+  sock.on('error', function (e: any) { finish('time: ' + (e && e.message ? e.message : e)) })
+}

@@ -1,0 +1,96 @@
+/**
+ * Delivery policy between the frame pipeline, the MQTT client and the flash ring:
+ * - online with room in the window: a live frame is published at once and kept in RAM
+ *   until its PUBACK;
+ * - backlog (the flash ring) is sent oldest first in the remaining window slots, one slot
+ *   always kept for live frames so a long backlog never starves them;
+ * - offline, or window full: the frame goes to flash;
+ * - link lost: unacknowledged live frames move to flash and the backlog is resent from flash
+ *   (RAM does not survive a reboot; flash does). A ring entry is removed only on PUBACK.
+ */
+import type { FlashRing } from './store.ts'
+
+export interface Publisher {
+  connected: boolean
+  publish(topic: string, payload: string): number
+  forget(id: number): void
+}
+
+interface Pending {
+  slot: number
+  data: string
+}
+
+export class Uplink {
+  mq: Publisher
+  ring: FlashRing
+  topic: string
+  window: number
+  inflight: { [pid: string]: Pending }
+  n: number
+  stats: { live: number; backlog: number; stored: number; acked: number }
+
+  constructor(mq: Publisher, ring: FlashRing, topic: string, window: number) {
+    this.mq = mq
+    this.ring = ring
+    this.topic = topic
+    this.window = window < 2 ? 2 : window
+    this.inflight = {}
+    this.n = 0
+    this.stats = { live: 0, backlog: 0, stored: 0, acked: 0 }
+  }
+
+  submit(frame: string): void {
+    if (this.mq.connected && this.n < this.window) {
+      const pid = this.mq.publish(this.topic, frame)
+      this.inflight[pid] = { slot: -1, data: frame }
+      this.n++
+      this.stats.live++
+      this.pump()
+    } else {
+      this.ring.push(frame)
+      this.stats.stored++
+    }
+  }
+
+  /** Backlog into free window slots, leaving one for the next live frame. */
+  pump(): void {
+    while (this.mq.connected && this.n < this.window - 1) {
+      const slot = this.ring.next()
+      if (slot < 0) return
+      const pid = this.mq.publish(this.topic, this.ring.read(slot))
+      this.inflight[pid] = { slot: slot, data: '' }
+      this.n++
+      this.stats.backlog++
+    }
+  }
+
+  onAck(pid: number): void {
+    const e = this.inflight[pid]
+    if (!e) return
+    if (e.slot >= 0) this.ring.ack(e.slot)
+    delete this.inflight[pid]
+    this.n--
+    this.stats.acked++
+    this.pump()
+  }
+
+  onConnect(): void {
+    this.pump()
+  }
+
+  onClose(): void {
+    const pids = Object.keys(this.inflight)
+    for (let i = 0; i < pids.length; i++) {
+      const e = this.inflight[pids[i]]
+      if (e.slot < 0) {
+        this.ring.push(e.data)
+        this.stats.stored++
+      }
+      this.mq.forget(Number(pids[i]))
+    }
+    this.inflight = {}
+    this.n = 0
+    this.ring.unsend()
+  }
+}
