@@ -236,3 +236,36 @@ t.test('damaged index files are rebuilt, not trusted', async (t) => {
     t.ok(readFileSync(join(dir, 'index', 'loc.bin')).length === 200 * 40)
   })
 })
+
+t.test('retention interrupted between the segment rewrite and the locator update: redone on open', async (t) => {
+  const dir = tmp()
+  const DAY = 86_400_000
+  const now = 100 * DAY
+  const opts = { blockMaxLeaves: 10, segmentBytes: 2000 }
+  const l = await openLedger(base(dir, opts))
+  const hashes: string[] = []
+  // Only the first segment's frames are old.
+  for (let i = 0; i < 40; i++) hashes.push(toHex((await l.appendFrame(fakeFrame('d', i, 150), { deviceId: 'd', seq: i, t0: i < 8 ? now - 30 * DAY : now })).leafHash))
+  await l.close()
+  const stale = { loc: readFileSync(join(dir, 'index', 'loc.bin')), blocks: readFileSync(join(dir, 'index', 'blocks.bin')) }
+  const seg0 = readFileSync(join(dir, 'seg-000000.log'))
+  const p = await openLedger(base(dir, { ...opts, retentionDays: 7, now: () => now }))
+  t.ok(readFileSync(join(dir, 'seg-000000.log')).length < seg0.length, 'segment 0 rewritten by retention at open')
+  await p.close()
+  // The crash: the rewritten segment was renamed, the locators still point into the old layout.
+  writeFileSync(join(dir, 'index', 'loc.bin'), stale.loc)
+  writeFileSync(join(dir, 'index', 'blocks.bin'), stale.blocks)
+  const { default: Database } = await import('better-sqlite3')
+  const db = new Database(join(dir, 'index', 'index.db'))
+  db.prepare(`INSERT OR REPLACE INTO meta(k, v) VALUES ('prune', ?)`).run(JSON.stringify({ seg: 0, first: 0 }))
+  db.close()
+  const r = await openLedger(base(dir, opts))
+  for (const i of [0, 5, 7]) {
+    const f = await r.getFrame(hashes[i])
+    t.equal(f?.bytes, null, `leaf ${i}: pruned payload, located in the rewritten segment`)
+    checkProof(await r.proof(hashes[i]), producerKey.publicKey, deps)
+  }
+  for (const i of [8, 20, 39]) t.ok((await r.getFrame(hashes[i]))?.bytes, `leaf ${i}: payload kept`)
+  await r.close()
+  t.ok((await verifyLedger(dir)).ok)
+})
