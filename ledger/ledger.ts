@@ -246,8 +246,8 @@ export class Ledger {
    */
   private async adoptIndex(): Promise<{ seg: number; offset: number } | undefined> {
     const idx = this.idx
-    const c = idx.checkpoint()
     try {
+      const c = idx.checkpoint()
       const damaged = idx.damaged()
       if (damaged !== undefined) throw new Error(`damaged: ${damaged}`)
       idx.adopt(c)

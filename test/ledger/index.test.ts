@@ -202,6 +202,17 @@ t.test('damaged index files are rebuilt, not trusted', async (t) => {
     writeFileSync(join(dir, 'index', 'index.db'), Buffer.alloc(8192, 0x5a))
     await reopenChecks(t, dir, hashes, /index .* (unusable|not trusted)/)
   })
+  await t.test('a checkpoint that lies (or is not JSON) is not trusted', async (t) => {
+    const dir = tmp()
+    const hashes = await build(dir)
+    const { default: Database } = await import('better-sqlite3')
+    for (const v of ['{"v":1,"leaves":64,"blocks":2,"bnodes":8,"seg":0,"off":0,"head":"00"}', 'not json']) {
+      const db = new Database(join(dir, 'index', 'index.db'))
+      db.prepare(`UPDATE meta SET v = ? WHERE k = 'ckpt'`).run(v)
+      db.close()
+      await reopenChecks(t, dir, hashes, /not trusted/)
+    }
+  })
   await t.test('the last leaf hash flipped: the log root check catches it at open', async (t) => {
     const dir = tmp()
     const hashes = await build(dir)
