@@ -1,4 +1,4 @@
-import { print, type Command } from '../command.ts'
+import { print, untilStopSignal, type Command } from '../command.ts'
 import { parseCli, stringOpt, intOpt } from '../args.ts'
 import { CliError } from '../errors.ts'
 import { portOpt } from './gateway.ts'
@@ -75,15 +75,7 @@ export const command: Command = {
       print(io, `frames stored ${now} (+${((now - last) / 10).toFixed(1)}/s), devices connected ${m.devicesConnected.get()}/${patients}, rejected ${m.framesRejected.total()}`)
       last = now
     }, 10_000)
-    await new Promise<void>((resolveStop) => {
-      const stop = () => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolveStop()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopSignal()
     clearInterval(progress)
     print(io, 'stopping: boards, dashboard, gateway, ledger')
     await demo.stop()

@@ -1,4 +1,4 @@
-import { print, type Command } from '../command.ts'
+import { print, untilStopSignal, type Command } from '../command.ts'
 import { parseCli, stringOpt, type Parsed } from '../args.ts'
 import { parsePort, type PortSpec } from '../../gateway/config.ts'
 import { CliError, UsageError } from '../errors.ts'
@@ -90,15 +90,7 @@ are stored and acknowledged, then the ledger is closed.`,
     }
     if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)
     print(io, JSON.stringify({ ready: true, ports: gw.ports, id: gw.identity.id, publicKey: gw.identity.publicKeyHex, tlsSha256: gw.tlsFingerprint, dataDir: cfg.dataDir }))
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopSignal()
     await gw.close()
     return 0
   },
