@@ -41,6 +41,21 @@ export interface DecodedAuthToken extends CoseMessage {
   claims: AuthClaims
 }
 
+/**
+ * isValidDeviceId hashes the ID for its check character; every frame carries its ID
+ * twice (kid, payload deviceId) and a device sends thousands of frames. Validity is a
+ * pure function of the string, so IDs that passed are remembered (bounded; failures
+ * are never cached and always re-checked).
+ */
+const validIds = new Set<string>()
+function validDeviceId(id: string): boolean {
+  if (validIds.has(id)) return true
+  if (!isValidDeviceId(nodeHash, id)) return false
+  if (validIds.size >= 10_000) validIds.clear()
+  validIds.add(id)
+  return true
+}
+
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
@@ -85,7 +100,7 @@ export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): 
   const kidBytes = hdr.get(HDR_KID)
   if (!isBytes(kidBytes)) throw new FrameError('header', 'kid (label 4) must be a byte string in the protected header')
   const kid = Buffer.from(kidBytes).toString('latin1')
-  if (!isValidDeviceId(nodeHash, kid)) throw new FrameError('header', `kid '${kid.slice(0, 40)}' is not a valid device ID`)
+  if (!validDeviceId(kid)) throw new FrameError('header', `kid '${kid.slice(0, 40)}' is not a valid device ID`)
   const wantLen = kind === 'sign1' ? 64 : 32
   if (tag.length !== wantLen) throw new FrameError('cose', `${kind === 'sign1' ? 'ES256 signature' : 'HMAC tag'} must be ${wantLen} bytes, got ${tag.length}`)
   const protectedBytes = u8(prot)
@@ -124,19 +139,24 @@ export function scanPacked(bytes: Uint8Array, maxCount: number, max: number): { 
   const len = bytes.length
   while (p < len) {
     if (count >= maxCount) throw new Error('more than ' + maxCount + ' samples')
-    let z = 0
-    let mul = 1
-    let n = 0
-    for (;;) {
-      if (p >= len) throw new Error('truncated varint at byte ' + p)
-      const b = bytes[p++]!
-      n++
-      if (n > 5) throw new Error('varint longer than 5 bytes at byte ' + (p - n))
-      z += (b % 128) * mul
-      mul *= 128
-      if (b < 128) {
-        if (b === 0 && n > 1) throw new Error('non-minimal varint at byte ' + (p - n))
-        break
+    // p < len here, so the first byte is there; one-byte varints (most ECG deltas) skip the loop
+    let b = bytes[p++]!
+    let z = b
+    if (b >= 128) {
+      z = b & 127
+      let mul = 128
+      let n = 1
+      for (;;) {
+        if (p >= len) throw new Error('truncated varint at byte ' + p)
+        b = bytes[p++]!
+        n++
+        if (n > 5) throw new Error('varint longer than 5 bytes at byte ' + (p - n))
+        z += (b & 127) * mul
+        mul *= 128
+        if (b < 128) {
+          if (b === 0) throw new Error('non-minimal varint at byte ' + (p - n))
+          break
+        }
       }
     }
     prev += z % 2 === 0 ? z / 2 : -(z + 1) / 2
@@ -205,7 +225,7 @@ function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanP
   const v = uintField(m, K.v, 'version', true)!
   if (v !== FRAME_VERSION) schema(`unsupported frame version ${v}, expected ${FRAME_VERSION}`)
   const deviceId = m.get(K.deviceId)
-  if (typeof deviceId !== 'string' || !isValidDeviceId(nodeHash, deviceId)) schema('deviceId (key 1) must be a valid device ID')
+  if (typeof deviceId !== 'string' || !validDeviceId(deviceId)) schema('deviceId (key 1) must be a valid device ID')
   const fw = m.get(K.fw)
   if (typeof fw !== 'string' || fw.length === 0 || fw.length > LIMITS.fwMaxLen) schema(`fw (key ${K.fw}) must be a text string of 1..${LIMITS.fwMaxLen} characters`)
   const p: FramePayload = {
