@@ -34,7 +34,13 @@ console.log(`ledger bench: ${fmt(N)} leaves of ${FB}-byte frames, ${INFLIGHT} ap
 const pool = Array.from({ length: 256 }, () => new Uint8Array(randomBytes(FB)))
 const devices = Array.from({ length: 50 }, (_, i) => `DEV${String(i).padStart(14, '0')}`)
 
+const mem0 = process.memoryUsage()
 const ledger = await openLedger({ dir, producerKey: key, producerId: 'bench-gw', log: () => {} })
+const sampleMem = (): NodeJS.MemoryUsage => {
+  ;(globalThis as { gc?: () => void }).gc?.()
+  return process.memoryUsage()
+}
+let memAt10 = sampleMem()
 const t0 = performance.now()
 let next = 0
 let frameBytes = 0
@@ -45,11 +51,16 @@ async function worker(): Promise<void> {
     new DataView(f.buffer).setFloat64(0, i)
     frameBytes += f.length
     await ledger.appendFrame(f, { deviceId: devices[i % devices.length], seq: Math.floor(i / devices.length), t0: 1_700_000_000_000 + i * 20 })
+    if (i === Math.floor(N / 10)) memAt10 = sampleMem()
   }
 }
 await Promise.all(Array.from({ length: INFLIGHT }, worker))
 const appendS = (performance.now() - t0) / 1000
 await ledger.cutBlock()
+// Resident memory: growth between 10% and 100% of the leaves, per million leaves (after a GC).
+const mem = sampleMem()
+const perM = (x: number) => fmt((x / 1048576) * (1e6 / (N - Math.floor(N / 10))), 1)
+console.log(`0. memory after ${fmt(N)} leaves: rss ${fmt(mem.rss / 1048576)} MB (empty ledger ${fmt(mem0.rss / 1048576)} MB), heap+arrayBuffers ${fmt((mem.heapUsed + mem.arrayBuffers) / 1048576)} MB; growth from ${fmt(N / 10)} to ${fmt(N)} leaves => ${perM(mem.rss - memAt10.rss)} MB RSS and ${perM(mem.heapUsed + mem.arrayBuffers - memAt10.heapUsed - memAt10.arrayBuffers)} MB heap per million leaves (gc ${(globalThis as { gc?: unknown }).gc ? 'on' : 'off: run with NODE_OPTIONS=--expose-gc'})`)
 console.log(`\n1. durable appends (fdatasync, group commit): ${fmt(N / appendS)} leaves/s  (${fmt(appendS, 1)} s; target >= 50,000)`)
 
 // 2. Proof generation and verification.
@@ -82,8 +93,19 @@ console.log(`4. full verify of ${fmt(rep.leaves)} leaves / ${fmt(rep.blocks)} bl
 t = performance.now()
 const again = await openLedger({ dir, producerKey: key, producerId: 'bench-gw', log: () => {} })
 const openS = (performance.now() - t) / 1000
+t = performance.now()
+const P = 2000
+for (let k = 0; k < P; k++) again.proofAt(Math.floor(Math.random() * N))
+const coldMs = (performance.now() - t) / P
+t = performance.now()
+let dupHits = 0
+for (let k = 0; k < 100000; k++) if (again.hasFrame(devices[k % devices.length], Math.floor((k * 7919) % N / devices.length))) dupHits++
+const hasUs = ((performance.now() - t) / 100000) * 1000
+t = performance.now()
+for (let k = 0; k < 100000; k++) again.hasFrame(devices[k % devices.length], N + k)
+const newUs = ((performance.now() - t) / 100000) * 1000
 await again.close()
-console.log(`5. reopen (re-hash + index rebuild): ${fmt(openS, 1)} s`)
+console.log(`5. reopen: ${fmt(openS, 2)} s; after reopen: proof ${fmt(coldMs * 1000, 1)} us (random leaves), hasFrame ${fmt(hasUs, 2)} us for a stored (device, seq) (${dupHits} hits), ${fmt(newUs, 2)} us for a new one`)
 
 // 6. Ed25519: node:crypto vs @noble/curves, side by side.
 const msg = new Uint8Array(200)

@@ -58,3 +58,16 @@ export function group(name: string, summary: string, subs: Command[]): Command {
     },
   }
 }
+
+/** Resolves at the first SIGINT (Ctrl-C) or SIGTERM, for long-running commands that then shut down cleanly. */
+export function untilStopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+}

@@ -32,19 +32,24 @@ export function patientOfTopic(topic: string): string | null {
   return m ? m[1]! : null
 }
 
+/** Topics of the clinical namespace (frames, control, patient feeds). */
+export const CLINICAL = 'mhealth/'
+
 export type Decision = { ok: true } | { ok: false; reason: string }
 const allow: Decision = { ok: true }
 const deny = (reason: string): Decision => ({ ok: false, reason })
 
 export function canPublish(p: Principal, topic: string): Decision {
   if (topic.startsWith('$')) return deny('reserved-topic') // [MQTT-4.7.2-1] $-topics belong to the server
-  if (p.kind === 'anonymous') return allow
+  if (p.kind === 'anonymous') return topic.startsWith(CLINICAL) ? deny('anonymous-clinical-namespace') : allow
   if (p.kind === 'device') return topic === framesTopic(p.deviceId) ? allow : deny('not-own-frames-topic')
   return deny('users-may-not-publish')
 }
 
 export function canSubscribe(p: Principal, filter: string, consented: (patientId: string) => boolean): Decision {
-  if (p.kind === 'anonymous') return allow // conformance testing only; $SYS is still not matched by '#' [MQTT-4.7.2-1]
+  // Conformance testing only; $SYS is still not matched by '#' [MQTT-4.7.2-1]. Anonymous
+  // clients never touch patient data or device control, even in that mode.
+  if (p.kind === 'anonymous') return filter.startsWith(CLINICAL) ? deny('anonymous-clinical-namespace') : allow
   if (filter.startsWith('$')) return deny('reserved-topic')
   if (filter.includes('#') || filter.includes('+')) return deny('wildcard-not-allowed')
   if (p.kind === 'device') return filter === controlTopic(p.deviceId) ? allow : deny('not-own-control-topic')

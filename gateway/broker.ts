@@ -9,7 +9,7 @@
  *                    at every delivery, so a revoked consent stops a live subscription at once
  */
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
-import { canPublish, canSubscribe, controlTopic, deviceOfFramesTopic, patientOfTopic, patientTopic, type Principal } from './acl.ts'
+import { CLINICAL, canPublish, canSubscribe, controlTopic, deviceOfFramesTopic, patientOfTopic, patientTopic, type Principal } from './acl.ts'
 import type { AuthCodec, DeviceKey } from './frame-check.ts'
 import { ingestFrame, type DeviceSession, type IngestDeps, type IngestLimits } from './ingest.ts'
 import { LIVE_SCOPE, type ConsentPort } from './ledger-port.ts'
@@ -131,6 +131,8 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
     },
     authorizeForward(client, packet) {
       if (blocked.has(packet.payload as Buffer)) return null
+      // '#' from an anonymous (conformance-mode) client must not reach patient data.
+      if (packet.topic.startsWith(CLINICAL) && principals.get(client)?.kind === 'anonymous') return null
       // Bounded outbound queue: a client that does not read loses messages, not our memory.
       if (((client.conn as { writableLength?: number }).writableLength ?? 0) > o.maxOutboundBytes) {
         o.metrics.forwardDropped.inc()

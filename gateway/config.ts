@@ -56,6 +56,8 @@ export interface GatewayConfig {
   retentionDays?: number
   /** Redis URL: share subscriptions and sessions with other gateway processes. */
   redisUrl?: string
+  /** Registry file (default `<dataDir>/registry.sqlite`); gateways of one cluster on one host share it. */
+  registryFile?: string
   logLevel: 'debug' | 'info' | 'warn' | 'error'
 }
 
@@ -111,7 +113,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
     if (limits) for (const [k, v] of Object.entries(limits)) if (v !== undefined) (c.limits as unknown as Record<string, unknown>)[k] = v
   }
-  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays']))
+  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays', 'registryFile']))
   for (const k of Object.keys(c)) if (!known.has(k)) throw new ConfigError(`unknown config key '${k}'`)
   for (const k of Object.keys(c.limits)) if (!(k in defaults.limits)) throw new ConfigError(`unknown config key 'limits.${k}'`)
   c = {

@@ -15,7 +15,7 @@ import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
 import type { GatewayConfig, PortSpec } from './config.ts'
 import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
-import { createHttpApi } from './http-api.ts'
+import { createHttpApi, type HttpMount } from './http-api.ts'
 import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
 import { jsonLogger, type Logger } from './log.ts'
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
@@ -60,6 +60,8 @@ export interface Gateway {
   consent: ConsentPort
   /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
   users: UserAuth
+  /** Adds a handler (e.g. the dashboard) in front of the HTTP API; returns its removal. */
+  mountHttp(handler: HttpMount): () => void
   close(): Promise<void>
 }
 
@@ -114,8 +116,11 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const identity = ensureIdentity(cfg.dataDir, (pub) => deps.codec.principalIdFromEd25519(pub))
   if (identity.created.key) log.log('info', 'created gateway key', { file: identity.keyFile, id: identity.id })
   if (identity.created.token) log.log('info', 'created admin token', { file: join(cfg.dataDir, 'admin.token') })
-  const registry = new DeviceRegistry(join(cfg.dataDir, 'registry.sqlite'))
-  const store = await deps.openStore({ dataDir: cfg.dataDir, identity })
+  const registry = new DeviceRegistry(cfg.registryFile ?? join(cfg.dataDir, 'registry.sqlite'))
+  // Clustering (cluster.ts): Aedes mq + persistence in Redis, frame de-duplication shared across gateways.
+  const cluster = cfg.redisUrl ? await (await import('./cluster.ts')).openCluster(cfg.redisUrl) : null
+  const ownStore = await deps.openStore({ dataDir: cfg.dataDir, identity })
+  const store = cluster ? cluster.shareDedupe(ownStore) : ownStore
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
   const users = userAuth(registry, consent, { now })
@@ -129,13 +134,9 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
 
   const aedesOpts: AedesOptions = { drainTimeout: 30_000, connectTimeout: 10_000, maxTopicLevels: 16, queueLimit: 42 }
   const closers: Array<() => Promise<void>> = []
-  if (cfg.redisUrl) {
-    // Clustering: subscriptions, retained messages and sessions in Redis; messages across processes via mqemitter-redis.
-    const persistName = 'aedes-persistence-redis' // untyped package: imported by name
-    const [{ default: mqRedis }, { default: persistRedis }] = await Promise.all([import('mqemitter-redis'), import(persistName) as Promise<{ default: unknown }>])
-    const mq = (mqRedis as unknown as (o: unknown) => { close(cb: () => void): void })({ connectionString: cfg.redisUrl })
-    const persistence = (persistRedis as unknown as (o: unknown) => unknown)({ url: cfg.redisUrl })
-    Object.assign(aedesOpts, { mq, persistence })
+  if (cluster) {
+    Object.assign(aedesOpts, cluster.aedes)
+    closers.push(() => cluster.close())
   }
 
   broker = await createBroker({
@@ -169,6 +170,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   let wss: WebSocketServer | null = null
   let http: HttpServer | null = null
   let tlsFingerprint: string | null = null
+  const httpMounts: HttpMount[] = []
 
   // Each listener is opened in turn; on a failure the ones already open are closed.
   try {
@@ -218,6 +220,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
+        mounts: httpMounts,
       })
       ports.http = await listen(http, ph, cfg.host)
     }
@@ -252,6 +255,13 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     store,
     consent,
     users,
+    mountHttp(handler) {
+      httpMounts.push(handler)
+      return () => {
+        const i = httpMounts.indexOf(handler)
+        if (i >= 0) httpMounts.splice(i, 1)
+      }
+    },
     async close() {
       if (closing) return
       closing = true

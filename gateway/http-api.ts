@@ -41,7 +41,15 @@ export interface HttpApiDeps {
   appendConsent?(record: Uint8Array): Promise<{ leafIndex: number; patientId: string; action: string }>
   /** Patient ID a consent record is about, or throws when the record does not parse/verify. */
   consentPatient?(record: Uint8Array): string
+  /**
+   * Extra request handlers (e.g. the dashboard) tried in order before the API routes;
+   * one that answers resolves true. The array may grow after the server starts.
+   */
+  mounts?: HttpMount[]
 }
+
+/** A mounted handler: resolves true when it answered the request, false to pass it on. */
+export type HttpMount = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>
 
 const MAX_BODY = 64 * 1024
 
@@ -232,8 +240,13 @@ export function createHttpApi(d: HttpApiDeps): Server {
     }
   }
 
+  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    for (const m of d.mounts ?? []) if (await m(req, res)) return
+    return route(req, res)
+  }
+
   return createServer((req, res) => {
-    route(req, res).catch((err) => {
+    dispatch(req, res).catch((err) => {
       if (err instanceof HttpError) return send(res, err.status, { error: err.message })
       if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : err.code === 'busy' ? 503 : 400, { error: err.message })
       d.log.log('error', 'http handler failed', { error: (err as Error).message })

@@ -3,8 +3,9 @@
  *
  * - `appendFrame` resolves when the ledger says the frame is durable (its group
  *   commit fsynced), so the broker's PUBACK follows durability.
- * - Duplicates: the ledger indexes (deviceId, seq) in memory, rebuilt from its
- *   files on open, so `hasFrame` also catches a retransmission after a restart.
+ * - Duplicates: the ledger indexes (deviceId, seq) on disk (SQLite, with the
+ *   unindexed tail in memory), derived from its segment files, so `hasFrame` also
+ *   catches a retransmission after a restart.
  * - Consent: the ledger's consent state answers `isAllowed`; its change
  *   notifications (called synchronously inside `appendConsent`) feed the broker.
  *

@@ -28,6 +28,12 @@ export class Counter implements Metric {
   get(labels: Labels = {}): number {
     return this.values.get(labelText(labels))?.v ?? 0
   }
+  /** Sum over every label set (e.g. all rejection reasons). */
+  total(): number {
+    let n = 0
+    for (const { v } of this.values.values()) n += v
+    return n
+  }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
     if (this.values.size === 0) lines.push(`${this.name} 0`)

@@ -70,6 +70,14 @@ export function guardConnection(inner: Transport, maxBytes: number, onReject: (a
       if (inner.write(chunk)) cb()
       else inner.once('drain', () => cb())
     },
+    // mqtt-packet corks the stream and writes each packet in pieces (header, length,
+    // body): without writev every piece became its own syscall on the socket.
+    writev(chunks, cb) {
+      if (inner.destroyed) return cb()
+      const buf = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer))
+      if (inner.write(buf)) cb()
+      else inner.once('drain', () => cb())
+    },
     final(cb) {
       inner.end()
       cb()

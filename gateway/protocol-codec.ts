@@ -4,7 +4,7 @@
  * goes through here, so the broker and pipeline stay testable on their own.
  */
 import { assertAuthentic, verifyAuthToken, type DeviceKey as ProtocolKey } from '../protocol/node/verify.ts'
-import { decodeFrame } from '../protocol/node/decode.ts'
+import { decodeFrameLean } from '../protocol/node/decode.ts'
 import { FrameError } from '../protocol/node/errors.ts'
 import { nodeHash } from '../protocol/node/hash-node.ts'
 import { principalIdFromEd25519 } from '../protocol/node/keys.ts'
@@ -32,7 +32,7 @@ export const protocolCodec: GatewayCodec = {
 /** Decode + verify one frame synchronously; FrameError codes become rejection reasons. */
 export function checkFrameSync(frame: Uint8Array, key: DeviceKey, expectKid: string): FrameFacts {
   try {
-    const f = decodeFrame(frame)
+    const f = decodeFrameLean(frame)
     if (f.kid !== expectKid) throw new Rejection('kid-mismatch', `frame kid ${f.kid} is not the client ID ${expectKid}`)
     assertAuthentic(f, protocolKey(key))
     return { kid: f.kid, deviceId: f.payload.deviceId, seq: f.payload.seq, boot: f.payload.boot, t0: f.payload.t0, flags: f.payload.flags }

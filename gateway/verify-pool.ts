@@ -7,11 +7,49 @@
  */
 import { Worker } from 'node:worker_threads'
 import { Rejection, type DeviceKey, type FrameChecker, type FrameFacts } from './frame-check.ts'
-import type { VerifyReply, VerifyRequest } from './verify-worker.ts'
+import { REP_FIELDS, REQ_FIELDS, type VerifyBatch, type VerifyReplyBatch } from './verify-wire.ts'
 
 interface Pending {
+  kid: string
   resolve: (f: FrameFacts) => void
   reject: (e: Error) => void
+}
+
+/** One worker's next batch: the frames and keys are copied once, into one buffer sent by transfer. */
+interface Queue {
+  frames: Uint8Array[]
+  keys: Array<Uint8Array | null>
+  profiles: number[]
+  ids: number[]
+  kids: string[]
+  bytes: number
+}
+
+const newQueue = (): Queue => ({ frames: [], keys: [], profiles: [], ids: [], kids: [], bytes: 0 })
+
+function packBatch(q: Queue): VerifyBatch {
+  const n = q.ids.length
+  const bytes = new Uint8Array(q.bytes)
+  const meta = new Int32Array(n * REQ_FIELDS)
+  let pos = 0
+  for (let i = 0; i < n; i++) {
+    const m = i * REQ_FIELDS
+    const f = q.frames[i]!
+    const k = q.keys[i]!
+    meta[m] = q.ids[i]!
+    meta[m + 1] = pos
+    meta[m + 2] = f.length
+    bytes.set(f, pos)
+    pos += f.length
+    meta[m + 3] = pos
+    meta[m + 4] = k ? k.length : -1
+    if (k) {
+      bytes.set(k, pos)
+      pos += k.length
+    }
+    meta[m + 5] = q.profiles[i]!
+  }
+  return { bytes, meta, kids: q.kids }
 }
 
 export function poolChecker(size = 1): FrameChecker {
@@ -20,7 +58,7 @@ export function poolChecker(size = 1): FrameChecker {
   let nextId = 1
   let rr = 0
   let closed = false
-  const queues: VerifyRequest[][] = []
+  const queues: Queue[] = []
   let scheduled = false
 
   // Workers keep the process alive only while frames are in flight, like a socket would.
@@ -37,14 +75,20 @@ export function poolChecker(size = 1): FrameChecker {
 
   const workers: Worker[] = Array.from({ length: size }, (_, i) => {
     const w = new Worker(new URL('./verify-worker-boot.mjs', import.meta.url))
-    queues[i] = []
-    w.on('message', (replies: VerifyReply[]) => {
-      for (const r of replies) {
-        const p = pending.get(r.id)
+    queues[i] = newQueue()
+    w.on('message', (reply: VerifyReplyBatch) => {
+      const f = reply.facts
+      const refused = new Map(reply.errors.map((e) => [e.i, e]))
+      for (let j = 0, o = 0; o < f.length; j++, o += REP_FIELDS) {
+        const id = f[o]!
+        const p = pending.get(id)
         if (!p) continue
-        settle(r.id)
-        if (r.ok) p.resolve(r.facts)
-        else p.reject(new Rejection(r.code, r.message))
+        settle(id)
+        if (f[o + 1] === 1) p.resolve({ kid: p.kid, deviceId: p.kid, seq: f[o + 2]!, boot: f[o + 3]!, t0: f[o + 4]!, flags: f[o + 5]! })
+        else {
+          const e = refused.get(j)
+          p.reject(e ? new Rejection(e.code, e.message) : new Error('verify worker gave no verdict'))
+        }
       }
     })
     w.on('error', (err) => {
@@ -61,9 +105,11 @@ export function poolChecker(size = 1): FrameChecker {
   const flush = () => {
     scheduled = false
     workers.forEach((w, i) => {
-      if (queues[i]!.length === 0) return
-      w.postMessage(queues[i])
-      queues[i] = []
+      const q = queues[i]!
+      if (q.ids.length === 0) return
+      queues[i] = newQueue()
+      const b = packBatch(q)
+      w.postMessage(b, [b.bytes.buffer as ArrayBuffer, b.meta.buffer as ArrayBuffer])
     })
   }
 
@@ -71,17 +117,23 @@ export function poolChecker(size = 1): FrameChecker {
     check(frame: Uint8Array, key: DeviceKey, expectKid: string): Promise<FrameFacts> {
       if (closed) return Promise.reject(new Error('verify pool closed'))
       const id = nextId++
-      const i = rr++ % size
-      // Copies: a payload is a view into a larger socket buffer, and structured clone
-      // would copy that whole buffer; the key may sit in Buffer's shared pool.
-      const k: DeviceKey = { profile: key.profile, publicKey: key.publicKey && new Uint8Array(key.publicKey), secret: key.secret && new Uint8Array(key.secret) }
-      queues[i]!.push({ id, frame: new Uint8Array(frame), key: k, expectKid })
+      if (nextId > 0x7fffffff) nextId = 1 // ids travel as int32
+      const q = queues[rr++ % size]!
+      // The frame is a view into a socket buffer (and the key may sit in Buffer's
+      // shared pool): keep the views; packBatch copies their bytes once at flush.
+      const k = key.profile === 'se' ? key.publicKey : key.secret
+      q.ids.push(id)
+      q.frames.push(frame)
+      q.keys.push(k)
+      q.profiles.push(key.profile === 'se' ? 0 : 1)
+      q.kids.push(expectKid)
+      q.bytes += frame.length + (k ? k.length : 0)
       if (!scheduled) {
         scheduled = true
         setImmediate(flush)
       }
       setRef(true)
-      return new Promise((resolve, reject) => pending.set(id, { resolve, reject }))
+      return new Promise((resolve, reject) => pending.set(id, { kid: expectKid, resolve, reject }))
     },
     async close() {
       closed = true

@@ -1,31 +1,13 @@
 /**
- * Worker thread side of the verification pool: decode + verify frames sent by
- * verify-pool.ts, answer with the facts or the rejection code and message.
+ * Worker thread side of the verification pool: decode + verify the batches sent by
+ * verify-pool.ts (format in verify-wire.ts), answer with the facts or the rejections.
+ * The reply's number array is transferred, not copied.
  */
 import { parentPort } from 'node:worker_threads'
-import { checkFrameSync } from './protocol-codec.ts'
-import { Rejection, type DeviceKey } from './frame-check.ts'
+import { runBatch, type VerifyBatch } from './verify-wire.ts'
 
-export interface VerifyRequest {
-  id: number
-  frame: Uint8Array
-  key: DeviceKey
-  expectKid: string
-}
-
-export type VerifyReply =
-  | { id: number; ok: true; facts: ReturnType<typeof checkFrameSync> }
-  | { id: number; ok: false; code: string; message: string }
-
-parentPort!.on('message', (batch: VerifyRequest[]) => {
-  const out: VerifyReply[] = []
-  for (const r of batch) {
-    try {
-      out.push({ id: r.id, ok: true, facts: checkFrameSync(r.frame, r.key, r.expectKid) })
-    } catch (err) {
-      const code = err instanceof Rejection ? err.code : 'internal'
-      out.push({ id: r.id, ok: false, code, message: (err as Error).message })
-    }
-  }
-  parentPort!.postMessage(out)
+const port = parentPort!
+port.on('message', (batch: VerifyBatch) => {
+  const reply = runBatch(batch)
+  port.postMessage(reply, [reply.facts.buffer as ArrayBuffer])
 })

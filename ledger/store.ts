@@ -85,17 +85,25 @@ export class SegmentStore {
 
   private constructor(readonly dir: string, private readonly groupCommitMs: number, private readonly segmentBytes: number) {}
 
-  /** Opens (creating) the store and hands every good record to `onRecord` in order. */
-  static async open(dir: string, opts: { groupCommitMs?: number; segmentBytes?: number; log?: (msg: string) => void; onRecord: (r: ScannedRecord) => void; readOnly?: boolean }): Promise<SegmentStore> {
+  /**
+   * Opens (creating) the store and hands every good record to `onRecord` in order;
+   * with `startAt`, only records from that position on (the ledger's index checkpoint:
+   * earlier segments are not read at all, so their damage is left to `verify`).
+   */
+  static async open(dir: string, opts: { groupCommitMs?: number; segmentBytes?: number; log?: (msg: string) => void; onRecord: (r: ScannedRecord) => void; readOnly?: boolean; startAt?: { seg: number; offset: number } }): Promise<SegmentStore> {
     if (!opts.readOnly) await mkdir(dir, { recursive: true })
     const s = new SegmentStore(dir, opts.groupCommitMs ?? 0, opts.segmentBytes ?? 64 * 1024 * 1024)
-    const segs = (await listSegments(dir)).filter((n) => n >= 0)
+    const all = await listSegments(dir)
+    const from = opts.startAt
+    if (from && !all.includes(from.seg)) throw new StorageError(`${segName(from.seg)} is missing (the index checkpoint points into it)`, segName(from.seg), from.offset)
+    const segs = from ? all.filter((n) => n >= from.seg) : all
     for (let i = 0; i < segs.length; i++) {
       const n = segs[i]
       const path = join(dir, segName(n))
       const data = await readFile(path)
       const r = parseSegment(n, data)
-      for (const rec of r.records) opts.onRecord(rec)
+      if (from && n === from.seg && r.goodEnd < from.offset) throw new StorageError(`${segName(n)} has good records only up to offset ${r.goodEnd}, but the index checkpoint is at ${from.offset}`, segName(n), from.offset)
+      for (const rec of r.records) if (!from || n > from.seg || rec.offset >= from.offset) opts.onRecord(rec)
       if (r.damage) {
         const last = i === segs.length - 1
         if (!last || !r.damage.torn) throw new StorageError(`${segName(n)} offset ${r.damage.offset}: ${r.damage.reason}; refusing to open (run 'mhealth ledger verify')`, segName(n), r.damage.offset)
@@ -217,8 +225,9 @@ export class SegmentStore {
     const head = Buffer.alloc(RECORD_OVERHEAD)
     readSync(fd, head, 0, RECORD_OVERHEAD, offset)
     const len = head.readUInt32LE(0)
+    if (len > MAX_BODY) throw new StorageError(`${segName(seg)} offset ${offset}: bad record length ${len}`, segName(seg), offset)
     const body = Buffer.alloc(len)
-    readSync(fd, body, 0, len, offset + RECORD_OVERHEAD)
+    if (readSync(fd, body, 0, len, offset + RECORD_OVERHEAD) !== len) throw new StorageError(`${segName(seg)} offset ${offset}: record runs past end of file`, segName(seg), offset)
     return body
   }
 
@@ -275,6 +284,28 @@ async function fsyncDir(dir: string): Promise<void> {
   const fd = openSync(dir, 'r')
   try {
     fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Reads and CRC-checks the record at `offset` of segment `seg` (no store needed); throws StorageError. */
+export function readRecordAt(dir: string, seg: number, offset: number): Buffer {
+  let fd: number
+  try {
+    fd = openSync(join(dir, segName(seg)), 'r')
+  } catch (e) {
+    throw new StorageError(`${segName(seg)}: ${(e as Error).message}`, segName(seg), offset)
+  }
+  try {
+    const head = Buffer.alloc(RECORD_OVERHEAD)
+    if (readSync(fd, head, 0, RECORD_OVERHEAD, offset) !== RECORD_OVERHEAD) throw new StorageError(`${segName(seg)} offset ${offset}: no record there`, segName(seg), offset)
+    const len = head.readUInt32LE(0)
+    if (len > MAX_BODY) throw new StorageError(`${segName(seg)} offset ${offset}: bad record length ${len}`, segName(seg), offset)
+    const body = Buffer.alloc(len)
+    if (readSync(fd, body, 0, len, offset + RECORD_OVERHEAD) !== len) throw new StorageError(`${segName(seg)} offset ${offset}: record runs past end of file`, segName(seg), offset)
+    if (crc32(body, crc32(head.subarray(0, 4))) !== head.readUInt32LE(4)) throw new StorageError(`${segName(seg)} offset ${offset}: CRC mismatch`, segName(seg), offset)
+    return body
   } finally {
     closeSync(fd)
   }

@@ -1,6 +1,18 @@
-import { print, type Command } from '../command.ts'
-import { parseCli, stringOpt } from '../args.ts'
+import { print, untilStopSignal, type Command } from '../command.ts'
+import { parseCli, stringOpt, type Parsed } from '../args.ts'
+import { parsePort, type PortSpec } from '../../gateway/config.ts'
 import { CliError, UsageError } from '../errors.ts'
+
+/** A `--NAME-port` option: a number, 0 (listener off) or 'auto'; usage error otherwise. */
+export function portOpt(p: Parsed, name: string): PortSpec | undefined {
+  const v = stringOpt(p, name)
+  if (v === undefined) return undefined
+  try {
+    return parsePort(v, `--${name}`)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
 
 export const command: Command = {
   name: 'gateway',
@@ -45,26 +57,17 @@ are stored and acknowledged, then the ledger is closed.`,
       'allow-anonymous': { type: 'boolean' },
       'log-level': { type: 'string' },
     })
-    const { resolveConfig, readConfigFile, parsePort, ConfigError } = await import('../../gateway/config.ts')
-    const port = (name: string) => {
-      const v = stringOpt(p, name)
-      if (v === undefined) return undefined
-      try {
-        return parsePort(v, `--${name}`)
-      } catch (err) {
-        throw new UsageError((err as Error).message)
-      }
-    }
+    const { resolveConfig, readConfigFile, ConfigError } = await import('../../gateway/config.ts')
     let cfg
     try {
       const file = stringOpt(p, 'config')
       cfg = resolveConfig(file ? readConfigFile(file) : {}, {
         dataDir: stringOpt(p, 'data'),
         host: stringOpt(p, 'host'),
-        mqttPort: port('mqtt-port'),
-        mqttsPort: port('mqtts-port'),
-        wsPort: port('ws-port'),
-        httpPort: port('http-port'),
+        mqttPort: portOpt(p, 'mqtt-port'),
+        mqttsPort: portOpt(p, 'mqtts-port'),
+        wsPort: portOpt(p, 'ws-port'),
+        httpPort: portOpt(p, 'http-port'),
         tlsCert: stringOpt(p, 'tls-cert'),
         tlsKey: stringOpt(p, 'tls-key'),
         redisUrl: stringOpt(p, 'redis'),
@@ -87,15 +90,7 @@ are stored and acknowledged, then the ledger is closed.`,
     }
     if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)
     print(io, JSON.stringify({ ready: true, ports: gw.ports, id: gw.identity.id, publicKey: gw.identity.publicKeyHex, tlsSha256: gw.tlsFingerprint, dataDir: cfg.dataDir }))
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop)
-        process.off('SIGTERM', stop)
-        resolve()
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
+    await untilStopSignal()
     await gw.close()
     return 0
   },

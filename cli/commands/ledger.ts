@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { group, print, type Command } from '../command.ts'
+import { group, untilStopSignal, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, intOpt } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
 
@@ -257,10 +257,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
     print(io, `listening ${node.url}`)
     ledger.onBlock((b) => print(io, `block ${b.header.height} ${Buffer.from(b.hash).toString('hex')} logSize ${b.header.logSize}`))
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve)
-      process.once('SIGTERM', resolve)
-    })
+    await untilStopSignal()
     await node.close()
     await ledger.close()
     return 0

@@ -10,7 +10,7 @@ import { FrameError } from './errors.ts'
 import { nodeHash } from './hash-node.ts'
 import { ALG_ES256, ALG_HMAC256, HDR_ALG, HDR_KID, TAG_MAC0, TAG_SIGN1, sigStructure, macStructure } from '../portable/cose.ts'
 import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, type FramePayload, type Derived } from '../portable/frame.ts'
-import { unpack } from '../portable/pack.ts'
+import { unpack, PACK_LIMIT } from '../portable/pack.ts'
 import { isValidDeviceId } from '../portable/device-id.ts'
 import { AUTH_MARKER, type AuthClaims } from '../portable/auth-token.ts'
 
@@ -39,6 +39,21 @@ export interface DecodedFrame extends CoseMessage {
 
 export interface DecodedAuthToken extends CoseMessage {
   claims: AuthClaims
+}
+
+/**
+ * isValidDeviceId hashes the ID for its check character; every frame carries its ID
+ * twice (kid, payload deviceId) and a device sends thousands of frames. Validity is a
+ * pure function of the string, so IDs that passed are remembered (bounded; failures
+ * are never cached and always re-checked).
+ */
+const validIds = new Set<string>()
+function validDeviceId(id: string): boolean {
+  if (validIds.has(id)) return true
+  if (!isValidDeviceId(nodeHash, id)) return false
+  if (validIds.size >= 10_000) validIds.clear()
+  validIds.add(id)
+  return true
 }
 
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
@@ -85,7 +100,7 @@ export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): 
   const kidBytes = hdr.get(HDR_KID)
   if (!isBytes(kidBytes)) throw new FrameError('header', 'kid (label 4) must be a byte string in the protected header')
   const kid = Buffer.from(kidBytes).toString('latin1')
-  if (!isValidDeviceId(nodeHash, kid)) throw new FrameError('header', `kid '${kid.slice(0, 40)}' is not a valid device ID`)
+  if (!validDeviceId(kid)) throw new FrameError('header', `kid '${kid.slice(0, 40)}' is not a valid device ID`)
   const wantLen = kind === 'sign1' ? 64 : 32
   if (tag.length !== wantLen) throw new FrameError('cose', `${kind === 'sign1' ? 'ES256 signature' : 'HMAC tag'} must be ${wantLen} bytes, got ${tag.length}`)
   const protectedBytes = u8(prot)
@@ -109,10 +124,70 @@ function uintField(m: Map<unknown, unknown>, key: number, name: string, required
   return v
 }
 
-function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: number, max: number): number[] {
+/**
+ * What unpack() would throw for `bytes` (same checks, same order, same messages),
+ * else the number of samples and the index and value of the first one outside
+ * 0..max (-1 if none) — without building the sample array. The gateway's hot
+ * path only needs the verdict; test/protocol/scan.test.ts holds both paths equal.
+ */
+export function scanPacked(bytes: Uint8Array, maxCount: number, max: number): { count: number; badIndex: number; badValue: number } {
+  let count = 0
+  let prev = 0
+  let p = 0
+  let badIndex = -1
+  let badValue = 0
+  const len = bytes.length
+  while (p < len) {
+    if (count >= maxCount) throw new Error('more than ' + maxCount + ' samples')
+    // p < len here, so the first byte is there; one-byte varints (most ECG deltas) skip the loop
+    let b = bytes[p++]!
+    let z = b
+    if (b >= 128) {
+      z = b & 127
+      let mul = 128
+      let n = 1
+      for (;;) {
+        if (p >= len) throw new Error('truncated varint at byte ' + p)
+        b = bytes[p++]!
+        n++
+        if (n > 5) throw new Error('varint longer than 5 bytes at byte ' + (p - n))
+        z += (b & 127) * mul
+        mul *= 128
+        if (b < 128) {
+          if (b === 0) throw new Error('non-minimal varint at byte ' + (p - n))
+          break
+        }
+      }
+    }
+    prev += z % 2 === 0 ? z / 2 : -(z + 1) / 2
+    if (prev < -PACK_LIMIT || prev > PACK_LIMIT) throw new Error('sample out of range at byte ' + p)
+    if (badIndex < 0 && (prev < 0 || prev > max)) {
+      badIndex = count
+      badValue = prev
+    }
+    count++
+  }
+  return { count, badIndex, badValue }
+}
+
+/** Validates a packed sample field; returns the samples, or only their count when `materialize` is false. */
+function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: number, max: number, materialize: true): number[]
+function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: number, max: number, materialize: false): number
+function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: number, max: number, materialize: boolean): number[] | number {
   const v = m.get(key)
   if (!isBytes(v)) schema(`${name} (key ${key}) must be a byte string of packed samples`)
   const maxCount = hz * LIMITS.maxWindowS
+  if (!materialize) {
+    let r: ReturnType<typeof scanPacked>
+    try {
+      r = scanPacked(v, maxCount, max)
+    } catch (err) {
+      schema(`${name} (key ${key}): ${(err as Error).message}`)
+    }
+    if (r.count === 0) schema(`${name} (key ${key}) has no samples`)
+    if (r.badIndex >= 0) schema(`${name} sample ${r.badIndex} is ${r.badValue}, outside 0..${max}`)
+    return r.count
+  }
   let s: number[]
   try {
     s = unpack(u8(v), maxCount)
@@ -133,15 +208,24 @@ function derivedField(m: Map<unknown, unknown>, key: number, name: string, max: 
   return { value: v[0] / 10, quality: v[1] }
 }
 
+/** A payload checked exactly like FramePayload but whose samples were only counted. */
+export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir'>
+
 /** Checks a decoded payload map against the frame schema and converts it. */
 export function payloadFromMap(m: unknown): FramePayload {
+  return checkPayloadMap(m, true)
+}
+
+function checkPayloadMap(m: unknown, materialize: true): FramePayload
+function checkPayloadMap(m: unknown, materialize: false): LeanPayload
+function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanPayload {
   if (!(m instanceof Map)) schema('payload must be a CBOR map')
   const known = new Set(Object.values(K))
   for (const key of m.keys()) if (typeof key !== 'number' || !known.has(key)) schema(`unknown payload key ${typeof key === 'string' ? JSON.stringify(key) : String(key)}`)
   const v = uintField(m, K.v, 'version', true)!
   if (v !== FRAME_VERSION) schema(`unsupported frame version ${v}, expected ${FRAME_VERSION}`)
   const deviceId = m.get(K.deviceId)
-  if (typeof deviceId !== 'string' || !isValidDeviceId(nodeHash, deviceId)) schema('deviceId (key 1) must be a valid device ID')
+  if (typeof deviceId !== 'string' || !validDeviceId(deviceId)) schema('deviceId (key 1) must be a valid device ID')
   const fw = m.get(K.fw)
   if (typeof fw !== 'string' || fw.length === 0 || fw.length > LIMITS.fwMaxLen) schema(`fw (key ${K.fw}) must be a text string of 1..${LIMITS.fwMaxLen} characters`)
   const p: FramePayload = {
@@ -164,17 +248,26 @@ export function payloadFromMap(m: unknown): FramePayload {
     const hz = uintField(m, K.ecgHz, 'ecgHz', true)!
     if (hz < LIMITS.ecgHzMin || hz > LIMITS.ecgHzMax) schema(`ecgHz must be ${LIMITS.ecgHzMin}..${LIMITS.ecgHzMax}, got ${hz}`)
     p.ecgHz = hz
-    p.ecg = samplesField(m, K.ecg, 'ecg', hz, LIMITS.ecgMax)
-    ecgDur = p.ecg.length / hz
+    let n: number
+    if (materialize) n = (p.ecg = samplesField(m, K.ecg, 'ecg', hz, LIMITS.ecgMax, true)).length
+    else n = samplesField(m, K.ecg, 'ecg', hz, LIMITS.ecgMax, false)
+    ecgDur = n / hz
   }
   if (hasPpg) {
     const hz = uintField(m, K.ppgHz, 'ppgHz', true)!
     if (hz < LIMITS.ppgHzMin || hz > LIMITS.ppgHzMax) schema(`ppgHz must be ${LIMITS.ppgHzMin}..${LIMITS.ppgHzMax}, got ${hz}`)
     p.ppgHz = hz
-    p.red = samplesField(m, K.red, 'red', hz, LIMITS.ppgMax)
-    p.ir = samplesField(m, K.ir, 'ir', hz, LIMITS.ppgMax)
-    if (p.red.length !== p.ir.length) schema(`red has ${p.red.length} samples but ir has ${p.ir.length}`)
-    ppgDur = p.red.length / hz
+    let nRed: number
+    let nIr: number
+    if (materialize) {
+      nRed = (p.red = samplesField(m, K.red, 'red', hz, LIMITS.ppgMax, true)).length
+      nIr = (p.ir = samplesField(m, K.ir, 'ir', hz, LIMITS.ppgMax, true)).length
+    } else {
+      nRed = samplesField(m, K.red, 'red', hz, LIMITS.ppgMax, false)
+      nIr = samplesField(m, K.ir, 'ir', hz, LIMITS.ppgMax, false)
+    }
+    if (nRed !== nIr) schema(`red has ${nRed} samples but ir has ${nIr}`)
+    ppgDur = nRed / hz
   }
   if (hasEcg && hasPpg && Math.abs(ecgDur - ppgDur) > 0.1 * Math.max(ecgDur, ppgDur) + 0.05) {
     schema(`ECG covers ${ecgDur.toFixed(2)} s but PPG covers ${ppgDur.toFixed(2)} s`)
@@ -198,7 +291,19 @@ export function payloadFromMap(m: unknown): FramePayload {
 /** Strict decode of a frame: envelope, header profile and payload schema. No signature check. */
 export function decodeFrame(bytes: Uint8Array): DecodedFrame {
   const msg = decodeCose(bytes)
-  const payload = payloadFromMap(decodeStrict(msg.payloadBytes, 'payload'))
+  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload'), true)
+  if (payload.deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the payload's device ID '${payload.deviceId}'`)
+  return { ...msg, payload }
+}
+
+/**
+ * The same checks as decodeFrame, in the same order with the same errors, but the
+ * sample strings are validated in place instead of unpacked into number arrays
+ * (the gateway stores the signed bytes; it never needs the samples themselves).
+ */
+export function decodeFrameLean(bytes: Uint8Array): CoseMessage & { payload: LeanPayload } {
+  const msg = decodeCose(bytes)
+  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload'), false)
   if (payload.deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the payload's device ID '${payload.deviceId}'`)
   return { ...msg, payload }
 }

@@ -46,6 +46,9 @@ t.test('pool and auto checkers agree with inline', async (t) => {
     t.equal(await outcome(pool, f, keyOf(k), kid), want, `pool: ${name} (${want})`)
     t.equal(await outcome(auto, f, keyOf(k), kid), want, `auto: ${name}`)
   }
+  const noKey: DeviceKey = { profile: 'se', publicKey: null, secret: null }
+  const wantNoKey = await outcome(inline, frame(se, 7), noKey, se.id)
+  t.equal(await outcome(pool, frame(se, 7), noKey, se.id), wantNoKey, `pool: se device without a key (${wantNoKey})`)
   const many = await Promise.all(Array.from({ length: 300 }, (_, i) => pool.check(frame(bare, 100 + i), keyOf(bare), bare.id)))
   t.same(many.map((f) => f.seq), Array.from({ length: 300 }, (_, i) => 100 + i), '300 concurrent checks, each answered with its own frame')
   await pool.close()

@@ -97,7 +97,7 @@ export async function runScenario(profile: 'se' | 'bare', seed: number, cleanup:
   await waitFor(() => st().up && st().boot! > brownOutBoot, 'boot after the brown-out')
   await waitFor(() => board.now > drop3 + 31_000 && drained(), 'everything delivered after the brown-out', 90_000)
   const endSeq = st().seq!
-  await waitFor(() => gw.store.frames.some((f) => f.meta.seq >= endSeq - 1), 'the last frames stored')
+  await waitFor(() => gw.store.frames.some((f) => f.meta.seq >= endSeq - 1), 'the last frames stored', 90_000)
   const status = st()
   await stop()
 

@@ -1,0 +1,187 @@
+/**
+ * FHIR R4 export: a Bundle of Observations built from decoded frames. Pure (no
+ * I/O, no clock): the same frames and options always give the same bytes, and
+ * resource IDs are name-based UUIDs derived from what they describe, so
+ * exporting twice and POSTing both as transactions does not invent new ids.
+ *
+ * Codes (R4, checked against the spec's examples and the vital-signs profile):
+ *   heart rate      LOINC 8867-4  "Heart rate"                              /min
+ *   pulse rate      LOINC 8889-8  "Heart rate by Pulse oximetry"            /min
+ *   SpO2            LOINC 2708-6 + 59408-5 (the vital-signs profile requires
+ *                   2708-6; 59408-5 says "by pulse oximetry")               %
+ *   ECG             MDC 131328 MDC_ECG_ELEC_POTL (system urn:oid:2.16.840.1.113883.6.24),
+ *                   the code HL7's own R4 SampledData example uses; our boards
+ *                   record one unspecified lead (AD8232), not a 12-lead study,
+ *                   so LOINC 11524-6 "EKG study" would overstate it. Category
+ *                   'procedure' as in that example: a waveform is not a vital sign.
+ *
+ * References use `urn:uuid:` fullUrls, which resolve inside a collection and
+ * which a server rewrites to its own ids when it processes a transaction.
+ */
+import { sha256 } from '@noble/hashes/sha2.js'
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import type { FramePayload } from '../protocol/portable/frame.ts'
+import { FLAG_FINGER_OFF, FLAG_LEAD_OFF } from '../protocol/portable/frame.ts'
+
+export const LOINC = 'http://loinc.org'
+export const UCUM = 'http://unitsofmeasure.org'
+export const MDC = 'urn:oid:2.16.840.1.113883.6.24'
+export const OBS_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category'
+export const ID_SYSTEM_PATIENT = 'urn:mhealth:patient-id'
+export const ID_SYSTEM_DEVICE = 'urn:mhealth:device-id'
+export const ID_SYSTEM_FRAME = 'urn:mhealth:frame-sha256'
+
+export interface FhirExportOptions {
+  patientId: string
+  patientName?: string
+  fromMs: number
+  toMs: number
+  /** 'collection' (default) or 'transaction' (entries carry POST requests). */
+  type?: 'collection' | 'transaction'
+  /** ECG ADC scale. Default: 12-bit ADC at 3.3 V behind the AD8232's gain of 100 → 3300/4096/100 mV per count. */
+  ecgMvPerCount?: number
+  /** ADC count of 0 mV (the AD8232 output rides at mid-supply). Default 2048. */
+  ecgBaselineCount?: number
+}
+
+export interface ExportFrame {
+  payload: FramePayload
+  /** The frame's ledger leaf hash (SHA-256(0x00 || bytes)), hex: recorded as an identifier so each Observation traces to its ledger leaf and proof. */
+  frameHash: string
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
+export type FhirResource = { resourceType: string; id: string; [k: string]: Json }
+export interface FhirBundle {
+  resourceType: 'Bundle'
+  id: string
+  type: 'collection' | 'transaction'
+  entry: { fullUrl: string; resource: FhirResource; request?: { method: 'POST'; url: string } }[]
+}
+
+export const DEFAULT_ECG_MV_PER_COUNT = 3300 / 4096 / 100
+
+/** A version-5-style name-based UUID (SHA-256 truncated, RFC 9562 layout bits set). */
+export function nameUuid(name: string): string {
+  const h = sha256(utf8ToBytes('mhealth/fhir/' + name)).slice(0, 16)
+  h[6] = (h[6] & 0x0f) | 0x50
+  h[8] = (h[8] & 0x3f) | 0x80
+  const x = bytesToHex(h)
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+/** FHIR decimals: finite JSON numbers; round away float noise so 4 stays 4, not 3.9999999. */
+const dec = (v: number, digits = 6): number => Number(v.toFixed(digits))
+
+function category(code: 'vital-signs' | 'procedure'): Json {
+  return [{ coding: [{ system: OBS_CATEGORY, code, display: code === 'vital-signs' ? 'Vital Signs' : 'Procedure' }] }]
+}
+
+function checkOptions(o: FhirExportOptions): void {
+  if (typeof o.patientId !== 'string' || o.patientId.length === 0) throw new TypeError(`patientId: expected a non-empty string, got ${JSON.stringify(o.patientId)}`)
+  if (!Number.isFinite(o.fromMs) || !Number.isFinite(o.toMs)) throw new TypeError(`fromMs/toMs: expected finite numbers, got ${o.fromMs}, ${o.toMs}`)
+  if (o.toMs < o.fromMs) throw new RangeError(`toMs ${o.toMs} is before fromMs ${o.fromMs}`)
+  if (o.type !== undefined && o.type !== 'collection' && o.type !== 'transaction') throw new TypeError(`type: expected 'collection' or 'transaction', got ${String(o.type)}`)
+}
+
+/** Builds the Bundle. Frames outside [fromMs, toMs] (by t0) are left out. */
+export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOptions): FhirBundle {
+  checkOptions(o)
+  const type = o.type ?? 'collection'
+  const mvPerCount = o.ecgMvPerCount ?? DEFAULT_ECG_MV_PER_COUNT
+  const baseline = o.ecgBaselineCount ?? 2048
+  const entries: FhirBundle['entry'] = []
+  const add = (r: FhirResource): string => {
+    const fullUrl = `urn:uuid:${r.id}`
+    entries.push(type === 'transaction' ? { fullUrl, resource: r, request: { method: 'POST', url: r.resourceType } } : { fullUrl, resource: r })
+    return fullUrl
+  }
+
+  const patientRef = add({
+    resourceType: 'Patient',
+    id: nameUuid(`patient/${o.patientId}`),
+    identifier: [{ system: ID_SYSTEM_PATIENT, value: o.patientId }],
+    ...(o.patientName ? { name: [{ text: o.patientName }] } : {}),
+  })
+  const subject = { reference: patientRef }
+
+  const deviceRefs = new Map<string, string>()
+  const deviceRef = (id: string): { reference: string } => {
+    let ref = deviceRefs.get(id)
+    if (!ref) {
+      ref = add({
+        resourceType: 'Device',
+        id: nameUuid(`device/${id}`),
+        identifier: [{ system: ID_SYSTEM_DEVICE, value: id }],
+        deviceName: [{ name: `mhealth sensor board ${id}`, type: 'user-friendly-name' }],
+        patient: subject,
+      })
+      deviceRefs.set(id, ref)
+    }
+    return { reference: ref }
+  }
+
+  const sorted = frames.filter((f) => f.payload.t0 >= o.fromMs && f.payload.t0 <= o.toMs).sort((a, b) => a.payload.t0 - b.payload.t0 || a.payload.seq - b.payload.seq)
+  for (const { payload: p, frameHash } of sorted) {
+    const device = deviceRef(p.deviceId)
+    const identifier = (kind: string): Json => [{ system: ID_SYSTEM_FRAME, value: `${frameHash}#${kind}` }]
+    const base = (kind: string) => ({ id: nameUuid(`obs/${frameHash}/${kind}`), identifier: identifier(kind), status: 'final', subject, device })
+    const when = iso(p.t0)
+    if (p.hr) {
+      add({
+        resourceType: 'Observation', ...base('hr'), category: category('vital-signs'),
+        code: { coding: [{ system: LOINC, code: '8867-4', display: 'Heart rate' }], text: 'Heart rate (ECG)' },
+        effectiveDateTime: when,
+        valueQuantity: { value: dec(p.hr.value, 1), unit: 'beats/minute', system: UCUM, code: '/min' },
+      })
+    }
+    if (p.pr && !(p.flags & FLAG_FINGER_OFF)) {
+      add({
+        resourceType: 'Observation', ...base('pr'), category: category('vital-signs'),
+        code: { coding: [{ system: LOINC, code: '8867-4', display: 'Heart rate' }, { system: LOINC, code: '8889-8', display: 'Heart rate by Pulse oximetry' }], text: 'Pulse rate (oximeter)' },
+        effectiveDateTime: when,
+        valueQuantity: { value: dec(p.pr.value, 1), unit: 'beats/minute', system: UCUM, code: '/min' },
+      })
+    }
+    if (p.spo2 && !(p.flags & FLAG_FINGER_OFF)) {
+      add({
+        resourceType: 'Observation', ...base('spo2'), category: category('vital-signs'),
+        code: {
+          coding: [
+            { system: LOINC, code: '2708-6', display: 'Oxygen saturation in Arterial blood' },
+            { system: LOINC, code: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry' },
+          ],
+          text: 'SpO2',
+        },
+        effectiveDateTime: when,
+        valueQuantity: { value: dec(p.spo2.value, 1), unit: '%', system: UCUM, code: '%' },
+      })
+    }
+    if (p.ecg && p.ecgHz && p.ecg.length > 0 && !(p.flags & FLAG_LEAD_OFF)) {
+      const data: string[] = []
+      for (let i = 0; i < p.ecg.length; i++) data.push(String(p.ecg[i] - baseline))
+      add({
+        resourceType: 'Observation', ...base('ecg'), category: category('procedure'),
+        code: { coding: [{ system: MDC, code: '131328', display: 'MDC_ECG_ELEC_POTL' }], text: 'ECG, single lead' },
+        effectivePeriod: { start: when, end: iso(p.t0 + Math.round((p.ecg.length * 1000) / p.ecgHz)) },
+        valueSampledData: {
+          origin: { value: 0, unit: 'mV', system: UCUM, code: 'mV' },
+          period: dec(1000 / p.ecgHz),
+          factor: dec(mvPerCount, 9),
+          lowerLimit: dec(-baseline * mvPerCount, 4),
+          upperLimit: dec((4095 - baseline) * mvPerCount, 4),
+          dimensions: 1,
+          data: data.join(' '),
+        },
+      })
+    }
+  }
+  const bundle: FhirBundle = {
+    resourceType: 'Bundle',
+    id: nameUuid(`bundle/${o.patientId}/${o.fromMs}/${o.toMs}/${type}/${sorted.map((f) => f.frameHash).join(',')}`),
+    type,
+    entry: entries,
+  }
+  return bundle
+}

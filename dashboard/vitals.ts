@@ -1,0 +1,133 @@
+/**
+ * Derived vitals per device, computed on the gateway side from the signed raw
+ * samples with the same portable signal library the boards run (signal/).
+ *
+ * A frame that carries its own hr/pr/spo2 (the board computed them) is taken at
+ * its word, marked source 'device'; otherwise the values come from a streaming
+ * EcgMonitor/PpgMonitor per device, fed frame after frame, marked 'gateway'.
+ * Monitors are stateful, so frames must arrive in order per device; a gap
+ * (sequence jump, reboot, sample-rate change) restarts them rather than
+ * splicing unrelated signal together.
+ *
+ * Trend points are kept per patient for `keepMs` (default one hour) in plain
+ * arrays trimmed from the front: a board sends about one frame per second, so an
+ * hour is ~3,600 points per series.
+ */
+import { EcgMonitor } from '../signal/ecg.ts'
+import { PpgMonitor } from '../signal/ppg.ts'
+import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, type FramePayload } from '../protocol/portable/frame.ts'
+import type { TrendPoint, Trends } from './deps.ts'
+
+export type VitalSource = 'device' | 'gateway'
+
+export interface Vital {
+  value: number
+  quality: number
+  source: VitalSource
+}
+
+export interface FrameVitals {
+  hr?: Vital
+  pr?: Vital
+  spo2?: Vital
+}
+
+interface DeviceState {
+  ecg: EcgMonitor | null
+  ecgHz: number
+  ppg: PpgMonitor | null
+  ppgHz: number
+  lastSeq: number
+  boot: number
+}
+
+const round1 = (v: number): number => Math.round(v * 10) / 10
+
+export class VitalsTracker {
+  private readonly devices = new Map<string, DeviceState>()
+  private readonly trends = new Map<string, Trends>()
+  private readonly keepMs: number
+
+  constructor(o: { keepMs?: number } = {}) {
+    this.keepMs = o.keepMs ?? 3600_000
+  }
+
+  /** Feeds one frame of a device (in sequence order); returns its vitals and records them as trend points. */
+  add(patientId: string, p: FramePayload): FrameVitals {
+    const v = this.compute(p)
+    const tr = this.trendsOf(patientId)
+    const t = p.t0
+    if (v.hr) tr.hr.push({ t, value: v.hr.value, quality: v.hr.quality })
+    if (v.pr) tr.pr.push({ t, value: v.pr.value, quality: v.pr.quality })
+    if (v.spo2) tr.spo2.push({ t, value: v.spo2.value, quality: v.spo2.quality })
+    const cut = t - this.keepMs
+    for (const s of [tr.hr, tr.pr, tr.spo2]) {
+      let i = 0
+      while (i < s.length && s[i].t < cut) i++
+      if (i > 0) s.splice(0, i)
+    }
+    return v
+  }
+
+  /** Trend points of a patient with t in [fromMs, toMs], oldest first. */
+  range(patientId: string, fromMs: number, toMs: number): Trends {
+    const tr = this.trends.get(patientId)
+    const pick = (s: TrendPoint[] | undefined): TrendPoint[] => (s ? s.filter((x) => x.t >= fromMs && x.t <= toMs) : [])
+    return { hr: pick(tr?.hr), pr: pick(tr?.pr), spo2: pick(tr?.spo2) }
+  }
+
+  forget(deviceId: string): void {
+    this.devices.delete(deviceId)
+  }
+
+  private trendsOf(patientId: string): Trends {
+    let tr = this.trends.get(patientId)
+    if (!tr) this.trends.set(patientId, (tr = { hr: [], pr: [], spo2: [] }))
+    return tr
+  }
+
+  private compute(p: FramePayload): FrameVitals {
+    let s = this.devices.get(p.deviceId)
+    const contiguous = s !== undefined && s.boot === p.boot && p.seq === s.lastSeq + 1
+    if (!s || !contiguous) {
+      s = { ecg: null, ecgHz: 0, ppg: null, ppgHz: 0, lastSeq: p.seq, boot: p.boot }
+      this.devices.set(p.deviceId, s)
+    }
+    s.lastSeq = p.seq
+    const out: FrameVitals = {}
+    const leadOff = (p.flags & FLAG_LEAD_OFF) !== 0
+    const fingerOff = (p.flags & FLAG_FINGER_OFF) !== 0
+
+    if (p.hr) out.hr = { value: p.hr.value, quality: p.hr.quality, source: 'device' }
+    if (p.ecg && p.ecgHz) {
+      // Fed even when the board sent hr, so the monitor stays warm if a later frame omits it.
+      if (!s.ecg || s.ecgHz !== p.ecgHz) {
+        s.ecg = new EcgMonitor({ fs: p.ecgHz })
+        s.ecgHz = p.ecgHz
+      }
+      for (let i = 0; i < p.ecg.length; i++) s.ecg.push(p.ecg[i], leadOff)
+      const hr = s.ecg.heartRate()
+      if (!out.hr && hr !== undefined && !leadOff) out.hr = { value: round1(hr), quality: s.ecg.quality(), source: 'gateway' }
+    }
+
+    if (p.pr) out.pr = { value: p.pr.value, quality: p.pr.quality, source: 'device' }
+    if (p.spo2) out.spo2 = { value: p.spo2.value, quality: p.spo2.quality, source: 'device' }
+    if (p.red && p.ir && p.ppgHz && p.red.length === p.ir.length) {
+      if (!s.ppg || s.ppgHz !== p.ppgHz) {
+        s.ppg = new PpgMonitor({ fs: p.ppgHz })
+        s.ppgHz = p.ppgHz
+      }
+      for (let i = 0; i < p.red.length; i++) s.ppg.push(p.red[i], p.ir[i])
+      const r = s.ppg.reading()
+      if (!fingerOff && r.fingerOn) {
+        if (!out.pr && r.pulseRate !== undefined) out.pr = { value: round1(r.pulseRate), quality: r.quality, source: 'gateway' }
+        if (!out.spo2 && r.spo2 !== undefined) out.spo2 = { value: round1(r.spo2), quality: r.quality, source: 'gateway' }
+      }
+    }
+    if (fingerOff) {
+      delete out.pr
+      delete out.spo2
+    }
+    return out
+  }
+}
