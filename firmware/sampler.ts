@@ -14,6 +14,7 @@
  * statements, tens of ms on an ESP32, which would stall the 4 ms ECG tick (bench/firmware.ts).
  */
 import { maxPackedSize } from '../protocol/portable/pack.ts'
+import { samplesAgree, FLAG_PPG_OVERFLOW as FLAG_PPG_LOST } from '../protocol/portable/frame.ts'
 import type { Ad8232 } from './drivers/ad8232.ts'
 import type { Max30102 } from './drivers/max30102.ts'
 
@@ -88,6 +89,8 @@ export interface SamplerStats {
   sumLateMs: number
   overruns: number
   ppgLost: number
+  /** Windows whose PPG was left out because it covered only part of the window. */
+  ppgPartial: number
   /** Time spent inside sampling callbacks, ms (CPU cost of acquisition). */
   busyMs: number
 }
@@ -139,7 +142,7 @@ export class Sampler {
     this.ecgTimer = undefined
     this.ppgTimer = undefined
     this.periodMs = 1000 / o.ecgHz
-    this.stats = { ticks: 0, missed: 0, maxLateMs: 0, sumLateMs: 0, overruns: 0, ppgLost: 0, busyMs: 0 }
+    this.stats = { ticks: 0, missed: 0, maxLateMs: 0, sumLateMs: 0, overruns: 0, ppgLost: 0, ppgPartial: 0, busyMs: 0 }
   }
 
   start(): void {
@@ -215,8 +218,12 @@ export class Sampler {
     this.stats.ppgLost += ppg.lostSamples - lost0
     if (ppg.fingerOff) w.flags |= FLAG_FINGER_OFF
     // Die temperature every ~10 s: start a conversion, collect it on a later poll.
-    if (ppg.tempPending) w.tempC = ppg.readTemp()
-    else if (this.produced % (this.o.ecgHz * 10) < this.o.ecgHz * this.o.ppgPollMs / 1000) ppg.startTemp()
+    try {
+      if (ppg.tempPending) w.tempC = ppg.readTemp()
+      else if (this.produced % (this.o.ecgHz * 10) < this.o.ecgHz * this.o.ppgPollMs / 1000) ppg.startTemp()
+    } catch (e) {
+      // A sensor gone from the bus: no temperature this time, the sampling goes on.
+    }
     this.stats.busyMs += this.now() - t
   }
 
@@ -237,6 +244,15 @@ export class Sampler {
       full.missed = 0
       full.t0 = t0
       return full
+    }
+    if (full.ppgN > 0 && !samplesAgree(full.ecgN / this.o.ecgHz, full.ppgN / this.o.ppgHz)) {
+      // The pulse oximeter stopped (or started) answering inside this window: a frame with
+      // a fraction of a window of PPG is refused, so send the ECG alone and say PPG was lost.
+      this.stats.ppgPartial++
+      full.ppgN = 0
+      laneReset(full.pRed)
+      laneReset(full.pIr)
+      full.flags |= FLAG_PPG_LOST
     }
     full.inUse = true
     this.cur = 1 - this.cur

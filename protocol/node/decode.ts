@@ -9,7 +9,7 @@ import { assertStrictCbor } from './cbor-strict.ts'
 import { FrameError } from './errors.ts'
 import { nodeHash } from './hash-node.ts'
 import { ALG_ES256, ALG_HMAC256, HDR_ALG, HDR_KID, TAG_MAC0, TAG_SIGN1, sigStructure, macStructure } from '../portable/cose.ts'
-import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, type FramePayload, type Derived } from '../portable/frame.ts'
+import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, samplesAgree, type FramePayload, type Derived } from '../portable/frame.ts'
 import { unpack, PACK_LIMIT } from '../portable/pack.ts'
 import { isValidDeviceId } from '../portable/device-id.ts'
 import { AUTH_MARKER, type AuthClaims } from '../portable/auth-token.ts'
@@ -269,7 +269,7 @@ function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanP
     if (nRed !== nIr) schema(`red has ${nRed} samples but ir has ${nIr}`)
     ppgDur = nRed / hz
   }
-  if (hasEcg && hasPpg && Math.abs(ecgDur - ppgDur) > 0.1 * Math.max(ecgDur, ppgDur) + 0.05) {
+  if (hasEcg && hasPpg && !samplesAgree(ecgDur, ppgDur)) {
     schema(`ECG covers ${ecgDur.toFixed(2)} s but PPG covers ${ppgDur.toFixed(2)} s`)
   }
   const hr = derivedField(m, K.hr, 'hr', 400)

@@ -52,6 +52,15 @@ export const LIMITS = {
   maxFrameBytes: 16384,
 }
 
+/**
+ * Whether ECG and PPG in one frame cover the same stretch of time (within 10 % plus 50 ms):
+ * the decoder refuses a frame where they do not, and the firmware leaves out the PPG of a
+ * window in which the sensor stopped answering rather than send one.
+ */
+export function samplesAgree(ecgSeconds: number, ppgSeconds: number): boolean {
+  return Math.abs(ecgSeconds - ppgSeconds) <= 0.1 * Math.max(ecgSeconds, ppgSeconds) + 0.05
+}
+
 /** A derived value; omitted entirely when the algorithm has no trustworthy number. */
 export interface Derived {
   /** bpm for hr/pr, percent for spo2; carried with one decimal. */
