@@ -85,30 +85,16 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   })
 }
 
-function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let size = 0
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `body over ${MAX_BODY} bytes`))
-        req.destroy()
-        return
-      }
-      chunks.push(c)
-    })
-    req.on('end', () => {
-      try {
-        const v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown
-        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object')
-        resolve(v as Record<string, unknown>)
-      } catch (err) {
-        reject(new HttpError(400, `invalid JSON body: ${(err as Error).message}`))
-      }
-    })
-    req.on('error', reject)
-  })
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readBody(req)
+  let v: unknown
+  try {
+    v = JSON.parse(body.toString('utf8') || '{}')
+  } catch (err) {
+    throw new HttpError(400, `invalid JSON body: ${(err as Error).message}`)
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'invalid JSON body: expected a JSON object')
+  return v as Record<string, unknown>
 }
 
 export function createHttpApi(d: HttpApiDeps): Server {
