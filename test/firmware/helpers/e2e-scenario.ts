@@ -7,6 +7,7 @@
  * once, no sequence number ever reused across boots, and within each boot no gap (the
  * brown-out boot may lose only the frame whose write was cut).
  */
+import type { Test } from 'tap'
 import { verifyFrame, type DeviceKey } from '../../../protocol/node/verify.ts'
 import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
 import { startRealGateway, type RealGateway } from './real-gateway.ts'
@@ -128,4 +129,30 @@ export function gapsByBoot(frames: ScenarioResult['frames']): Map<number, number
     out.set(b, gaps)
   }
   return out
+}
+
+/**
+ * What both profiles must show after the scenario (one file per profile, so tap runs the two
+ * minute-long scenarios side by side).
+ */
+export function assertScenario(t: Test, r: ScenarioResult): void {
+  t.same(r.verifyErrors, [], 'every stored frame verifies with the registered key')
+  t.ok(r.frames.length >= 150, `${r.frames.length} frames stored over ${Math.round(r.virtualMs / 1000)} virtual s`)
+  const seqs = r.frames.map((f) => f.seq)
+  t.equal(new Set(seqs).size, seqs.length, 'each sequence number stored once')
+  t.ok(r.offlineStored >= 55, `frames made during the 60 s drop went to flash (${r.offlineStored})`)
+  t.ok(r.boots.length >= 3, `frames from ${r.boots.length} boots (reboot and brown-out)`)
+  // Sequence numbers of a later boot are all above those of earlier boots: never reused.
+  for (let i = 1; i < r.boots.length; i++) {
+    const prevMax = Math.max(...r.frames.filter((f) => f.boot === r.boots[i - 1]).map((f) => f.seq))
+    const curMin = Math.min(...r.frames.filter((f) => f.boot === r.boots[i]).map((f) => f.seq))
+    t.ok(curMin > prevMax, `boot ${r.boots[i]} starts at seq ${curMin}, above boot ${r.boots[i - 1]}'s last ${prevMax}`)
+  }
+  for (const [boot, gaps] of gapsByBoot(r.frames)) t.same(gaps, [], `boot ${boot}: no sequence number missing`)
+  t.ok(r.frames.every((f) => f.ecgN === 250), 'one second of 250 Hz ECG in every frame')
+  t.ok(r.frames.filter((f) => f.ppgN >= 90).length >= r.frames.length - 3, 'PPG in the frames')
+  t.ok(r.frames.every((f) => f.batteryMv !== undefined && f.batteryMv > 3300 && f.batteryMv < 4300), 'battery voltage reported')
+  t.equal(r.status.sampler!.missed, 0, 'no ECG sample missed')
+  t.equal(r.status.sampler!.overruns, 0, 'no window overrun')
+  t.comment(`figures: ${Math.round(r.frames.reduce((n, f) => n + f.bytes, 0) / r.frames.length)} bytes/frame; duplicate deliveries acknowledged without storing: ${r.duplicateAppends}; JsVars ${r.status.mem!.usage}/${r.status.mem!.total}`)
 }
