@@ -75,6 +75,16 @@ export interface SampleWindow {
   pIr: PackedLane
 }
 
+/** Empties a window's samples, flags and counts for reuse from board time t0. */
+function emptyWindow(w: SampleWindow, t0: number): void {
+  w.ecgN = 0
+  w.ppgN = 0
+  resetLanes(w)
+  w.flags = 0
+  w.missed = 0
+  w.t0 = t0
+}
+
 export interface SamplerOptions {
   ecgHz: number
   windowS: number
@@ -237,12 +247,7 @@ export class Sampler {
       // The consumer is still busy with the previous window: this one is lost (counted);
       // reuse its own buffer rather than stall.
       this.stats.overruns++
-      full.ecgN = 0
-      full.ppgN = 0
-      resetLanes(full)
-      full.flags = 0
-      full.missed = 0
-      full.t0 = t0
+      emptyWindow(full, t0)
       return full
     }
     if (full.ppgN > 0 && !samplesAgree(full.ecgN / this.o.ecgHz, full.ppgN / this.o.ppgHz)) {
@@ -256,13 +261,8 @@ export class Sampler {
     }
     full.inUse = true
     this.cur = 1 - this.cur
-    next.ecgN = 0
-    next.ppgN = 0
-    resetLanes(next)
-    next.flags = 0
-    next.missed = 0
+    emptyWindow(next, t0)
     next.tempC = NaN
-    next.t0 = t0
     setTimeout(function () { self.onWindow(full) }, 0)
     return next
   }
