@@ -21,7 +21,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -137,17 +137,14 @@ function rssOfPid(pid: number): number {
 }
 
 let bundled: string | null = null
-/** Our TypeScript bundled to one ESM file (node_modules stay external), run without the loader. */
-async function bundle(outDir: string): Promise<string> {
-  const { build } = await import('esbuild')
-  const out = join(outDir, 'gateway-bench.mjs')
-  const common = { bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'error' } as const
-  await build({ ...common, entryPoints: [self], outfile: out })
-  // The verify pool loads its worker entry from next to its own module: here, the bundle.
-  await build({ ...common, entryPoints: [join(dirname(self), '..', 'gateway', 'verify-worker.ts')], outfile: join(outDir, 'verify-worker-boot.mjs') })
-  // Bare imports resolve from the output file's directory: point it at the repo's node_modules.
-  symlinkSync(join(dirname(self), '..', 'node_modules'), join(outDir, 'node_modules'))
-  return out
+/**
+ * This file bundled the way `mhealth gateway` is (bin/bundle-cache.mjs: one ESM file, packages
+ * external, the verify workers' entry beside it) and run with plain node, without the loader.
+ */
+async function bundle(): Promise<string> {
+  const { cachedBundle } = await import('../bin/bundle-cache.mjs')
+  const dir = await cachedBundle('gateway-bench', { 'gateway-bench': 'bench/gateway.ts', 'verify-worker-boot': 'gateway/verify-worker.ts' })
+  return join(dir, 'gateway-bench.mjs')
 }
 
 async function startNode(kind: 'gateway' | 'aedes', dir: string, runtime: 'tsx' | 'bundle'): Promise<Target> {
@@ -369,7 +366,7 @@ async function main(): Promise<void> {
     return d
   }
   const runtimes: Array<'tsx' | 'bundle'> = args.runtime === 'both' ? ['tsx', 'bundle'] : [args.runtime as 'tsx' | 'bundle']
-  if (runtimes.includes('bundle')) bundled = await bundle(newDir())
+  if (runtimes.includes('bundle')) bundled = await bundle()
   const names: string[] = []
   for (const n of ['gateway', 'aedes']) if (only.has(n)) for (const r of runtimes) names.push(`${n}:${r}`)
   if (only.has('mosquitto')) names.push('mosquitto')

@@ -1,6 +1,24 @@
 #!/usr/bin/env node
-// Thin launcher: registers the TypeScript loader, then runs the CLI.
-import { register } from 'tsx/esm/api'
-register()
-const { main } = await import('../cli/main.ts')
-process.exitCode = await main(process.argv.slice(2))
+// Thin launcher. `mhealth gateway` runs from a bundle with plain Node (bin/bundle-cache.mjs:
+// built on first use, rebuilt when a source changes; MHEALTH_FROM_SOURCE=1 skips it); every
+// other command registers the TypeScript loader and runs the CLI from source.
+const argv = process.argv.slice(2)
+let entry = null
+if (argv[0] === 'gateway' && process.env.MHEALTH_FROM_SOURCE !== '1') {
+  try {
+    const { gatewayBundle } = await import('./bundle-cache.mjs')
+    entry = await gatewayBundle()
+  } catch (err) {
+    const why = err && err.errors && err.errors[0] ? err.errors[0].text : err && err.message
+    process.stderr.write(`mhealth: could not bundle the gateway (${why}); running it from source\n`)
+  }
+}
+if (entry) {
+  const { main } = await import(entry)
+  process.exitCode = await main(argv.slice(1))
+} else {
+  const { register } = await import('tsx/esm/api')
+  register()
+  const { main } = await import('../cli/main.ts')
+  process.exitCode = await main(argv)
+}

@@ -2,7 +2,8 @@ import { readdir } from 'node:fs/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
 import { print, type CliIO, type Command } from './command.ts'
-import { CliError, UsageError } from './errors.ts'
+import { UsageError } from './errors.ts'
+import { reportError, runCommand } from './run-command.ts'
 
 const commandsDir = join(dirname(fileURLToPath(import.meta.url)), 'commands')
 
@@ -39,30 +40,6 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     return 0
   }
   const cmd = cmds.find((c) => c.name === name)
-  try {
-    if (!cmd) throw new UsageError(`unknown command '${name}'; expected one of: ${cmds.map((c) => c.name).join(', ')}`)
-    if (rest[0] === '--help' || rest[0] === '-h') {
-      print(io, cmd.usage)
-      return 0
-    }
-    return await cmd.run(rest, io)
-  } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`mhealth: ${err.message}\nRun 'mhealth ${cmd ? cmd.name + ' ' : ''}--help' for usage.\n`)
-      return 2
-    }
-    if (err instanceof CliError) {
-      io.stderr.write(`mhealth: ${err.message}\n`)
-      return err.code
-    }
-    const e = err as NodeJS.ErrnoException
-    if (e && e.code && typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
-      // File-system and socket errors are user-facing: say what and where, no stack.
-      io.stderr.write(`mhealth: ${e.message}\n`)
-      return 1
-    }
-    io.stderr.write(`mhealth: internal error: ${e?.message ?? String(err)}\n`)
-    if (process.env.MHEALTH_DEBUG) io.stderr.write(String(e?.stack) + '\n')
-    return 1
-  }
+  if (!cmd) return reportError(new UsageError(`unknown command '${name}'; expected one of: ${cmds.map((c) => c.name).join(', ')}`), undefined, io)
+  return runCommand(cmd, rest, io)
 }

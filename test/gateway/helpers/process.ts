@@ -13,11 +13,11 @@ export interface GatewayProcess {
   kill9(): Promise<void>
 }
 
-export function spawnGateway(dataDir: string, args: string[] = []): Promise<GatewayProcess> {
+export function spawnGateway(dataDir: string, args: string[] = [], env: Record<string, string> = {}): Promise<GatewayProcess> {
   const child = spawn(
     process.execPath,
     [join(repoRoot, 'bin', 'mhealth.js'), 'gateway', '--data', dataDir, '--mqtt-port', 'auto', '--mqtts-port', '0', '--ws-port', '0', '--http-port', 'auto', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   )
   let out = ''
   let err = ''
