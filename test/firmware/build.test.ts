@@ -1,12 +1,12 @@
 import t from 'tap'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
 import { checkEspruinoCompat } from '../../hardware-sim/board/syntax-gate.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
 t.test('firmware build: one gated bundle, size and JsVars printed, within budget', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mh-fwb-'))
+  const dir = tempDir('mh-fwb-')
   const out = join(dir, 'fw.js')
   const r = await runCli(['firmware', 'build', '--out', out], { timeoutMs: 120_000 })
   t.equal(r.code, 0, r.stderr)
@@ -24,7 +24,7 @@ t.test('firmware build: one gated bundle, size and JsVars printed, within budget
 })
 
 t.test('firmware build fails with a clear message over budget, and rejects bad options', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mh-fwb-'))
+  const dir = tempDir('mh-fwb-')
   const r = await runCli(['firmware', 'build', '--out', join(dir, 'a.js'), '--no-memory', '--max-bytes', '1000'])
   t.equal(r.code, 1)
   t.match(r.stderr, /bundle is \d+ bytes, over the 1000-byte budget/)

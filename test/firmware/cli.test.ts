@@ -1,10 +1,10 @@
 import t from 'tap'
 import net from 'node:net'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
 import { parseTargets } from '../../cli/commands/provision.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
 const noStack = (t: { notMatch: (a: string, b: RegExp, m: string) => void }, s: string) => t.notMatch(s, /\bat .*\.ts:\d+/, 'no stack trace')
 
@@ -32,7 +32,7 @@ t.test('flash and provision have --help and refuse bad arguments with exit 2', a
 })
 
 t.test('flash: clear errors for a missing bundle, a closed TCP port, a missing serial device, a silent board', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mh-flash-'))
+  const dir = tempDir('mh-flash-')
   const bundle = join(dir, 'fw.js')
   writeFileSync(bundle, 'print(1)')
   const nb = await runCli(['flash', '--port', 'tcp://127.0.0.1:1', '--bundle', join(dir, 'none.js')])

@@ -1,10 +1,8 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { ed25519Generate } from '../../ledger/crypto.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
-export const tmp = (): string => mkdtempSync(join(tmpdir(), 'mh-ledger-'))
+export const tmp = (): string => tempDir('mh-ledger-')
 export const producerKey = ed25519Generate()
 
 /** A stand-in for a COSE frame: random bytes of a realistic size, tagged with device and seq. */

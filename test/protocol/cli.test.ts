@@ -1,10 +1,10 @@
 import t from 'tap'
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'mh-proto-cli-'))
+const dir = tempDir('mh-proto-cli-')
 
 async function keygen(t: any, type: string) {
   const r = await runCli(['keygen', '--type', type, '--out', dir])

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync, copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
 import { dataDir as sharedData } from './data.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
 const sample = join(sharedData, 'ecg', 'wfdb-sample', '100s')
 const mitdb = join(sharedData, 'ecg', 'mitdb')
@@ -29,7 +29,7 @@ t.test('ecg detect prints one R-peak index per line at the record rate', async (
 })
 
 t.test('ecg detect reads a CRLF header the same as LF', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ecg-crlf-'))
+  const dir = tempDir('ecg-crlf-')
   const hea = readFileSync(sample + '.hea', 'latin1').replace(/\r?\n/g, '\r\n')
   writeFileSync(join(dir, '100s.hea'), hea)
   copyFileSync(sample + '.dat', join(dir, '100s.dat'))
@@ -72,7 +72,7 @@ t.test('usage errors exit 2, bad files exit 1, never a stack trace', async (t) =
     t.equal(r.code, 2, args.join(' ') + ': ' + r.stderr)
     t.notMatch(r.stderr, /\bat .*\.ts:\d+/)
   }
-  const dir = mkdtempSync(join(tmpdir(), 'ecg-bad-'))
+  const dir = tempDir('ecg-bad-')
   writeFileSync(join(dir, 'bad.hea'), 'bad 1 360 1000\nbad.dat 311 200 11 0 0 0 0 x\n')
   writeFileSync(join(dir, 'bad.dat'), Buffer.alloc(10))
   for (const path of [join(dir, 'missing'), join(dir, 'bad')]) {

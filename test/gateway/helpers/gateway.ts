@@ -1,6 +1,5 @@
 /** Starts an in-process gateway on ephemeral ports with a temp data dir and the test FrameStore. */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { resolveConfig, type ConfigInput } from '../../../gateway/config.ts'
 import { startGateway, type Gateway } from '../../../gateway/gateway.ts'
@@ -8,6 +7,7 @@ import { memoryLogger } from '../../../gateway/log.ts'
 import { inlineChecker, protocolCodec } from '../../../gateway/protocol-codec.ts'
 import type { FrameChecker } from '../../../gateway/frame-check.ts'
 import { FileFrameStore, MemoryConsent } from './file-store.ts'
+import { tempDir } from '../../helpers/tmp.ts'
 
 export interface TestGateway extends Gateway {
   dir: string
@@ -19,7 +19,7 @@ export interface TestGateway extends Gateway {
 }
 
 export async function startTestGateway(cfg: ConfigInput = {}, opts: { dir?: string; checker?: FrameChecker } = {}): Promise<TestGateway> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mh-gw-'))
+  const dir = opts.dir ?? tempDir('mh-gw-')
   const log = memoryLogger()
   const consent = new MemoryConsent()
   let fileStore!: FileFrameStore
