@@ -120,7 +120,18 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   // Clustering (cluster.ts): Aedes mq + persistence in Redis, frame de-duplication shared across gateways.
   const cluster = cfg.redisUrl ? await (await import('./cluster.ts')).openCluster(cfg.redisUrl) : null
   const ownStore = await deps.openStore({ dataDir: cfg.dataDir, identity })
-  const store = cluster ? cluster.shareDedupe(ownStore) : ownStore
+  // Clustered: consent records are loaded from Redis here, before any listener opens.
+  let store: FrameStore & { consent?: ConsentPort } = ownStore
+  if (cluster) {
+    try {
+      store = await cluster.shareConsent(cluster.shareDedupe(ownStore), log)
+    } catch (err) {
+      await ownStore.close()
+      await cluster.close()
+      registry.close()
+      throw err
+    }
+  }
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
   const users = userAuth(registry, consent, { now })

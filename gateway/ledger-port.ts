@@ -31,6 +31,8 @@ export interface ConsentPort {
   isAllowed(patientId: string, clinicianId: string, scope: string, nowMs: number): boolean
   /** Calls `listener` whenever a grant or revocation is recorded; returns an unsubscribe function. */
   onChange(listener: (change: { patientId: string; clinicianId?: string }) => void): () => void
+  /** issuedAt of the newest record held for the patient (clustering uses it to fetch only newer ones). */
+  lastIssuedAt?(patientId: string): number | undefined
 }
 
 /** Scope a clinician needs to subscribe to a patient's live frames. */

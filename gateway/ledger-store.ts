@@ -63,6 +63,7 @@ export async function openLedgerStore(o: LedgerStoreOptions): Promise<LedgerFram
   const consent: ConsentPort = {
     isAllowed: (patientId, clinicianId, scope, nowMs) => ledger.consent.isAllowed(patientId, clinicianId, scope, nowMs),
     onChange: (listener) => ledger.onConsent((c) => listener({ patientId: c.patientId, clinicianId: c.clinicianId })),
+    lastIssuedAt: (patientId) => ledger.consent.lastIssuedAt(patientId),
   }
   return {
     ledger,

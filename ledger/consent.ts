@@ -138,6 +138,11 @@ export class ConsentState {
     if (last !== undefined && rec.issuedAt <= last) throw new ConsentError(`consent record for ${rec.patientId}: issuedAt ${rec.issuedAt} is not after the previous record (${last}); replay refused`)
   }
 
+  /** issuedAt of the last record applied for the patient (records older than this are replays). */
+  lastIssuedAt(patientId: string): number | undefined {
+    return this.lastIssued.get(patientId)
+  }
+
   apply(rec: ConsentRecord, leafIndex: number): ConsentChange {
     this.lastIssued.set(rec.patientId, rec.issuedAt)
     let g = this.grants.get(rec.patientId)
