@@ -3,8 +3,9 @@
  * (Debian package redis-server; skipped with a message when it is absent):
  * messages cross gateways both ways, a persistent session and its queued control
  * messages follow a board to the other gateway, a frame already stored through
- * one gateway is acknowledged but not stored again by the other, auth counters
- * and revocations are shared through the one registry file.
+ * one gateway is acknowledged but not stored again by the other (also while the
+ * first is still storing it, and taken over when the first died holding its claim),
+ * auth counters and revocations are shared through the one registry file.
  */
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -17,6 +18,7 @@ import { readFrames } from './helpers/file-store.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, token } from './helpers/devices.ts'
 import { parseRedisUrl, ClusterConfigError } from '../../gateway/cluster.ts'
 import { redisSkip, startRedis } from './helpers/redis.ts'
+import { Redis } from 'ioredis'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
 const controlTopic = (id: string) => `mhealth/dev/${id}/control`
@@ -119,6 +121,41 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
     a.registry.revoke(key.id)
     await closed
     t.pass('B disconnected the revoked board')
+  })
+
+  t.test('a frame resent to B while A is still storing it is stored once and acknowledged by both', async (t) => {
+    const k = newDeviceKey('se')
+    registerSim(a.registry, k, 'p-3')
+    const probe = new Redis(redis.url)
+    t.teardown(() => probe.disconnect())
+    const devA = await connectDevice(a.mqttUrl, k)
+    const acceptedA = a.metrics.framesAccepted.get()
+    const dupB = b.metrics.framesDuplicate.get()
+    a.fileStore.syncDelayMs = 800 // A's store is slow: the frame sits between "claimed" and "durable"
+    t.teardown(() => void (a.fileStore.syncDelayMs = 0))
+    devA.publish(framesTopic(k.id), frame(k, 7), { qos: 1 })
+    const claim = `mhealth:claim:${k.id}:7`
+    const until = Date.now() + 3000
+    while ((await probe.exists(claim)) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+    t.equal(await probe.exists(claim), 1, 'A holds the claim while storing')
+    // The board gives up on A (no PUBACK yet) and resends the same frame to B; connecting
+    // there with its client ID takes the session over from A, A keeps storing.
+    const devB = await connectDevice(b.mqttUrl, k)
+    t.teardown(() => Promise.all([endClient(devA), endClient(devB)]))
+    t.notOk(a.fileStore.hasFrame(k.id, 7) && (await probe.zscore(`mhealth:frames:${k.id}`, '7')) !== null, 'A has not finished storing yet')
+    await publishAcked(devB, framesTopic(k.id), frame(k, 7))
+    t.equal(b.metrics.framesDuplicate.get(), dupB + 1, 'B acknowledged it as a duplicate, after A marked it stored')
+    t.equal(a.metrics.framesAccepted.get(), acceptedA + 1, "A's pipeline stored it (and sent its PUBACK)")
+    const copies = [...readFrames(a.fileStore.file), ...readFrames(b.fileStore.file)].filter((f) => f.deviceId === k.id && f.seq === 7)
+    t.equal(copies.length, 1, 'one copy in total')
+    t.equal(await probe.exists(claim), 0, 'the claim is gone')
+
+    // A gateway that died holding a claim: the claim lapses and B stores the frame itself.
+    await probe.set(`mhealth:claim:${k.id}:8`, 'a-gateway-that-died', 'PX', 300)
+    await publishAcked(devB, framesTopic(k.id), frame(k, 8))
+    t.ok(b.fileStore.hasFrame(k.id, 8), 'B took over and stored it')
+    t.equal([...readFrames(a.fileStore.file), ...readFrames(b.fileStore.file)].filter((f) => f.deviceId === k.id && f.seq === 8).length, 1)
+    t.not(await probe.zscore(`mhealth:frames:${k.id}`, '8'), null, 'and marked it stored')
   })
 
   t.test('an auth token accepted by A is a replay on B', async (t) => {
