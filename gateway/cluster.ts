@@ -142,6 +142,15 @@ export async function openCluster(url: string, o: ClusterOptions = {}): Promise<
   let consentShare: SharedConsent | null = null
   let adds = 0
   let waits = 0
+  // Claims whose store is still running, by key -> since when. One timer for all of them
+  // (a timer per frame would cost more than the claim): a store slower than a third of
+  // the claim's life keeps the claim alive, so only a dead gateway's claim lapses.
+  const holding = new Map<string, number>()
+  const renewer = setInterval(() => {
+    const old = Date.now() - claimMs / 3
+    for (const [claim, since] of holding) if (since <= old) void db.mhRenew(claim, owner, claimMs).catch(() => {})
+  }, claimMs / 3)
+  renewer.unref()
 
   return {
     aedes: { mq: mq as AedesOptions['mq'], persistence: persistence as AedesOptions['persistence'] },
@@ -169,8 +178,7 @@ export async function openCluster(url: string, o: ClusterOptions = {}): Promise<
         },
         async appendFrame(frame: Uint8Array, meta: FrameMeta) {
           const claim = claimKey(meta.deviceId, meta.seq)
-          // A store slower than a third of the claim keeps its claim alive; usually it never fires.
-          const renew = setInterval(() => void db.mhRenew(claim, owner, claimMs).catch(() => {}), claimMs / 3)
+          holding.set(claim, Date.now())
           let r
           try {
             r = await store.appendFrame(frame, meta)
@@ -178,7 +186,7 @@ export async function openCluster(url: string, o: ClusterOptions = {}): Promise<
             await db.mhRelease(claim, owner).catch(() => {}) // another gateway may store it now
             throw err
           } finally {
-            clearInterval(renew)
+            holding.delete(claim)
           }
           // Marked before the caller sends PUBACK: once a board has its PUBACK, every gateway knows the frame.
           await db.mhStored(framesKey(meta.deviceId), claim, meta.seq, owner)
@@ -198,6 +206,7 @@ export async function openCluster(url: string, o: ClusterOptions = {}): Promise<
     },
     claimWaits: () => waits,
     async close() {
+      clearInterval(renewer)
       consentShare?.close()
       await Promise.race([new Promise<void>((r) => persistence.destroy(() => r())), new Promise((r) => setTimeout(r, 200).unref())])
       persistConn.disconnect()
