@@ -3,7 +3,8 @@
 // TypeScript loader. Bundles live in node_modules/.cache/mhealth/, so the bundle's bare
 // imports (aedes, better-sqlite3, ...) resolve to the project's node_modules.
 import { build, stop as stopEsbuild, version as esbuildVersion } from 'esbuild'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -66,6 +67,8 @@ export async function cachedBundle(name, entries, where = {}) {
   if (have && fresh(root, cacheDir, have)) return join(cacheDir, have.dir)
   mkdirSync(cacheDir, { recursive: true })
   const dir = mkdtempSync(join(cacheDir, `${name}-`))
+  // mkdtemp makes it 0700: other users running the same install must be able to load it.
+  chmodSync(dir, 0o755)
   building++
   try {
     const result = await build({
@@ -121,6 +124,22 @@ function prune(cacheDir, name, keep) {
  * @returns {Promise<string>}
  */
 export async function gatewayBundle() {
-  const dir = await cachedBundle('gateway', { gateway: 'cli/gateway-entry.ts', 'verify-worker-boot': 'gateway/verify-worker.ts' })
-  return join(dir, 'gateway.mjs')
+  const entries = { gateway: 'cli/gateway-entry.ts', 'verify-worker-boot': 'gateway/verify-worker.ts' }
+  try {
+    return join(await cachedBundle('gateway', entries), 'gateway.mjs')
+  } catch (err) {
+    if (!['EACCES', 'EPERM', 'EROFS'].includes(/** @type {any} */ (err).code)) throw err
+    // Installed read-only (e.g. by root): build in the user's cache, with a node_modules link
+    // there so the bundle's bare imports still resolve to the project's packages.
+    const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'mhealth')
+    mkdirSync(cacheDir, { recursive: true })
+    const link = join(cacheDir, 'node_modules')
+    try {
+      if (readlinkSync(link) !== join(repoRoot, 'node_modules')) throw new Error('stale link')
+    } catch {
+      rmSync(link, { force: true })
+      symlinkSync(join(repoRoot, 'node_modules'), link)
+    }
+    return join(await cachedBundle('gateway', entries, { cacheDir }), 'gateway.mjs')
+  }
 }

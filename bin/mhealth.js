@@ -3,19 +3,18 @@
 // built on first use, rebuilt when a source changes; MHEALTH_FROM_SOURCE=1 skips it); every
 // other command registers the TypeScript loader and runs the CLI from source.
 const argv = process.argv.slice(2)
-let entry = null
+let gateway = null
 if (argv[0] === 'gateway' && process.env.MHEALTH_FROM_SOURCE !== '1') {
   try {
     const { gatewayBundle } = await import('./bundle-cache.mjs')
-    entry = await gatewayBundle()
+    gateway = await import(await gatewayBundle())
   } catch (err) {
     const why = err && err.errors && err.errors[0] ? err.errors[0].text : err && err.message
     process.stderr.write(`mhealth: could not bundle the gateway (${why}); running it from source\n`)
   }
 }
-if (entry) {
-  const { main } = await import(entry)
-  process.exitCode = await main(argv.slice(1))
+if (gateway) {
+  process.exitCode = await gateway.main(argv.slice(1))
 } else {
   const { register } = await import('tsx/esm/api')
   register()

@@ -1,4 +1,6 @@
 import t from 'tap'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { makeBoard } from './helpers.ts'
 import { BoardError } from '../../../hardware-sim/board/board.ts'
 
@@ -73,4 +75,22 @@ t.test('E.getSizeOf follows the JsVar model', async (t) => {
   const { board } = makeBoard(t)
   board.load(`print(E.getSizeOf([1, 2, 3]), E.getSizeOf({ a: 1 }), E.getSizeOf(new Uint8Array(120)), E.getSizeOf('x'))`)
   t.equal(board.console.lines[0], '4 2 12 2')
+})
+
+t.test('garbage of every board in the process stops counting within a few event-loop turns of one collection', async (t) => {
+  // V8 runs one FinalizationRegistry's cleanup per turn of a busy loop (a fleet always has
+  // work queued): with a registry per board, a collection released one board's garbage per
+  // turn, and a 1,000-board fleet counted freed buffers for minutes. 40 boards, one
+  // collection, a loop kept busy with setImmediate: all are back at their baseline in 5 turns.
+  const boards = Array.from({ length: 40 }, () => makeBoard(t).board)
+  const base = boards.map((b) => b.memory().usage)
+  for (const b of boards) b.load(`(function () { for (var i = 0; i < 20; i++) new Uint8Array(600) })()`)
+  t.ok(boards.every((b, i) => b.memory().usage >= base[i]! + 20 * 40), 'the dropped buffers still count before V8 collects them')
+  v8.setFlagsFromString('--expose-gc')
+  const gc = vm.runInNewContext('gc') as () => void
+  v8.setFlagsFromString('--no-expose-gc')
+  await new Promise((r) => setImmediate(r))
+  gc()
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  t.same(boards.map((b, i) => b.memory().usage - base[i]!).filter((d) => d > 2), [], 'every board released its garbage')
 })
