@@ -324,17 +324,21 @@ export class VirtualBoard {
    * Collects garbage and re-measures. Espruino frees dropped objects at once
    * (reference counting); V8 frees them when it collects, and tracked
    * allocations only stop counting after that. run() calls this as soon as
-   * the budget is exceeded; after advance(), tests can await it.
+   * the budget is exceeded; after advance(), tests can await it. Resolves with the real ms
+   * the collection itself took.
    */
-  async collect(): Promise<void> {
+  async collect(): Promise<number> {
     this.lastCollect = performance.now()
     this.oomCollected = true
     await new Promise((r) => setImmediate(r))
+    const t0 = performance.now()
     forceGc()
+    const gcMs = performance.now() - t0
     await new Promise((r) => setTimeout(r, 0))
     await new Promise((r) => setImmediate(r))
     this.measure()
     if (this.usage <= this.budget) this.oom = false
+    return gcMs
   }
 
   /** Stops `run()` (the board keeps its state; `run` or `advance` may continue it). */
