@@ -16,20 +16,10 @@ import { openLedgerReadOnly } from '../../ledger/ledger.ts'
 import { signConsent, patientIdFromPublicKey } from '../../ledger/consent.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
 import { runCli } from '../helpers/cli.ts'
-import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, type SimKey } from './helpers/devices.ts'
+import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, subscribe, type SimKey } from './helpers/devices.ts'
 import { spawnGateway } from './helpers/process.ts'
-import type { MqttClient } from 'mqtt'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
-
-const subscribe = (c: MqttClient, topic: string) =>
-  new Promise<number>((resolve, reject) =>
-    c.subscribe(topic, { qos: 0 }, (err, granted) => {
-      if (err && /Subscribe error/.test(err.message)) return resolve(128)
-      if (err) return reject(err)
-      resolve(granted![0]!.qos)
-    }),
-  )
 
 function patientKey() {
   const k = generateKey('ed25519') as { privateKey: Uint8Array; publicKey: Uint8Array }

@@ -14,16 +14,7 @@ import { checkAccess, checkLogin } from '../../gateway/user-client.ts'
 import { signConsent, patientIdFromPublicKey } from '../../ledger/consent.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
 import { runCli } from '../helpers/cli.ts'
-import { connect, connectDevice, endClient, newDeviceKey, registerSim } from './helpers/devices.ts'
-
-const subscribe = (c: MqttClient, topic: string) =>
-  new Promise<number>((resolve, reject) =>
-    c.subscribe(topic, { qos: 0 }, (err, granted) => {
-      if (err && /Subscribe error/.test(err.message)) return resolve(128)
-      if (err) return reject(err)
-      resolve(granted![0]!.qos)
-    }),
-  )
+import { connect, connectDevice, endClient, newDeviceKey, registerSim, subscribe } from './helpers/devices.ts'
 
 const closesOnPublish = (c: MqttClient, topic: string) => {
   const closed = new Promise<boolean>((r) => c.once('close', () => r(true)))

@@ -65,3 +65,13 @@ export function publishAcked(c: MqttClient, topic: string, payload: Buffer): Pro
 
 /** Ends cleanly when connected; a client the gateway already closed is just torn down. */
 export const endClient = (c: MqttClient): Promise<void> => new Promise((r) => c.end(!c.connected, {}, () => r()))
+
+/** SUBSCRIBE at QoS 0: resolves with the granted QoS, 128 when the broker refused the filter. */
+export const subscribe = (c: MqttClient, topic: string): Promise<number> =>
+  new Promise<number>((resolve, reject) =>
+    c.subscribe(topic, { qos: 0 }, (err, granted) => {
+      if (err && /Subscribe error/.test(err.message)) return resolve(128)
+      if (err) return reject(err)
+      resolve(granted![0]!.qos)
+    }),
+  )
