@@ -24,11 +24,12 @@ import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { table, fmt } from './harness.ts'
+import { freePort } from '../test/helpers/net.ts'
 
 const self = fileURLToPath(import.meta.url)
 const { values: args } = parseArgs({
@@ -117,14 +118,6 @@ interface Target {
   pid: number
   stats(): Promise<Extract<Msg, { type: 'stats' }>>
   stop(): Promise<void>
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const p = (s.address() as AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return p
 }
 
 /** utime + stime of a process in µs (clock ticks of 10 ms). */

@@ -1,21 +1,13 @@
 /** A throwaway redis-server for tests: free port, temp dir, no persistence. */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from '../../helpers/net.ts'
 
 export const REDIS_SERVER = '/usr/bin/redis-server'
 /** A tap `skip` value: false when redis-server is installed, else why the test is skipped. */
 export const redisSkip = (): false | string => (existsSync(REDIS_SERVER) ? false : `${REDIS_SERVER} not installed (apt-get install -y redis-server)`)
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const p = (s.address() as AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return p
-}
 
 export interface TestRedis {
   url: string
