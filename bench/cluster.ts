@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { openCluster } from '../gateway/cluster.ts'
 import type { FrameMeta, FrameStore } from '../gateway/ledger-port.ts'
-import { startRedis } from '../test/gateway/helpers/redis.ts'
+import { startRedis } from '../testing/redis.ts'
 
 const { values } = parseArgs({ options: { frames: { type: 'string', default: '20000' }, concurrency: { type: 'string', default: '64' }, devices: { type: 'string', default: '200' } } })
 const N = Number(values.frames)

@@ -18,7 +18,7 @@ import * as acorn from 'acorn'
 import * as walk from 'acorn-walk'
 import { buildBundle, estimateMemory } from '../cli/commands/firmware.ts'
 import { createBoardRig, provisionRig } from '../hardware-sim/rig.ts'
-import { startRealGateway } from '../test/firmware/helpers/real-gateway.ts'
+import { startRealGateway } from '../testing/real-gateway.ts'
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name)

@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
 import { table, fmt } from './harness.ts'
-import { freePort } from '../test/helpers/net.ts'
+import { freePort } from '../testing/net.ts'
 
 const self = fileURLToPath(import.meta.url)
 const { values: args } = parseArgs({
@@ -79,7 +79,7 @@ async function serve(kind: string, dir: string): Promise<void> {
     const { protocolCodec } = await import('../gateway/protocol-codec.ts')
     const log = jsonLogger(process.stderr, 'warn')
     const openStore = args.store === 'file'
-      ? async ({ dataDir }: { dataDir: string }) => new (await import('../test/gateway/helpers/file-store.ts')).FileFrameStore(join(dataDir, 'frames.jsonl'))
+      ? async ({ dataDir }: { dataDir: string }) => new (await import('../testing/file-store.ts')).FileFrameStore(join(dataDir, 'frames.jsonl'))
       : async (ctx: { dataDir: string; identity: { keyFile: string; id: string } }) => {
           const { openLedgerStore, ledgerDirOf } = await import('../gateway/ledger-store.ts')
           return openLedgerStore({ dir: ledgerDirOf(ctx.dataDir), keyFile: ctx.identity.keyFile, producerId: ctx.identity.id })

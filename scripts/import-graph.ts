@@ -24,6 +24,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['demo'],
   ['cli'],
   ['bin'],
+  ['testing'],
   ['bench', 'scripts'],
   ['test'],
 ]

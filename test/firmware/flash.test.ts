@@ -11,7 +11,7 @@ import { createBoardRig, firmwareBundle } from '../../hardware-sim/rig.ts'
 import { nodeHash } from '../../protocol/node/hash-node.ts'
 import { deviceIdFromPublicKey, isValidDeviceId } from '../../protocol/portable/device-id.ts'
 import { verifyFrame } from '../../protocol/node/verify.ts'
-import { startRealGateway } from './helpers/real-gateway.ts'
+import { startRealGateway } from '../../testing/real-gateway.ts'
 import { waitFor } from './helpers/e2e-scenario.ts'
 
 t.setTimeout(120_000)

@@ -18,7 +18,7 @@ import { recordId } from '../../gateway/cluster-consent.ts'
 import { signConsent, patientIdFromPublicKey } from '../../ledger/consent.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, subscribe } from './helpers/devices.ts'
-import { redisSkip, startRedis } from './helpers/redis.ts'
+import { redisSkip, startRedis } from '../../testing/redis.ts'
 
 const PASSWORD = 'correct horse battery'
 

@@ -14,10 +14,10 @@ import { join } from 'node:path'
 import type { PublishPacket } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
 import { startTestGateway, cleanup, type TestGateway } from './helpers/gateway.ts'
-import { readFrames } from './helpers/file-store.ts'
+import { readFrames } from '../../testing/file-store.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, token } from './helpers/devices.ts'
 import { parseRedisUrl, ClusterConfigError } from '../../gateway/cluster.ts'
-import { redisSkip, startRedis } from './helpers/redis.ts'
+import { redisSkip, startRedis } from '../../testing/redis.ts'
 import { Redis } from 'ioredis'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`

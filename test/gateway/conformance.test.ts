@@ -24,7 +24,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { Aedes, type PublishPacket } from 'aedes'
 import { startTestGateway, cleanup } from './helpers/gateway.ts'
 import { CONNACK, PUBLISH, RawClient, SUBACK, connectPacket, subscribePacket } from './helpers/raw-mqtt.ts'
-import { redisSkip, startRedis } from './helpers/redis.ts'
+import { redisSkip, startRedis } from '../../testing/redis.ts'
 
 const topics = ['TopicA', 'TopicA/B', 'Topic/C', 'TopicA/C', '/TopicA'] as const
 const wildtopics = ['TopicA/+', '+/C', '#', '/#', '/+', '+/+', 'TopicA/#'] as const

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { startTestGateway, cleanup } from './helpers/gateway.ts'
-import { readFrames } from './helpers/file-store.ts'
+import { readFrames } from '../../testing/file-store.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim } from './helpers/devices.ts'
 import type { MqttClient } from 'mqtt'
 

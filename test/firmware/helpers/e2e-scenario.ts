@@ -10,7 +10,7 @@
 import type { Test } from 'tap'
 import { verifyFrame, type DeviceKey } from '../../../protocol/node/verify.ts'
 import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
-import { startRealGateway, type RealGateway } from './real-gateway.ts'
+import { startRealGateway, type RealGateway } from '../../../testing/real-gateway.ts'
 
 const SPEED = 20
 

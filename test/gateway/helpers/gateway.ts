@@ -6,7 +6,7 @@ import { startGateway, type Gateway } from '../../../gateway/gateway.ts'
 import { memoryLogger } from '../../../gateway/log.ts'
 import { inlineChecker, protocolCodec } from '../../../gateway/protocol-codec.ts'
 import type { FrameChecker } from '../../../gateway/frame-check.ts'
-import { FileFrameStore, MemoryConsent } from './file-store.ts'
+import { FileFrameStore, MemoryConsent } from '../../../testing/file-store.ts'
 import { tempDir } from '../../helpers/tmp.ts'
 
 export interface TestGateway extends Gateway {

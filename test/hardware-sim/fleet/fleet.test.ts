@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
-import { startRealGateway } from '../../firmware/helpers/real-gateway.ts'
+import { startRealGateway } from '../../../testing/real-gateway.ts'
 import { checkBoards, drain } from './helpers.ts'
 
 t.setTimeout(150_000)

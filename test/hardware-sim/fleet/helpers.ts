@@ -4,7 +4,7 @@
  */
 import type { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { verifyFrame } from '../../../protocol/node/verify.ts'
-import type { RecordingStore } from '../../firmware/helpers/real-gateway.ts'
+import type { RecordingStore } from '../../../testing/real-gateway.ts'
 
 /**
  * After stop(): steps the fleet in small virtual steps until every board is connected with

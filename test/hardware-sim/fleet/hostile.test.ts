@@ -7,7 +7,7 @@
 import t from 'tap'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { runAttack, registerAttackers, type AttackOptions } from '../../../hardware-sim/faults/hostile.ts'
-import { startRealGateway } from '../../firmware/helpers/real-gateway.ts'
+import { startRealGateway } from '../../../testing/real-gateway.ts'
 import { checkBoards, drain, metric, waitFor } from './helpers.ts'
 
 t.setTimeout(120_000)

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
-import { startRealGateway } from '../../firmware/helpers/real-gateway.ts'
+import { startRealGateway } from '../../../testing/real-gateway.ts'
 import { checkBoards, drain, metric } from './helpers.ts'
 
 t.setTimeout(90_000)

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, fsync, mkdirSync, openSync, readFileSync, write } from 'node:fs'
 import { join } from 'node:path'
-import type { ConsentPort, FrameMeta, FrameStore } from '../../../gateway/ledger-port.ts'
+import type { ConsentPort, FrameMeta, FrameStore } from '../gateway/ledger-port.ts'
 
 export interface StoredFrame {
   deviceId: string

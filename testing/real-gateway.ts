@@ -7,10 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { resolveConfig } from '../../../gateway/config.ts'
-import { startGateway, type Gateway } from '../../../gateway/gateway.ts'
-import { memoryLogger } from '../../../gateway/log.ts'
-import type { FrameMeta, FrameStore } from '../../../gateway/ledger-port.ts'
+import { resolveConfig } from '../gateway/config.ts'
+import { startGateway, type Gateway } from '../gateway/gateway.ts'
+import { memoryLogger } from '../gateway/log.ts'
+import type { FrameMeta, FrameStore } from '../gateway/ledger-port.ts'
 
 export interface StoredFrame {
   meta: FrameMeta

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../../helpers/net.ts'
+import { freePort } from './net.ts'
 
 export const REDIS_SERVER = '/usr/bin/redis-server'
 /** A tap `skip` value: false when redis-server is installed, else why the test is skipped. */
