@@ -30,3 +30,12 @@ export interface DigitalSource {
 export interface DigitalSink {
   set(level: boolean, nowMs: number): void
 }
+
+/**
+ * A device on a virtual SPI bus, selected by its own chip-select pin. One call is one
+ * transaction: CS goes low, `tx.length` bytes are clocked full duplex, CS goes high.
+ */
+export interface SPIDevice {
+  /** Returns exactly `tx.length` bytes: what the device drove on MISO while `tx` went out on MOSI. */
+  transfer(tx: Uint8Array, nowMs: number): Uint8Array
+}
