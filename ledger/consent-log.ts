@@ -24,24 +24,21 @@ export async function appendConsent(s: LedgerState, recordBytes: Uint8Array): Pr
   const h = leafHashFast(recordBytes)
   const w = s.store.append(encodeConsentRecord(rec.issuedAt, recordBytes))
   const leafIndex = addLeaf(s, KIND_CONSENT, h, null, w.seg, w.offset, rec.issuedAt)
-  s.tailConsent.push([leafIndex, recordBytes.slice()])
   // State changes at once (a revoke must take effect before anyone else reads it).
-  const change = s.consent.apply(rec, leafIndex)
+  const change = applyConsent(s, rec, leafIndex)
   s.consentListeners.emit(change)
   cutIfFull(s)
   await w.durable
   return { leafIndex, leafHash: h, change }
 }
 
-/** A consent leaf read back from a segment on open: queued for the index and applied (no listeners yet). */
-export function replayConsent(s: LedgerState, rec: ConsentRecord, leafIndex: number): void {
+/**
+ * Applies consent leaf `leafIndex` (appended, replayed on open or imported) to the state
+ * and queues its record for the index, from which the state is rebuilt on the next open.
+ */
+export function applyConsent(s: LedgerState, rec: ConsentRecord, leafIndex: number): ConsentChange {
   s.tailConsent.push([leafIndex, new Uint8Array(rec.bytes)])
-  s.consent.apply(rec, leafIndex)
-}
-
-/** A consent leaf of an imported block: applied and announced to the listeners. */
-export function applyImportedConsent(s: LedgerState, rec: ConsentRecord, leafIndex: number): void {
-  s.consentListeners.emit(s.consent.apply(rec, leafIndex))
+  return s.consent.apply(rec, leafIndex)
 }
 
 /** Checks a sequence of consent records against a state without changing it. */

@@ -19,7 +19,7 @@ import { addLeaf } from './leaf-index.ts'
 import { blockFromRecord, witnessesOf } from './block-index.ts'
 import { commitIndex } from './checkpoint.ts'
 import { acceptBlock, cutBlock, startBlockTimer } from './chain.ts'
-import { replayConsent } from './consent-log.ts'
+import { applyConsent } from './consent-log.ts'
 import { attachWitness } from './replication.ts'
 import { relocate, startRetention } from './retention.ts'
 import { LedgerError, type LedgerOptions } from './types.ts'
@@ -122,7 +122,7 @@ function replay(s: LedgerState, r: ScannedRecord): void {
     const leaf = decodeLeafRecord(r.body)
     if (leaf) {
       const i = addLeaf(s, leaf.kind, leaf.hash, leaf.meta, r.seg, r.offset, leaf.t)
-      if (leaf.consent) replayConsent(s, leaf.consent, i)
+      if (leaf.consent) applyConsent(s, leaf.consent, i) // no listeners yet
     } else if (type === RecordType.Block) {
       const b = decodeBlockRecord(r.body)
       acceptBlock(s, new Uint8Array(b.header), new Uint8Array(b.sig), [], r.seg, r.offset)

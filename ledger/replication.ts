@@ -11,7 +11,7 @@ import { decodeLeafRecord, type DecodedLeaf } from './leaf.ts'
 import { addLeaf, locationOf, readLeafBody } from './leaf-index.ts'
 import { getBlock, witnessesHex } from './block-index.ts'
 import { acceptBlock, markDurable } from './chain.ts'
-import { ConsentStaging, applyImportedConsent } from './consent-log.ts'
+import { ConsentStaging, applyConsent } from './consent-log.ts'
 import { LedgerError, tryFromHex, type BlockTransfer, type StoredBlock } from './types.ts'
 import { checkOpen, type LedgerState } from './state.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
@@ -76,7 +76,7 @@ export async function importBlock(s: LedgerState, t: BlockTransfer): Promise<Sto
     const w = s.store.append(body)
     writes.push(w.durable)
     const i = addLeaf(s, leaf.kind, leaf.hash, leaf.meta, w.seg, w.offset, leaf.t)
-    if (leaf.consent) applyImportedConsent(s, leaf.consent, i)
+    if (leaf.consent) s.consentListeners.emit(applyConsent(s, leaf.consent, i))
   }
   const witnesses = (t.witnesses ?? []).map((w) => ({ publicKey: tryFromHex(w.publicKey) ?? new Uint8Array(0), signature: tryFromHex(w.signature) ?? new Uint8Array(0) }))
   const bw = s.store.append(encodeBlockRecord(headerBytes, signature))
