@@ -39,22 +39,10 @@ export class BlockError extends Error {
   override name = 'BlockError'
 }
 
+const FIELDS = Object.keys(K) as (keyof typeof K)[]
+
 export function encodeHeader(h: BlockHeader): Uint8Array {
-  const m = new Map<number, number | string | Uint8Array>([
-    [K.v, h.v],
-    [K.height, h.height],
-    [K.prev, h.prev],
-    [K.blockRoot, h.blockRoot],
-    [K.firstLeaf, h.firstLeaf],
-    [K.leafCount, h.leafCount],
-    [K.logSize, h.logSize],
-    [K.logRoot, h.logRoot],
-    [K.tMin, h.tMin],
-    [K.tMax, h.tMax],
-    [K.cutAt, h.cutAt],
-    [K.producerId, h.producerId],
-  ])
-  return encodeCbor(m)
+  return encodeCbor(new Map<number, number | string | Uint8Array>(FIELDS.map((f) => [K[f], h[f]])))
 }
 
 export function decodeHeader(bytes: Uint8Array): BlockHeader {

@@ -1,13 +1,17 @@
 /**
  * A tiny, generic Merkle tree engine (RFC 9162 §2.1 tree shape) with an RFC 6962
- * SHA-256 profile. The hash function is injected, so this file has no Node imports:
- * the dashboard bundles it for the browser with @noble/hashes, the ledger uses
- * node:crypto. Verification = recompute, then compare; a mismatch throws
+ * SHA-256 profile. The hash function is injected, so this file has no Node imports (its
+ * one import is the portable hex): the dashboard bundles it for the browser with
+ * @noble/hashes, the ledger uses node:crypto. Verification = recompute, then compare; a mismatch throws
  * RootMismatchError carrying the expected and the calculated root.
  *
  * Numbers (indices, sizes) are JS numbers; every bit operation below goes through
  * helpers that are exact up to 2^53, so nothing silently wraps at 2^32.
  */
+import { toHex } from '../protocol/portable/bytes.ts'
+
+// Hex lives in protocol/portable/bytes.ts; re-exported for the tests and the CLI that import it from here.
+export { toHex, fromHex } from '../protocol/portable/bytes.ts'
 
 /** A hash function over bytes, e.g. `(b) => sha256(b)` from @noble/hashes or node:crypto. */
 export type Sha256 = (data: Uint8Array) => Uint8Array
@@ -119,17 +123,6 @@ export function splitPoint(n: number): number {
   return k
 }
 
-export function toHex(b: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < b.length; i++) s += (b[i] < 16 ? '0' : '') + b[i].toString(16)
-  return s
-}
-export function fromHex(s: string): Uint8Array {
-  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new TypeError(`expected an even-length hex string, got '${s.slice(0, 80)}'`)
-  const out = new Uint8Array(s.length / 2)
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(2 * i, 2 * i + 2), 16)
-  return out
-}
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   let d = 0

@@ -1,6 +1,7 @@
 /** `ledger.json` in the data directory: who produces this ledger (so verify needs no flags). */
 import { readFile, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fromHex, toHex } from '../protocol/portable/bytes.ts'
 
 export interface LedgerMeta {
   producerId: string
@@ -22,11 +23,11 @@ export async function readMeta(dir: string): Promise<LedgerMeta | undefined> {
     throw new Error(`${join(dir, 'ledger.json')}: not valid JSON`)
   }
   if (typeof j?.producerId !== 'string' || typeof j?.producerPublicKey !== 'string' || !/^[0-9a-f]{64}$/.test(j.producerPublicKey)) throw new Error(`${join(dir, 'ledger.json')}: expected {"producerId": string, "producerPublicKey": 64 hex}`)
-  return { producerId: j.producerId, producerPublicKey: new Uint8Array(Buffer.from(j.producerPublicKey, 'hex')) }
+  return { producerId: j.producerId, producerPublicKey: fromHex(j.producerPublicKey) }
 }
 
 export async function writeMeta(dir: string, m: LedgerMeta): Promise<void> {
   const tmp = join(dir, 'ledger.json.tmp')
-  await writeFile(tmp, JSON.stringify({ v: 1, producerId: m.producerId, producerPublicKey: Buffer.from(m.producerPublicKey).toString('hex') }, null, 2) + '\n')
+  await writeFile(tmp, JSON.stringify({ v: 1, producerId: m.producerId, producerPublicKey: toHex(m.producerPublicKey) }, null, 2) + '\n')
   await rename(tmp, join(dir, 'ledger.json'))
 }

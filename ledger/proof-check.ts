@@ -3,7 +3,8 @@
  * imports: SHA-256 and Ed25519 verification are injected (node:crypto in the CLI,
  * @noble/hashes + @noble/curves in the dashboard).
  */
-import { rfc6962, verifyInclusion, fromHex, toHex, bytesEqual, RootMismatchError, ProofError, type Sha256 } from './merkle.ts'
+import { rfc6962, verifyInclusion, bytesEqual, RootMismatchError, ProofError, type Sha256 } from './merkle.ts'
+import { fromHex, toHex } from '../protocol/portable/bytes.ts'
 import { decodeHeader, blockToBeSigned, witnessToBeSigned, type BlockHeader } from './block.ts'
 
 export interface ProofCheckDeps {

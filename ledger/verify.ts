@@ -6,12 +6,14 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { hasher, sha256, ed25519Verify } from './crypto.ts'
-import { CompactRange, rootOf, toHex, bytesEqual } from './merkle.ts'
+import { CompactRange, rootOf, bytesEqual } from './merkle.ts'
 import { listSegments, parseSegment, segName } from './store.ts'
-import { RecordType, decodeFrameLike, decodeConsentRecord, decodeBlockRecord, decodeWitnessRecord } from './records.ts'
+import { RecordType, decodeBlockRecord, decodeWitnessRecord } from './records.ts'
 import { decodeHeader, blockToBeSigned, witnessToBeSigned, ZERO_HASH } from './block.ts'
-import { parseConsent, ConsentState } from './consent.ts'
+import { ConsentState } from './consent.ts'
 import { readMeta } from './meta.ts'
+import { decodeLeafRecord, KIND_FRAME } from './leaf.ts'
+import { toHex } from '../protocol/portable/bytes.ts'
 
 export interface VerifyProblem {
   /** What is bad: a block, a leaf (frame / consent record) or a raw record. */
@@ -70,22 +72,16 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
       const type = r.body[0]
       const leafNo = range.size
       try {
-        if (type === RecordType.Frame || type === RecordType.PrunedFrame) {
-          const f = decodeFrameLike(r.body)
-          const h = type === RecordType.Frame ? hasher.leafHash(f.data) : new Uint8Array(f.data)
-          range.append(h)
-          blockLeaves.push(h)
-          if (type === RecordType.Frame) rep.frames++
+        const leaf = decodeLeafRecord(r.body)
+        if (leaf) {
+          if (leaf.consent) consent.check(leaf.consent)
+          range.append(leaf.hash)
+          blockLeaves.push(leaf.hash)
+          if (leaf.consent) {
+            consent.apply(leaf.consent, leafNo)
+            rep.consent++
+          } else if (leaf.kind === KIND_FRAME) rep.frames++
           else rep.pruned++
-        } else if (type === RecordType.Consent) {
-          const c = decodeConsentRecord(r.body)
-          const rec = parseConsent(c.record)
-          consent.check(rec)
-          const h = hasher.leafHash(c.record)
-          range.append(h)
-          blockLeaves.push(h)
-          consent.apply(rec, leafNo)
-          rep.consent++
         } else if (type === RecordType.Block) {
           const b = decodeBlockRecord(r.body)
           let hd
@@ -131,7 +127,6 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
   rep.blocks = height
   rep.leaves = range.size
   rep.pendingLeaves = blockLeaves.length
-  rep.witnessSignatures = rep.witnessSignatures
   rep.ok = true
   return rep
 }

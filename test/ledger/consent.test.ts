@@ -76,3 +76,21 @@ t.test('grant, expiry, revoke with event, replay refused, state rebuilt on reope
   await t.rejects(l2.appendConsent(signConsent(patient, { action: 'grant', clinicianId: 'dr-bob', scope: '*', expiresAt: 0, issuedAt: 2500 })), /replay refused/, 'ordering survives restart')
   await l2.close()
 })
+
+t.test('a replica keeps imported consent across a restart (the consent rows reach its index)', async (t) => {
+  const P = await openLedger(base(tmp()))
+  await P.appendConsent(signConsent(patient, { action: 'grant', clinicianId: 'dr-replica', scope: '*', expiresAt: 0, issuedAt: 1000 }))
+  await P.appendFrame(new Uint8Array([1, 2, 3]), { deviceId: 'd', seq: 1, t0: 1 })
+  await P.cutBlock()
+  const dir = tmp()
+  const replica = { dir, producerPublicKey: producerKey.publicKey, producerId: 'gw-consent', ...quiet }
+  let R = await openLedger(replica)
+  await R.importBlock((await P.exportBlock(0))!)
+  t.ok(R.consent.isAllowed(pid, 'dr-replica', 'ecg:read', 0), 'imported grant applies')
+  await R.close() // checkpoints the index past the consent leaf
+  R = await openLedger(replica)
+  t.equal(R.size, 2)
+  t.ok(R.consent.isAllowed(pid, 'dr-replica', 'ecg:read', 0), 'still granted after reopening from the index checkpoint')
+  await R.close()
+  await P.close()
+})

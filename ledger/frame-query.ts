@@ -1,0 +1,81 @@
+/**
+ * Reading frames back: by leaf hash, or by device and t0 range. The locators are derived
+ * data, so every frame read is checked against its leaf before its bytes are handed out.
+ */
+import { leafHashFast } from './crypto.ts'
+import { bytesEqual } from './merkle.ts'
+import { decodeFrameLike } from './records.ts'
+import { KIND_FRAME, KIND_CONSENT } from './leaf.ts'
+import { indexOf, kindOf } from './leaf-index.ts'
+import { indexDamaged } from './checkpoint.ts'
+import type { FrameInfo } from './types.ts'
+import type { LedgerState } from './state.ts'
+import { toHex } from '../protocol/portable/bytes.ts'
+
+export async function frameAt(s: LedgerState, i: number): Promise<FrameInfo> {
+  let r = s.idx.loc.get(i)
+  const k = r[0]
+  const deviceId = s.deviceNames[r.readUInt32LE(32)]
+  const seq = r.readDoubleLE(24)
+  const t0 = r.readDoubleLE(16)
+  const leafHash = new Uint8Array(s.tree.leaf(i))
+  let bytes: Uint8Array | null = null
+  if (k === KIND_FRAME) {
+    await s.store.sync()
+    // Re-read: retention may have pruned it (and moved it) while we waited.
+    r = s.idx.loc.get(i)
+    if (r[0] === KIND_FRAME) {
+      // The locator is derived data: never hand out bytes that are not this leaf's.
+      let f
+      try {
+        f = decodeFrameLike(s.store.readBody(r.readUInt32LE(4), r.readDoubleLE(8)))
+      } catch {
+        throw indexDamaged(s, `locator of leaf ${i}`)
+      }
+      if (f.deviceId !== deviceId || f.seq !== seq || !bytesEqual(leafHashFast(f.data), leafHash)) throw indexDamaged(s, `locator of leaf ${i}`)
+      bytes = new Uint8Array(f.data)
+    }
+  }
+  return { leafIndex: i, leafHash: toHex(leafHash), deviceId, seq, t0, bytes }
+}
+
+/** A frame by its leaf hash (hex or bytes); undefined if unknown or not a frame. */
+export async function getFrame(s: LedgerState, leafHash: Uint8Array | string): Promise<FrameInfo | undefined> {
+  const i = indexOf(s, leafHash)
+  if (i < 0 || kindOf(s, i) === KIND_CONSENT) return undefined
+  return frameAt(s, i)
+}
+
+/** Frames by device and t0 range [from, to), in ledger order, at most `limit` (default 1000). */
+export async function frames(s: LedgerState, q: { deviceId?: string; from?: number; to?: number; limit?: number }): Promise<FrameInfo[]> {
+  const limit = q.limit ?? 1000
+  const from = q.from ?? -Infinity
+  const to = q.to ?? Infinity
+  const out: FrameInfo[] = []
+  const take = async (i: number): Promise<void> => {
+    const r = s.idx.loc.get(i)
+    if (r[0] === KIND_CONSENT) return
+    const t = r.readDoubleLE(16)
+    if (t >= from && t < to) out.push(await frameAt(s, i))
+  }
+  if (q.deviceId === undefined) {
+    for (let i = 0; i < s.tree.size && out.length < limit; i++) await take(i)
+    return out
+  }
+  const d = s.devices.get(q.deviceId)
+  if (!d) return out
+  // Indexed leaves from SQLite (in pages: no cursor stays open across awaits), then the tail.
+  const split = s.indexed
+  let cursor = 0
+  for (;;) {
+    const page = s.idx.deviceLeaves(d.id, cursor, split, 512)
+    for (const i of page) {
+      if (out.length >= limit) return out
+      await take(i)
+    }
+    if (page.length < 512) break
+    cursor = page[page.length - 1] + 1
+  }
+  for (let i = split; i < s.tree.size && out.length < limit; i++) if (s.idx.loc.get(i).readUInt32LE(32) === d.id && kindOf(s, i) !== KIND_CONSENT) await take(i)
+  return out
+}
