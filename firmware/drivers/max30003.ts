@@ -14,13 +14,15 @@
  * (value and tag both), so a later bulk decoder can see FAST-recovery samples; this driver
  * only ever looks at the tag of the last word or the last few of a burst.
  *
- * Cost of one drain, in interpreted statements (ESP32 budget: see espruino-facts.md):
- * - normal case, the FIFO emptied by the last drain and read again within 30 samples:
- *   ~20 statements set-up and bookkeeping, one `send`, one `subarray` + `set`, plus the
- *   trailing-EMPTY scan, which is one step per word read beyond the FIFO's end (the request
- *   over-reads by SLACK = 2, so 1 to 3 steps). About 30 statements, whatever the sample count.
- * - worst case: one STATUS read (when 30+ samples could be waiting), up to MAX_BURSTS = 3
- *   bursts, and a scan of at most the words over-read: about 60 statements plus 4 sends.
+ * Cost of one drain, in interpreted statements (ESP32 budget: see espruino-facts.md), counted
+ * on the code below; none of it depends on how many samples the burst carries:
+ * - normal case (the last drain emptied the FIFO, 30 samples due or fewer): about 40
+ *   statements, one `send`, one `subarray` view and one `set`. The trailing-EMPTY scan takes
+ *   one step per word requested beyond the FIFO's end (SLACK = 2, so 1 to 3 steps).
+ * - worst case: a STATUS read (~10 statements and a send) when 31+ samples could be waiting,
+ *   MAX_BURSTS = 3 bursts (~25 statements each), and a scan of the words over-read (at most
+ *   32, only after the caller's buffer or MAX_BURSTS cut a drain short): about 120 statements
+ *   and 4 sends. At 512 sps, drains every 58 ms or less keep to the normal case.
  * Nothing in a drain loops over the samples themselves.
  */
 
