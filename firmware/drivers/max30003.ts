@@ -81,11 +81,13 @@ export const ETAG = {
 }
 
 /**
- * INFO (0x0F), datasheet register map: D[23:20] the fixed pattern 0101, D[19:16] REV_ID,
- * D[13:12] part-identification bits 11 on a MAX30003; the serial bits (D[15:14], D[11:0]) vary.
+ * INFO (0x0F), datasheet register map: D[23:20] the fixed pattern 0101, D[19:16] REV_ID; the
+ * rest holds part and serial bits. Only the documented pattern identifies the part: chips read
+ * 0x513000 in the field, but the datasheet does not fix D[15:0], and a register-compatible
+ * sibling (MAX30001) drives the ECG channel the same way.
  */
-export const INFO_ID_MASK = 0xf03000
-export const INFO_ID = 0x503000
+export const INFO_ID_MASK = 0xf00000
+export const INFO_ID = 0x500000
 
 /** The ECG FIFO holds 32 words (datasheet, ECG FIFO). */
 export const FIFO_WORDS = 32
@@ -224,7 +226,7 @@ export class Max30003 {
     const info = this.read(REG.INFO)
     if ((info & INFO_ID_MASK) !== INFO_ID) {
       const dead = info === 0 || info === 0xffffff
-      throw new Error('MAX30003: expected INFO ' + hex6(INFO_ID) + ' under mask ' + hex6(INFO_ID_MASK) + ' (pattern 0101, part bits 11), got ' + hex6(info) +
+      throw new Error('MAX30003: expected INFO ' + hex6(INFO_ID) + ' under mask ' + hex6(INFO_ID_MASK) + ' (pattern 0101 in D[23:20]), got ' + hex6(info) +
         (dead ? ' (MISO stuck: check CS, SCLK, MISO and power)' : ''))
     }
     this.revision = (info >> 16) & 15

@@ -50,7 +50,7 @@ export interface Max30003Options {
   source: EcgSource
   /** INFO[19:16] revision nibble; default 0x4 (an assumption: the sources consulted give no value). */
   revId?: number
-  /** INFO[15:0]: part-ID nibble and the 3-nibble Maxim serial; default 0x0000. */
+  /** INFO[15:0]: part-ID nibble and the 3-nibble Maxim serial; default 0x3000 (what MAX30003 chips in the field read: 0x5X3000). */
   infoLow?: number
   /** ADC reference in mV; default 1000 (datasheet typical). */
   vrefMv?: number
@@ -97,7 +97,7 @@ export class Max30003 implements SPIDevice {
     if (!opts || typeof opts.source?.mv !== 'function' || typeof opts.source.leadOff !== 'function') throw new TypeError('source: expected an EcgSource with mv(tMs) and leadOff(tMs)')
     const rev = opts.revId ?? 0x4
     if (!Number.isInteger(rev) || rev < 0 || rev > 15) throw new RangeError(`revId: expected 0..15, got ${rev}`)
-    const low = opts.infoLow ?? 0
+    const low = opts.infoLow ?? 0x3000
     if (!Number.isInteger(low) || low < 0 || low > 0xffff) throw new RangeError(`infoLow: expected 0..0xFFFF, got ${low}`)
     this.vrefMv = opts.vrefMv ?? VREF_MV
     if (!(this.vrefMv > 0)) throw new RangeError(`vrefMv: expected > 0, got ${this.vrefMv}`)
