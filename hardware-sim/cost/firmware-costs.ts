@@ -27,8 +27,8 @@ export interface FirmwareCosts {
   seconds: number
   /** Units by callback, keyed by the method the callback calls (`tick`, `onWindow`, `pollPpg`...) or its first characters. */
   callbacks: Record<string, CallbackUnits>
-  /** Units per ECG tick callback (`function(){self.tick()}`), its code only (add CALIBRATION.callbackUnits for dispatch): mean and max. */
-  tick: { mean: number; max: number }
+  /** Units per ECG tick callback (`function(){self.tick()}`), its code only (add CALIBRATION.callbackUnits for dispatch): mean and max; null when the firmware has no such timer. */
+  tick: { mean: number; max: number } | null
   /** Units per frame build: the region the firmware times as stats.frameMs, divided by frames. */
   frameBuild: number
   /** Units per sign callback (bare profile: the deferred HMAC + COSE build), mean and max; null in the SE profile. */
@@ -109,7 +109,6 @@ export async function measureFirmwareCosts(o: { profile: 'se' | 'bare'; seconds?
       if (v.count > p.count) callbacks[k] = { count: v.count - p.count, sum: v.sum - p.sum, max: v.max }
     }
     const tick = callbacks.tick
-    if (!tick) throw new Error(`no ECG tick callback was counted; callbacks: ${Object.keys(callbacks).join(', ')}`)
     const frames = b.st.stats.frames - a.st.stats.frames
     if (!(frames > 0)) throw new Error('no frame was built during the measurement')
     const frameUnits = ((b.st.stats.frameMs - a.st.stats.frameMs) / 1000 / SECONDS_PER_UNIT) / frames
@@ -117,8 +116,8 @@ export async function measureFirmwareCosts(o: { profile: 'se' | 'bare'; seconds?
     const sign = o.profile === 'bare' && signKey ? { mean: callbacks[signKey]!.sum / callbacks[signKey]!.count, max: callbacks[signKey]!.max } : null
     return {
       profile: o.profile, seconds, callbacks,
-      tick: { mean: tick.sum / tick.count, max: tick.max },
-      frameBuild: frameUnits, sign, frames, ticks: tick.count,
+      tick: tick ? { mean: tick.sum / tick.count, max: tick.max } : null,
+      frameBuild: frameUnits, sign, frames, ticks: tick ? tick.count : 0,
     }
   } finally {
     rig.close()
@@ -152,12 +151,12 @@ async function main(): Promise<void> {
       const esp = (['low', 'central', 'high'] as Setting[]).map((s) => fmt(new CostModel(s).unitsUs(units)))
       console.log(`| ${profile} | ${what} | ${fmt(units)} | ${fmt(units * X86_US_PER_UNIT)} | ${measured} | ${esp.join(' | ')} |`)
     }
-    row('ECG tick callback (mean, dispatch included)', r.tick.mean + dispatch, fmt(X86_FIGURES.tickUs))
+    if (r.tick) row('ECG tick callback (mean, dispatch included)', r.tick.mean + dispatch, fmt(X86_FIGURES.tickUs))
     row('frame build (region in onWindow)', r.frameBuild, fmt(X86_FIGURES.frameBuildUs))
     if (r.sign) row('sign callback (max, dispatch included)', r.sign.max + dispatch, `<= ${X86_FIGURES.signUsMax}`)
     const perSec = Object.values(r.callbacks).reduce((s, c) => s + c.sum + c.count * dispatch, 0) / r.seconds
     row('all timer callbacks per board-second', perSec, `${X86_FIGURES.perSecondUs[0]}-${X86_FIGURES.perSecondUs[1]}`)
-    console.log(`| ${profile} | tick / frame build | ${((r.tick.mean + dispatch) / r.frameBuild).toFixed(3)} | | ${(X86_FIGURES.tickUs / X86_FIGURES.frameBuildUs).toFixed(3)} | | | |`)
+    if (r.tick) console.log(`| ${profile} | tick / frame build | ${((r.tick.mean + dispatch) / r.frameBuild).toFixed(3)} | | ${(X86_FIGURES.tickUs / X86_FIGURES.frameBuildUs).toFixed(3)} | | | |`)
     if (process.argv.includes('--callbacks')) for (const [k, v] of Object.entries(r.callbacks)) console.log(`    ${JSON.stringify(k)} n=${v.count} mean=${fmt(v.sum / v.count)} max=${fmt(v.max)}`)
   }
   console.log(`central µs/unit ${usPerUnitFor('central').toFixed(4)}`)

@@ -161,6 +161,11 @@ export class CostModel {
     return this.callbackUnits * this.usPerUnit
   }
 
+  /** analogRead: the call and one ADC conversion. */
+  analogReadUs(): number {
+    return this.nativeCallUs() + this.native.adcReadUs
+  }
+
   /**
    * One I2C transaction moving `bytes` data bytes at `bitrateHz`: START, address byte and
    * ACK (9 bits), 9 bits per data byte (8 + ACK), STOP, plus the driver's overhead. At
