@@ -113,6 +113,7 @@ const TRICKY: Record<string, string> = {
   args: `function A() { return arguments.length } A(1, 2, 3)`,
   nestedBreak: `var r = []; for (var i = 0; i < 4; i++) { switch (i) { case 1: continue; case 3: break; default: r.push(i) } if (i == 3) break; r.push('e' + i) } r.join()`,
   staticBlock: `class S { static x = 1; static { S.x += 1 } } S.x`,
+  arrowMakesFunction: `var mk = x => function () { return x * 2 }, mk2 = x => y => function () { var z = x + y; return () => z }; mk(4)() + mk2(1)(2)()()`,
   objectMethods: `var o2 = { n: 2, twice() { return this.n * 2 }, ['comp' + 'uted']: 1 }; o2.twice() + o2.computed`,
 }
 
@@ -132,9 +133,9 @@ t.test('statement bodies get braces, labels keep their loops, directives stay fi
   // `if ( a )` + `else` 5; `b();` 4 + the skimmed `c()` 3 x 0.25; `c()` 3 + the skimmed `b();` 4 x 0.25.
   t.equal(instrument('if (a) b(); else c()', { callUnits: 0 }).code, 'var __cost$=(__cost.u+=5);if (a) {var __cost$=(__cost.u+=4.75);b();} else {var __cost$=(__cost.u+=4);c()}')
   const lab = instrument('function f(){ L: for (;;) { break L } }').code
-  t.match(lab, /__cost\.u\+=[\d.]+;L: for \(;;\)/, 'the charge goes before the label')
+  t.match(lab, /__cost\$c\.u\+=[\d.]+;L: for \(;;\)/, 'the charge goes before the label')
   const dir = instrument('function f(){ "use strict"; return 1 }').code
-  t.match(dir, /\{ "use strict"; __cost\.u\+=/, 'the directive prologue is untouched')
+  t.match(dir, /\{ "use strict";var __cost\$c=__cost; __cost\$c\.u\+=/, 'the directive prologue is untouched; the counter gets a local alias after it')
   const arrow = instrument('var f = () => ({ a: 1 })').code
   t.match(arrow, /=> \(\(__cost\.u\+=[\d.]+,\{ a: 1 \}\)\)/)
   t.throws(() => instrument('var x = ;'), SyntaxError)
