@@ -49,7 +49,7 @@ const HARNESS = `var __cost={u:0,cb:{}};
 (function(){
   var gt=getTime, st=setTimeout, si=setInterval;
   getTime=function(){return gt()+__cost.u*${SECONDS_PER_UNIT};};
-  function label(f){var s=String(f);var m=/^function\\s*\\(\\)\\s*\\{\\s*(?:__cost\\.u\\+=[\\d.]+;)?[\\w$]+\\.([\\w$]+)\\(/.exec(s);return m?m[1]:s.replace(/__cost\\.u\\+=[\\d.]+;/g,"").slice(0,48);}
+  function label(f){var s=String(f);s=s.replace(/(var __cost\\$c=__cost;)?__cost(\\$c)?\\.u\\+=[\\d.]+;/g,"");var m=/^function\\s*\\(\\)\\s*\\{\\s*[\\w$]+\\.([\\w$]+)\\(/.exec(s);return m?m[1]:s.slice(0,48);}
   function wrap(f){
     if(typeof f!=="function")return f;
     var k=label(f);

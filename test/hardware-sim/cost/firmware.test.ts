@@ -48,6 +48,7 @@ t.test('the firmware-costs harness counts callbacks and the frame build on a str
   t.ok(r.frameBuild > 1000, `frame build ${Math.round(r.frameBuild)} units`)
   t.ok(Object.keys(r.callbacks).length >= 2, Object.keys(r.callbacks).join(', '))
   for (const [k, v] of Object.entries(r.callbacks)) t.ok(v.count > 0 && v.sum > 0 && v.max <= v.sum, k)
+  t.ok(Object.keys(r.callbacks).some((k) => /^[\w$]+$/.test(k)), 'a callback that calls a method is named by the method (the label sees through the charges)')
   if (r.tick) {
     t.ok(r.ticks >= 450 && r.ticks <= 550, `${r.ticks} ECG ticks in 2 s`)
     t.ok(r.tick.mean > 100 && r.tick.max >= r.tick.mean, `tick ${Math.round(r.tick.mean)} units`)
