@@ -14,12 +14,20 @@ export function stringField(b: Record<string, unknown>, key: string, max = 256):
 }
 
 /** A time in the query (ms since epoch or ISO 8601), `dflt` when absent. */
-export function timeParam(q: URLSearchParams, key: string, dflt: number): number {
+function timeParam(q: URLSearchParams, key: string, dflt: number): number {
   const v = q.get(key)
   if (v === null || v === '') return dflt
   const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v)
   if (!Number.isFinite(n)) throw new HttpError(400, `${key}: expected ms since epoch or an ISO 8601 time, got '${v}'`)
   return n
+}
+
+/** The query's [from, to] (default: the hour up to now), refused when it runs backwards. */
+export function timeRange(q: URLSearchParams, nowMs: number): { fromMs: number; toMs: number } {
+  const toMs = timeParam(q, 'to', nowMs)
+  const fromMs = timeParam(q, 'from', toMs - 3600_000)
+  if (toMs < fromMs) throw new HttpError(400, `to (${toMs}) is before from (${fromMs})`)
+  return { fromMs, toMs }
 }
 
 /** A patient ID (already percent-decoded). */

@@ -35,7 +35,7 @@ import { getWebAssets, type WebAssets } from './build.ts'
 import { leafHashOf } from './leaf-hash.ts'
 import { VitalsTracker } from './vitals.ts'
 import { liveStreams } from './live.ts'
-import { patientParam, stringField, timeParam } from './params.ts'
+import { patientParam, stringField, timeRange } from './params.ts'
 
 export interface AlarmThresholds {
   spo2Low: number
@@ -128,9 +128,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     })
     .get('/api/dash/patients/:id/trends', async ({ res, actor, query }, p) => {
       const patientId = patientParam(p.id)
-      const toMs = timeParam(query, 'to', Date.now())
-      const fromMs = timeParam(query, 'from', toMs - 3600_000)
-      if (toMs < fromMs) throw new HttpError(400, `to (${toMs}) is before from (${fromMs})`)
+      const { fromMs, toMs } = timeRange(query, Date.now())
       sendJson(res, 200, await deps.trends(actor, patientId, fromMs, toMs))
     })
     .get('/api/dash/patients/:id/frames', async ({ res, actor, query }, p) => {
@@ -168,10 +166,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
   }
 
   async function exportFhir({ res, actor, query }: Ctx, patientId: string): Promise<void> {
-    const now = Date.now()
-    const toMs = timeParam(query, 'to', now)
-    const fromMs = timeParam(query, 'from', toMs - 3600_000)
-    if (toMs < fromMs) throw new HttpError(400, `to (${toMs}) is before from (${fromMs})`)
+    const { fromMs, toMs } = timeRange(query, Date.now())
     if (toMs - fromMs > maxExportMs) throw new HttpError(400, `range of ${Math.round((toMs - fromMs) / 60000)} min exceeds the ${Math.round(maxExportMs / 60000)} min export limit`)
     const type = query.get('type') ?? 'collection'
     if (type !== 'collection' && type !== 'transaction') throw new HttpError(400, `type: expected collection or transaction, got '${type}'`)

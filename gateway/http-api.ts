@@ -17,18 +17,18 @@
  *                                   no token: the patient's signature is the authority, and the
  *                                   patient must be one the registry knows (no ledger spam)
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { HttpError, errorMessage, type ErrorMapper } from '../http/errors.ts'
 import { readBody, readJson, parseJsonObject } from '../http/body.ts'
 import { sendJson, sendText } from '../http/respond.ts'
 import { Router, notFound } from '../http/router.ts'
 import { requestListener, type Mount, type RequestContext } from '../http/server.ts'
-import { bearerToken, tokenMatcher, unauthorized } from '../http/auth.ts'
+import { bearerToken, requireSession, tokenMatcher, unauthorized, type SessionLookup } from '../http/auth.ts'
 import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
 import type { Registry } from './metrics.ts'
 import type { Logger } from './log.ts'
-import type { UserAuth } from './user-auth.ts'
+import type { Session, UserAuth } from './user-auth.ts'
 
 export interface HttpApiDeps {
   registry: DeviceRegistry
@@ -63,16 +63,12 @@ const registryStatus: ErrorMapper = (err) => (err instanceof RegistryError ? new
 
 export function createHttpApi(d: HttpApiDeps): Server {
   const isAdminToken = tokenMatcher(d.adminToken)
-  const isAdmin = (c: RequestContext): boolean => {
-    const b = bearerToken(c.req)
-    return isAdminToken(b) || (b !== null && d.users?.session(b)?.role === 'admin')
+  const sessionOf: SessionLookup<Session> = (req) => {
+    const b = bearerToken(req)
+    return (b && d.users?.session(b)) || null
   }
-  const userSession = (c: RequestContext) => {
-    const b = bearerToken(c.req)
-    const s = b ? d.users?.session(b) : null
-    if (!s) throw new HttpError(401, 'login required (Authorization: Bearer <session token from POST /api/login>)')
-    return s
-  }
+  const userSession = requireSession(sessionOf, 'login required (Authorization: Bearer <session token from POST /api/login>)')
+  const isAdmin = (req: IncomingMessage): boolean => isAdminToken(bearerToken(req)) || sessionOf(req)?.role === 'admin'
 
   /** Routes that need no admin token: liveness, time, metrics, and those that check their own authority. */
   const open = new Router<RequestContext>()
@@ -101,7 +97,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
       sendJson(res, 200, { ok: true })
     })
     .get('/api/access', (c) => {
-      const s = userSession(c)
+      const s = userSession(c.req)
       const patient = c.query.get('patient')
       const scope = c.query.get('scope') ?? 'live'
       if (!patient) throw new HttpError(400, 'expected ?patient=<patient ID>')
@@ -142,7 +138,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
     }
     if (!path.startsWith('/api/')) throw notFound(method, path)
     // The token is checked before the route, so unknown API paths tell a stranger nothing.
-    if (!isAdmin(c)) {
+    if (!isAdmin(c.req)) {
       d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: c.req.socket.remoteAddress })
       throw unauthorized('admin token required (Authorization: Bearer <token>)')
     }

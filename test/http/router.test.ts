@@ -6,13 +6,14 @@ import { sendJson } from '../../http/respond.ts'
 import { call, listen } from './helpers.ts'
 
 const echo = (name: string) => ({ res }: RequestContext, params: Record<string, string>) => sendJson(res, 200, { route: name, params })
-
-t.test('matching', async (t) => {
-  const r = new Router<RequestContext>()
+const routes = () =>
+  new Router<RequestContext>()
     .get('/a/new', echo('literal first'))
     .get('/a/:id', echo('param'))
     .post('/a/:id/revoke', echo('revoke'))
-    .on('DELETE', '/a/:id', echo('delete'))
+
+t.test('matching', async (t) => {
+  const r = routes().on('DELETE', '/a/:id', echo('delete'))
   const m = r.match('GET', '/a/x%2Fy')
   t.ok(m.handler)
   t.same(m.handler && m.params, { id: 'x/y' }, 'params are percent-decoded')
@@ -26,10 +27,7 @@ t.test('matching', async (t) => {
 })
 
 t.test('dispatch over a real socket', async (t) => {
-  const r = new Router<RequestContext>()
-    .get('/a/new', echo('literal first'))
-    .get('/a/:id', echo('param'))
-    .post('/a/:id/revoke', echo('revoke'))
+  const r = routes()
   const base = await listen(t, requestListener((c) => r.dispatch(c.method, c.path, c)))
   t.same((await call(base, 'GET', '/a/new')).json(), { route: 'literal first', params: {} }, 'patterns are tried in order')
   t.same((await call(base, 'GET', '/a/7?x=1')).json(), { route: 'param', params: { id: '7' } })
