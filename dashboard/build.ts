@@ -8,25 +8,17 @@
  * `npx tsx dashboard/build.ts OUTDIR` writes the files for inspection.
  */
 import { readFile, mkdir, writeFile } from 'node:fs/promises'
-import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
+import { staticFile, type StaticFile } from '../http/respond.ts'
 
 const WEB = join(dirname(fileURLToPath(import.meta.url)), 'web')
 
-export interface WebFile {
-  body: Buffer
-  type: string
-  etag: string
-}
-
 export interface WebAssets {
-  html: WebFile
-  js: WebFile
-  css: WebFile
+  html: StaticFile
+  js: StaticFile
+  css: StaticFile
 }
-
-const file = (body: Buffer, type: string): WebFile => ({ body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` })
 
 let cached: Promise<WebAssets> | null = null
 
@@ -54,7 +46,7 @@ export async function buildWebAssets(): Promise<WebAssets> {
   })
   const js = Buffer.from(out.outputFiles[0].contents)
   const [html, css] = await Promise.all([readFile(join(WEB, 'index.html')), readFile(join(WEB, 'app.css'))])
-  return { html: file(html, 'text/html; charset=utf-8'), js: file(js, 'text/javascript; charset=utf-8'), css: file(css, 'text/css; charset=utf-8') }
+  return { html: staticFile('index.html', html), js: staticFile('app.js', js), css: staticFile('app.css', css) }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

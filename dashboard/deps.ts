@@ -12,7 +12,9 @@
  */
 
 import type { FramePayload } from '../protocol/portable/frame.ts'
-import type { FrameVitals } from './vitals.ts'
+import type { FrameVitals, Trends } from './vitals.ts'
+
+export type { TrendPoint, Trends } from './vitals.ts'
 
 export type Role = 'clinician' | 'admin'
 
@@ -61,18 +63,6 @@ export interface DeviceRegistration {
   /** Bare: the device ID and its 32-byte HMAC secret, hex. */
   deviceId?: string
   secret?: string
-}
-
-export interface TrendPoint {
-  t: number
-  value: number
-  quality: number
-}
-
-export interface Trends {
-  hr: TrendPoint[]
-  pr: TrendPoint[]
-  spo2: TrendPoint[]
 }
 
 /** 'sealed': in a signed block (a proof exists now); 'pending': durable, waiting for the next block. */

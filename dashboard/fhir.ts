@@ -19,7 +19,7 @@
  * which a server rewrites to its own ids when it processes a transaction.
  */
 import { sha256 } from '@noble/hashes/sha2.js'
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js'
+import { toHex, utf8Encode } from '../protocol/portable/bytes.ts'
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF } from '../protocol/portable/frame.ts'
 
@@ -63,10 +63,10 @@ export const DEFAULT_ECG_MV_PER_COUNT = 3300 / 4096 / 100
 
 /** A version-5-style name-based UUID (SHA-256 truncated, RFC 9562 layout bits set). */
 export function nameUuid(name: string): string {
-  const h = sha256(utf8ToBytes('mhealth/fhir/' + name)).slice(0, 16)
+  const h = sha256(utf8Encode('mhealth/fhir/' + name)).slice(0, 16)
   h[6] = (h[6] & 0x0f) | 0x50
   h[8] = (h[8] & 0x3f) | 0x80
-  const x = bytesToHex(h)
+  const x = toHex(h)
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`
 }
 

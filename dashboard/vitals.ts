@@ -16,7 +16,18 @@
 import { EcgMonitor } from '../signal/ecg.ts'
 import { PpgMonitor } from '../signal/ppg.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, type FramePayload } from '../protocol/portable/frame.ts'
-import type { TrendPoint, Trends } from './deps.ts'
+
+export interface TrendPoint {
+  t: number
+  value: number
+  quality: number
+}
+
+export interface Trends {
+  hr: TrendPoint[]
+  pr: TrendPoint[]
+  spo2: TrendPoint[]
+}
 
 export type VitalSource = 'device' | 'gateway'
 

@@ -17,13 +17,18 @@
  *                                   no token: the patient's signature is the authority, and the
  *                                   patient must be one the registry knows (no ledger spam)
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { timingSafeEqual, createHash } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { HttpError, errorMessage, type ErrorMapper } from '../http/errors.ts'
+import { readBody, readJson, parseJsonObject } from '../http/body.ts'
+import { sendJson, sendText } from '../http/respond.ts'
+import { Router, notFound } from '../http/router.ts'
+import { requestListener, type Mount, type RequestContext } from '../http/server.ts'
+import { bearerToken, requireSession, tokenMatcher, unauthorized, type SessionLookup } from '../http/auth.ts'
 import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
 import type { Registry } from './metrics.ts'
 import type { Logger } from './log.ts'
-import type { UserAuth } from './user-auth.ts'
+import type { Session, UserAuth } from './user-auth.ts'
 
 export interface HttpApiDeps {
   registry: DeviceRegistry
@@ -49,94 +54,34 @@ export interface HttpApiDeps {
 }
 
 /** A mounted handler: resolves true when it answered the request, false to pass it on. */
-export type HttpMount = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>
+export type HttpMount = Mount
 
-const MAX_BODY = 64 * 1024
+const BODY = { maxBytes: 64 * 1024 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message)
-  }
-}
-
-const digest = (s: string) => createHash('sha256').update(s).digest()
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n'
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' })
-  res.end(text)
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let size = 0
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => {
-      size += c.length
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `body over ${MAX_BODY} bytes`))
-        req.destroy()
-        return
-      }
-      chunks.push(c)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
-  })
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const body = await readBody(req)
-  let v: unknown
-  try {
-    v = JSON.parse(body.toString('utf8') || '{}')
-  } catch (err) {
-    throw new HttpError(400, `invalid JSON body: ${(err as Error).message}`)
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'invalid JSON body: expected a JSON object')
-  return v as Record<string, unknown>
-}
+const REGISTRY_STATUS: Record<RegistryError['code'], number> = { 'not-found': 404, exists: 409, busy: 503, invalid: 400 }
+const registryStatus: ErrorMapper = (err) => (err instanceof RegistryError ? new HttpError(REGISTRY_STATUS[err.code] ?? 400, err.message) : undefined)
 
 export function createHttpApi(d: HttpApiDeps): Server {
-  const want = digest(d.adminToken)
-  const bearer = (req: IncomingMessage): string | null => {
-    const h = req.headers.authorization
-    return h && h.startsWith('Bearer ') ? h.slice(7).trim() : null
+  const isAdminToken = tokenMatcher(d.adminToken)
+  const sessionOf: SessionLookup<Session> = (req) => {
+    const b = bearerToken(req)
+    return (b && d.users?.session(b)) || null
   }
-  const isAdmin = (req: IncomingMessage): boolean => {
-    const b = bearer(req)
-    if (!b) return false
-    // Compare digests: constant time and independent of the presented token's length.
-    if (timingSafeEqual(digest(b), want)) return true
-    return d.users?.session(b)?.role === 'admin'
-  }
-  const userSession = (req: IncomingMessage) => {
-    const b = bearer(req)
-    const s = b ? d.users?.session(b) : null
-    if (!s) throw new HttpError(401, 'login required (Authorization: Bearer <session token from POST /api/login>)')
-    return s
-  }
+  const userSession = requireSession(sessionOf, 'login required (Authorization: Bearer <session token from POST /api/login>)')
+  const isAdmin = (req: IncomingMessage): boolean => isAdminToken(bearerToken(req)) || sessionOf(req)?.role === 'admin'
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://gateway')
-    const path = url.pathname
-    const method = req.method ?? 'GET'
-    if (path === '/healthz' && method === 'GET') {
+  /** Routes that need no admin token: liveness, time, metrics, and those that check their own authority. */
+  const open = new Router<RequestContext>()
+    .get('/healthz', ({ res }) => {
       const h = d.health()
-      return send(res, h.ok ? 200 : 503, h)
-    }
-    if (path === '/api/time' && method === 'GET') return send(res, 200, { now: d.now() })
-    if (path === '/metrics' && method === 'GET') {
-      const text = d.metrics.render()
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
-      res.end(text)
-      return
-    }
-    if (!path.startsWith('/api/')) throw new HttpError(404, `no route ${method} ${path}`)
-    if (path === '/api/consent' && method === 'POST') return postConsent(req, res)
-    if (path === '/api/login' && method === 'POST') {
+      sendJson(res, h.ok ? 200 : 503, h)
+    })
+    .get('/api/time', ({ res }) => sendJson(res, 200, { now: d.now() }))
+    .get('/metrics', ({ res }) => sendText(res, 200, d.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8'))
+    .post('/api/consent', postConsent)
+    .post('/api/login', async ({ req, res }) => {
       if (!d.users) throw new HttpError(501, 'user logins are not enabled')
-      const b = await readJson(req)
+      const b = await readJson(req, BODY)
       if (typeof b.username !== 'string' || typeof b.password !== 'string') throw new HttpError(400, 'expected {"username": string, "password": string}')
       const r = await d.users.login(b.username, b.password)
       if (!r) {
@@ -144,67 +89,70 @@ export function createHttpApi(d: HttpApiDeps): Server {
         throw new HttpError(401, 'bad username or password')
       }
       d.log.log('info', 'user logged in', { username: r.session.username, role: r.session.role, via: 'http' })
-      return send(res, 200, { token: r.token, ...r.session })
-    }
-    if (path === '/api/logout' && method === 'POST') {
-      const b = bearer(req)
+      sendJson(res, 200, { token: r.token, ...r.session })
+    })
+    .post('/api/logout', ({ req, res }) => {
+      const b = bearerToken(req)
       if (b) d.users?.logout(b)
-      return send(res, 200, { ok: true })
-    }
-    if (path === '/api/access' && method === 'GET') {
-      const s = userSession(req)
-      const patient = url.searchParams.get('patient')
-      const scope = url.searchParams.get('scope') ?? 'live'
+      sendJson(res, 200, { ok: true })
+    })
+    .get('/api/access', (c) => {
+      const s = userSession(c.req)
+      const patient = c.query.get('patient')
+      const scope = c.query.get('scope') ?? 'live'
       if (!patient) throw new HttpError(400, 'expected ?patient=<patient ID>')
-      return send(res, 200, { username: s.username, role: s.role, patient, scope, allowed: d.users!.canView(s.username, patient, scope, d.now()) })
+      sendJson(c.res, 200, { username: s.username, role: s.role, patient, scope, allowed: d.users!.canView(s.username, patient, scope, d.now()) })
+    })
+
+  /** Routes behind the admin token (or an admin's session). */
+  const admin = new Router<RequestContext>()
+    .get('/api/devices', ({ res }) => sendJson(res, 200, { devices: d.registry.listDevices().map(publicView) }))
+    .post('/api/devices', async ({ req, res }) => {
+      const dev = registerDevice(d.registry, d.codec, await readJson(req, BODY))
+      d.log.log('info', 'device registered', { deviceId: dev.id, profile: dev.profile, patient: dev.patient, via: 'http' })
+      sendJson(res, 201, publicView(dev))
+    })
+    .get('/api/devices/:id', ({ res }, p) => {
+      const dev = d.registry.getDevice(p.id)
+      if (!dev) throw new HttpError(404, `device ${p.id} is not registered`)
+      sendJson(res, 200, publicView(dev))
+    })
+    .post('/api/devices/:id/revoke', ({ res }, p) => {
+      const changed = d.registry.revoke(p.id)
+      const disconnected = d.onRevoke(p.id)
+      d.log.log('info', 'device revoked', { deviceId: p.id, via: 'http', disconnected })
+      sendJson(res, 200, { id: p.id, revoked: true, alreadyRevoked: !changed, disconnected })
+    })
+    .post('/api/users', async ({ req, res }) => {
+      const b = await readJson(req, BODY)
+      sendJson(res, 201, d.registry.addUser(String(b.username ?? ''), b.role as 'clinician', String(b.password ?? '')))
+    })
+    .get('/api/users', ({ res }) => sendJson(res, 200, { users: d.registry.listUsers() }))
+
+  async function route(c: RequestContext): Promise<void> {
+    const { method, path } = c
+    const pub = open.match(method, path)
+    if (pub.handler) {
+      await pub.handler(c, pub.params)
+      return
     }
-    if (!isAdmin(req)) {
-      d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: req.socket.remoteAddress })
-      res.setHeader('www-authenticate', 'Bearer')
-      throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)')
+    if (!path.startsWith('/api/')) throw notFound(method, path)
+    // The token is checked before the route, so unknown API paths tell a stranger nothing.
+    if (!isAdmin(c.req)) {
+      d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: c.req.socket.remoteAddress })
+      throw unauthorized('admin token required (Authorization: Bearer <token>)')
     }
-    const m = /^\/api\/devices(?:\/([^/]+)(\/revoke)?)?$/.exec(path)
-    if (m) {
-      const [, id, revoke] = m
-      if (!id && method === 'GET') return send(res, 200, { devices: d.registry.listDevices().map(publicView) })
-      if (!id && method === 'POST') {
-        const dev = registerDevice(d.registry, d.codec, await readJson(req))
-        d.log.log('info', 'device registered', { deviceId: dev.id, profile: dev.profile, patient: dev.patient, via: 'http' })
-        return send(res, 201, publicView(dev))
-      }
-      if (id && !revoke && method === 'GET') {
-        const dev = d.registry.getDevice(decodeURIComponent(id))
-        if (!dev) throw new HttpError(404, `device ${id} is not registered`)
-        return send(res, 200, publicView(dev))
-      }
-      if (id && revoke && method === 'POST') {
-        const devId = decodeURIComponent(id)
-        const changed = d.registry.revoke(devId)
-        const disconnected = d.onRevoke(devId)
-        d.log.log('info', 'device revoked', { deviceId: devId, via: 'http', disconnected })
-        return send(res, 200, { id: devId, revoked: true, alreadyRevoked: !changed, disconnected })
-      }
-    }
-    if (path === '/api/users' && method === 'POST') {
-      const b = await readJson(req)
-      const u = d.registry.addUser(String(b.username ?? ''), b.role as 'clinician', String(b.password ?? ''))
-      return send(res, 201, u)
-    }
-    if (path === '/api/users' && method === 'GET') return send(res, 200, { users: d.registry.listUsers() })
-    throw new HttpError(404, `no route ${method} ${path}`)
+    const m = admin.match(method, path)
+    if (!m.handler) throw notFound(method, path)
+    await m.handler(c, m.params)
   }
 
-  async function postConsent(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function postConsent({ req, res }: RequestContext): Promise<void> {
     if (!d.appendConsent || !d.consentPatient) throw new HttpError(501, 'this gateway has no consent ledger')
-    const body = await readBody(req)
+    const body = await readBody(req, BODY)
     let record: Uint8Array = body
     if ((req.headers['content-type'] ?? '').startsWith('application/json')) {
-      let j: { record?: unknown }
-      try {
-        j = JSON.parse(body.toString('utf8')) as { record?: unknown }
-      } catch (err) {
-        throw new HttpError(400, `invalid JSON body: ${(err as Error).message}`)
-      }
+      const j = parseJsonObject(body)
       if (typeof j.record !== 'string') throw new HttpError(400, `record: expected base64 consent record bytes, got ${typeof j.record}`)
       record = Buffer.from(j.record, 'base64')
     }
@@ -213,30 +161,24 @@ export function createHttpApi(d: HttpApiDeps): Server {
     try {
       patient = d.consentPatient(record)
     } catch (err) {
-      throw new HttpError(400, `consent record refused: ${(err as Error).message}`)
+      throw new HttpError(400, `consent record refused: ${errorMessage(err)}`)
     }
     if (!d.registry.hasPatient(patient)) throw new HttpError(403, `patient ${patient} has no device registered at this gateway`)
     try {
       const r = await d.appendConsent(record)
       d.log.log('info', 'consent recorded', { patientId: r.patientId, action: r.action, leafIndex: r.leafIndex })
-      return send(res, 201, r)
+      sendJson(res, 201, r)
     } catch (err) {
-      if ((err as Error).name === 'ConsentError') throw new HttpError(409, `consent record refused: ${(err as Error).message}`)
+      if ((err as Error).name === 'ConsentError') throw new HttpError(409, `consent record refused: ${errorMessage(err)}`)
       throw err
     }
   }
 
-  async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    for (const m of d.mounts ?? []) if (await m(req, res)) return
-    return route(req, res)
-  }
-
-  return createServer((req, res) => {
-    dispatch(req, res).catch((err) => {
-      if (err instanceof HttpError) return send(res, err.status, { error: err.message })
-      if (err instanceof RegistryError) return send(res, err.code === 'not-found' ? 404 : err.code === 'exists' ? 409 : err.code === 'busy' ? 503 : 400, { error: err.message })
-      d.log.log('error', 'http handler failed', { error: (err as Error).message })
-      send(res, 500, { error: 'internal error' })
-    })
-  })
+  return createServer(
+    requestListener(route, {
+      mounts: d.mounts,
+      mapError: registryStatus,
+      onInternal: (err) => d.log.log('error', 'http handler failed', { error: errorMessage(err) }),
+    }),
+  )
 }

@@ -3,11 +3,11 @@
  * patient's consent with these functions (in process) or through the HTTP routes
  * built on them (`POST /api/login`, `GET /api/access`).
  *
- * Sessions are random bearer tokens held in memory with an expiry: a gateway
- * restart logs everyone out, which is acceptable for a ward dashboard and keeps
- * no session secret on disk.
+ * Sessions are bearer tokens in the HTTP kit's session store (http/sessions.ts)
+ * with a fixed lifetime: a gateway restart logs everyone out, which is acceptable
+ * for a ward dashboard and keeps no session secret on disk.
  */
-import { randomBytes, createHash } from 'node:crypto'
+import { SessionStore } from '../http/sessions.ts'
 import { LIVE_SCOPE, type ConsentPort } from './ledger-port.ts'
 import type { DeviceRegistry, Role, User } from './registry.ts'
 
@@ -29,19 +29,10 @@ export interface UserAuth {
   logout(token: string): void
 }
 
-const tokenKey = (t: string) => createHash('sha256').update(t).digest('hex')
-
 export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: { now?: () => number; sessionMs?: number; maxSessions?: number } = {}): UserAuth {
   const now = opts.now ?? Date.now
-  const sessionMs = opts.sessionMs ?? 8 * 3600_000 // one ward shift
-  const maxSessions = opts.maxSessions ?? 10_000
-  // Keyed by the token's hash, so a heap dump does not hand out live tokens directly.
-  const sessions = new Map<string, Session>()
-
-  const sweep = () => {
-    const t = now()
-    for (const [k, s] of sessions) if (s.expiresAt <= t) sessions.delete(k)
-  }
+  // One ward shift, however busy: the token then has to be renewed by a fresh login.
+  const sessions = new SessionStore<{ username: string; role: Role }>({ maxAgeMs: opts.sessionMs ?? 8 * 3600_000, idleMs: Infinity, maxSessions: opts.maxSessions, now })
 
   return {
     checkLogin: (username, password) => {
@@ -54,26 +45,15 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: {
     async login(username, password) {
       const u = await this.checkLogin(username, password)
       if (!u) return null
-      if (sessions.size >= maxSessions) sweep()
-      if (sessions.size >= maxSessions) sessions.delete(sessions.keys().next().value!) // oldest first
-      const token = randomBytes(32).toString('base64url')
-      const session: Session = { username: u.username, role: u.role, expiresAt: now() + sessionMs }
-      sessions.set(tokenKey(token), session)
-      return { token, session }
+      const token = sessions.create({ username: u.username, role: u.role })
+      return { token, session: this.session(token)! }
     },
     session(token) {
-      if (typeof token !== 'string' || token === '') return null
-      const k = tokenKey(token)
-      const s = sessions.get(k)
-      if (!s) return null
-      if (s.expiresAt <= now()) {
-        sessions.delete(k)
-        return null
-      }
-      return s
+      const s = sessions.lookup(token)
+      return s && { username: s.data.username, role: s.data.role, expiresAt: s.expiresAt }
     },
     logout(token) {
-      sessions.delete(tokenKey(token))
+      sessions.destroy(token)
     },
   }
 }

@@ -4,6 +4,8 @@
  * answers from the same registry and ledger consent state that authorizes MQTT
  * subscriptions, so the dashboard never decides access on its own.
  */
+import type { Session } from './user-auth.ts'
+
 export class GatewayAuthError extends Error {
   override name = 'GatewayAuthError'
   constructor(message: string, readonly status: number) {
@@ -11,11 +13,9 @@ export class GatewayAuthError extends Error {
   }
 }
 
-export interface LoginResult {
+/** What POST /api/login answers: the session and its bearer token. */
+export interface LoginResult extends Session {
   token: string
-  username: string
-  role: 'clinician' | 'admin'
-  expiresAt: number
 }
 
 async function call(url: URL, init: RequestInit): Promise<Record<string, unknown>> {

@@ -12,10 +12,15 @@
  * Peers identify themselves with the X-Peer header (their base URL), so a node learns
  * who is out there from whoever talks to it.
  */
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { HttpError, errorMessage } from '../http/errors.ts'
+import { readJson } from '../http/body.ts'
+import { sendJson } from '../http/respond.ts'
+import { Router } from '../http/router.ts'
+import { requestListener, type RequestContext } from '../http/server.ts'
+import { fromHex, toHex } from '../protocol/portable/bytes.ts'
 import { Ledger, LedgerError, type BlockTransfer } from './ledger.ts'
-import { toHex } from './merkle.ts'
 
 export interface PeerReport {
   peer: string
@@ -47,7 +52,8 @@ export interface PeerNode {
   close(): Promise<void>
 }
 
-const MAX_BODY = 256 * 1024 * 1024
+/** Announcements and co-signatures are a few hundred bytes; blocks travel in answers, not requests. */
+const BODY = { maxBytes: 64 * 1024 }
 
 export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
   const { ledger } = opts
@@ -150,46 +156,50 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     for (const p of peers) void call(p, 'POST', '/announce', msg).catch(() => {})
   })
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const from = req.headers['x-peer']
-    const peer = typeof from === 'string' ? normUrl(from) : undefined
-    if (peer && banned.has(peer)) return send(res, 403, { error: 'peer refused' })
-    learn(peer)
-    const u = new URL(req.url ?? '/', 'http://x')
-    if (req.method === 'GET' && u.pathname === '/head') {
+  /** A request from a peer: who it says it is (X-Peer), already checked against the banned list. */
+  type Ctx = RequestContext & { peer: string | undefined }
+
+  const routes = new Router<Ctx>()
+    .get('/head', ({ res }) => {
       const h = ledger.head()
-      return send(res, 200, { height: h.height, hash: h.hash, logSize: h.logSize, logRoot: h.logRoot })
-    }
-    const m = /^\/blocks\/(\d+)$/.exec(u.pathname)
-    if (req.method === 'GET' && m) {
-      const t = await ledger.exportBlock(Number(m[1]))
-      return t ? send(res, 200, t) : send(res, 404, { error: 'no such block' })
-    }
-    if (req.method === 'GET' && u.pathname === '/reports') return send(res, 200, reports)
-    if (req.method === 'POST' && u.pathname === '/announce') {
-      const body = (await readJson(req)) as { height?: unknown; hash?: unknown }
-      if (typeof body?.height !== 'number' || !Number.isSafeInteger(body.height) || body.height < 0) return send(res, 400, { error: 'expected {height, hash}' })
-      send(res, 202, { ok: true })
-      if (peer) void serial(() => catchUp(peer, body.height as number, typeof body.hash === 'string' ? body.hash : undefined))
-      return
-    }
-    if (req.method === 'POST' && u.pathname === '/witness') {
-      const b = (await readJson(req)) as { height?: number; publicKey?: string; signature?: string }
+      sendJson(res, 200, { height: h.height, hash: h.hash, logSize: h.logSize, logRoot: h.logRoot })
+    })
+    .get('/blocks/:height', async ({ res }, p) => {
+      const t = /^\d+$/.test(p.height) ? await ledger.exportBlock(Number(p.height)) : undefined
+      if (!t) throw new HttpError(404, 'no such block')
+      sendJson(res, 200, t)
+    })
+    .get('/reports', ({ res }) => sendJson(res, 200, reports))
+    .post('/announce', async ({ req, res, peer }) => {
+      const body = await readJson(req, BODY)
+      const height = body.height
+      if (typeof height !== 'number' || !Number.isSafeInteger(height) || height < 0) throw new HttpError(400, 'expected {height, hash}')
+      sendJson(res, 202, { ok: true })
+      if (peer) void serial(() => catchUp(peer, height, typeof body.hash === 'string' ? body.hash : undefined))
+    })
+    .post('/witness', async ({ req, res }) => {
+      const b = await readJson(req, BODY)
+      let added: boolean
       try {
-        const added = await ledger.addWitness(Number(b.height), Buffer.from(String(b.publicKey), 'hex'), Buffer.from(String(b.signature), 'hex'))
-        return send(res, 200, { added })
+        added = await ledger.addWitness(Number(b.height), fromHex(String(b.publicKey)), fromHex(String(b.signature)))
       } catch (e) {
-        return send(res, 400, { error: (e as Error).message })
+        throw new HttpError(400, errorMessage(e))
       }
-    }
-    send(res, 404, { error: 'not found' })
+      sendJson(res, 200, { added })
+    })
+
+  function handle(c: RequestContext): unknown {
+    const from = c.req.headers['x-peer']
+    const peer = typeof from === 'string' ? normUrl(from) : undefined
+    if (peer && banned.has(peer)) throw new HttpError(403, 'peer refused')
+    learn(peer)
+    const m = routes.match(c.method, c.path)
+    // Unknown paths and methods alike are a 404: a peer only needs to know what is served.
+    if (!m.handler) throw new HttpError(404, 'not found')
+    return m.handler({ ...c, peer }, m.params)
   }
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e) => {
-      if (!res.headersSent) send(res, 500, { error: (e as Error).message })
-    })
-  })
+  const server: Server = createServer(requestListener(handle, { onInternal: (e) => log(`ledger sync: request failed: ${errorMessage(e)}`) }))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve())
@@ -233,26 +243,5 @@ function normUrl(s: string): string {
     return `${u.protocol}//${u.host}`
   } catch {
     return ''
-  }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let size = 0
-  const chunks: Buffer[] = []
-  for await (const c of req) {
-    size += (c as Buffer).length
-    if (size > MAX_BODY) throw new Error('request body too large')
-    chunks.push(c as Buffer)
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    return undefined
   }
 }
