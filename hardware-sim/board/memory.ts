@@ -19,6 +19,7 @@
  *   Storage file stays in flash and costs 2 vars per function.
  * Shared objects are counted once.
  */
+import { parse } from 'acorn'
 
 export const ESP32_JSVARS = 16_383
 export const JSVAR_BYTES = 14
@@ -105,3 +106,41 @@ export class VarCounter {
     return n
   }
 }
+
+/**
+ * JsVars the code of `code` keeps after it ran. Espruino discards top-level
+ * statements once executed and keeps the text of each function it creates;
+ * an immediately-invoked function is discarded after its call, so the
+ * functions it creates count instead (that is a bundle's IIFE wrapper).
+ * From flash, function text stays in flash: 2 vars per function object.
+ */
+export function codeVars(code: string, fromFlash: boolean): number {
+  let ast: AnyNode
+  try {
+    ast = parse(code, { ecmaVersion: 'latest' }) as AnyNode
+  } catch {
+    return fromFlash ? 0 : ramCodeVars(code.length)
+  }
+  let chars = 0
+  let fns = 0
+  const visit = (n: AnyNode, iife: boolean): void => {
+    const isFn = n.type === 'FunctionExpression' || n.type === 'FunctionDeclaration' || n.type === 'ArrowFunctionExpression'
+    if (isFn && !iife) {
+      chars += n.end - n.start
+      fns++
+      if (!fromFlash) return
+    }
+    for (const k of Object.keys(n)) {
+      const v = n[k]
+      if (Array.isArray(v)) {
+        for (const c of v) if (c && typeof c.type === 'string') visit(c, false)
+      } else if (v && typeof v === 'object' && typeof v.type === 'string') {
+        visit(v, (n.type === 'CallExpression' || n.type === 'NewExpression') && k === 'callee' && (v.type === 'FunctionExpression' || v.type === 'ArrowFunctionExpression'))
+      }
+    }
+  }
+  visit(ast, false)
+  return fromFlash ? 2 * fns : ramCodeVars(chars)
+}
+
+type AnyNode = { type: string; start: number; end: number } & Record<string, any>

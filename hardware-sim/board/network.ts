@@ -7,6 +7,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import type { VarCounter } from './memory.ts'
+import type { JsEmitter } from './sandbox.ts'
 
 export interface WifiOptions {
   /** SSID the access point advertises; undefined accepts any. */
@@ -18,8 +19,6 @@ export interface WifiOptions {
   /** IP the board reports (default 192.168.4.2). */
   ip?: string
 }
-
-type JsEmitter = Record<string, unknown> & { emit(ev: string, ...a: unknown[]): boolean }
 
 /** What network.ts needs from the board (kept narrow so it is testable and the board stays in charge of callbacks). */
 export interface NetHost {
@@ -76,15 +75,14 @@ export class BoardNetwork {
     // An association under way dies with the interpreter (its timer is cleared with the
     // others); left 'connecting', every later Wifi.connect() would wait for it forever.
     if (this.state === 'connecting') {
-      if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
-      this.connectTimer = -1
+      this.cancelAssociation()
       this.state = 'off'
     }
   }
 
   shutdown(): void {
     this.reset()
-    if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
+    this.cancelAssociation()
     this.state = 'off'
   }
 
@@ -96,13 +94,23 @@ export class BoardNetwork {
   drop(ms: number): void {
     if (!(ms >= 0)) throw new RangeError(`expected ms >= 0, got ${ms}`)
     this.downUntil = this.host.now + ms
-    const was = this.state
-    this.state = 'off'
-    if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
-    this.connectTimer = -1
-    for (const s of [...this.sockets]) this.closeSock(s, true)
+    const was = this.linkDown()
     if (was === 'connected' && this.wifi) this.host.emitOn(this.wifi, 'disconnected', this.host.jsObject({ reason: 'beacon_timeout' }))
     if (this.wantConnected) this.host.hostTimer(ms, () => this.associate(null))
+  }
+
+  /** The link goes (fault or disconnect()): an association under way stops, sockets close. Returns the state before. */
+  private linkDown(): 'off' | 'connecting' | 'connected' {
+    const was = this.state
+    this.state = 'off'
+    this.cancelAssociation()
+    for (const s of [...this.sockets]) this.closeSock(s, true)
+    return was
+  }
+
+  private cancelAssociation(): void {
+    if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
+    this.connectTimer = -1
   }
 
   private accepts(ssid: string, password: string): boolean {
@@ -155,11 +163,7 @@ export class BoardNetwork {
     }
     w.disconnect = (cb?: unknown) => {
       this.wantConnected = false
-      const was = this.state
-      this.state = 'off'
-      if (this.connectTimer >= 0) this.host.cancelHostTimer(this.connectTimer)
-      this.connectTimer = -1
-      for (const s of [...this.sockets]) this.closeSock(s, true)
+      const was = this.linkDown()
       this.host.hostTimer(0, () => {
         if (was === 'connected' && this.wifi) this.host.emitOn(this.wifi, 'disconnected', this.host.jsObject({ reason: 'assoc_leave' }))
         if (cb) this.host.callback(cb)

@@ -1,8 +1,7 @@
 /**
- * The board's virtual clock and timer queue. Timers fire in virtual-time
- * order (ties in creation order); the host decides how fast virtual time
- * moves (`advance` for deterministic tests, `VirtualBoard.run` for real
- * time scaled by a speed factor).
+ * The board's timer queue. Timers fire in virtual-time order (ties in
+ * creation order); clock.ts decides how fast virtual time moves and fires
+ * them.
  */
 
 export interface Timer {
@@ -11,10 +10,19 @@ export interface Timer {
   when: number
   /** Repeat period in ms, or 0 for a one-shot. */
   interval: number
+  /** The firmware's function or code string, or `{ host }` for a host timer (see isHostTimer). */
   fn: unknown
   args: unknown[]
   /** Tie-breaker: creation order. */
   seq: number
+}
+
+/** A host-side timer (network.ts's association delays, ...): invisible to the firmware's clearTimeout. */
+export type HostTimer = Timer & { fn: { host: () => void } }
+
+export function isHostTimer(t: Timer): t is HostTimer {
+  // Firmware timers hold a function or a code string, never an object.
+  return typeof t.fn === 'object' && t.fn !== null
 }
 
 /** A binary min-heap on (when, seq); cancelled timers are dropped lazily. */
