@@ -69,10 +69,10 @@ function pumpRemove(b: VirtualBoard): void {
 
 let bundlePromise: Promise<string> | null = null
 
-/** The firmware bundle, built once per process (esbuild, ~1 s) and cached. */
+/** The firmware bundle (firmware/build/bundle.ts), built once per process (esbuild, ~1 s) and cached. */
 export function firmwareBundle(): Promise<string> {
   if (!bundlePromise) {
-    bundlePromise = import('../cli/commands/firmware.ts').then((m) => m.buildBundle()).then((b) => b.code)
+    bundlePromise = import('../firmware/build/bundle.ts').then((m) => m.buildBundle()).then((b) => b.code)
     bundlePromise.catch(() => {
       bundlePromise = null
     })

@@ -203,8 +203,8 @@ async function flash(argv: string[], io: CliIO): Promise<number> {
   let code: string
   if (bundlePath) code = await readBundle(bundlePath)
   else {
-    const { buildBundle } = await import('./firmware.ts')
-    code = (await buildBundle()).code
+    const { buildFirmware } = await import('./firmware.ts')
+    code = (await buildFirmware()).code
   }
   const link = await ReplLink.open(port, baud)
   try {
