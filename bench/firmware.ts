@@ -16,7 +16,8 @@
  */
 import * as acorn from 'acorn'
 import * as walk from 'acorn-walk'
-import { buildBundle, estimateMemory } from '../cli/commands/firmware.ts'
+import { buildBundle } from '../firmware/build/bundle.ts'
+import { estimateMemory } from '../hardware-sim/bundle-memory.ts'
 import { createBoardRig, provisionRig } from '../hardware-sim/rig.ts'
 import { startRealGateway } from '../testing/real-gateway.ts'
 

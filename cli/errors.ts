@@ -10,3 +10,16 @@ export class CliError extends Error {
     super(message)
   }
 }
+
+/**
+ * Runs a check whose own error class (`invalid`) means the input is bad, not the tool:
+ * that becomes exit 1 with "INVALID: why"; other errors pass through.
+ */
+export async function invalidOn<T>(invalid: abstract new (...args: never[]) => Error, check: () => T | Promise<T>): Promise<T> {
+  try {
+    return await check()
+  } catch (e) {
+    if (e instanceof invalid) throw new CliError(`INVALID: ${e.message}`)
+    throw e
+  }
+}

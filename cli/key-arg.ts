@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { UsageError, CliError } from './errors.ts'
 import { fromHex } from '../protocol/portable/bytes.ts'
 import type { DeviceKey } from '../protocol/node/verify.ts'
@@ -31,4 +32,22 @@ export async function deviceKeyArg(arg: string): Promise<DeviceKey> {
   if (b.length === 65 && b[0] === 4) return { profile: 'se', publicKey: b }
   if (b.length === 32) return { profile: 'bare', secret: b }
   throw new UsageError(`--key hex must be a 65-byte P-256 public key (04…) or a 32-byte HMAC secret, got ${b.length} bytes`)
+}
+
+const HEX32 = /^[0-9a-fA-F]{64}$/
+
+/**
+ * An Ed25519 key pair from a key file (`mhealth keygen --type ed25519`: JSON with hex
+ * privateKey and publicKey): a patient's key, the ledger producer's, a witness's.
+ * `what` names the option in messages (e.g. '--key').
+ */
+export async function readEd25519KeyPair(path: string, what: string): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
+  let j
+  try {
+    j = JSON.parse(await readFile(path, 'utf8'))
+  } catch (e) {
+    throw new UsageError(`${what}: cannot read key file ${path}: ${(e as Error).message}`)
+  }
+  if (j?.type !== 'ed25519' || !HEX32.test(j?.privateKey ?? '') || !HEX32.test(j?.publicKey ?? '')) throw new UsageError(`${what}: ${path} is not an ed25519 key file with hex privateKey and publicKey`)
+  return { privateKey: fromHex(j.privateKey), publicKey: fromHex(j.publicKey) }
 }

@@ -2,6 +2,7 @@
  * Bytes <-> Espruino binary strings. Espruino sockets and Storage speak strings whose
  * char codes are bytes (0..255); frames are Uint8Arrays. E.toString / E.toUint8Array do the
  * copy natively on the board; the loops are the same conversion for Node tests.
+ * Hex is protocol/portable/bytes.ts's toHex/fromHex.
  */
 
 declare const E: any
@@ -20,14 +21,6 @@ export function strToU8(s: string): Uint8Array {
   const u8 = new Uint8Array(s.length)
   for (let i = 0; i < s.length; i++) u8[i] = s.charCodeAt(i) & 255
   return u8
-}
-
-const HEX = '0123456789abcdef'
-
-export function toHex(u8: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < u8.length; i++) s += HEX.charAt(u8[i] >> 4) + HEX.charAt(u8[i] & 15)
-  return s
 }
 
 /** Two-byte big-endian length prefix as a binary string. */

@@ -18,14 +18,15 @@ import { Clock } from './clock.ts'
 import { MqttClient } from './mqtt.ts'
 import { Uplink } from './uplink.ts'
 import { fetchTime } from './http-time.ts'
-import { u8ToStr, toHex } from './bytes.ts'
-import { CFG_FILE, type Config } from './config.ts'
+import { u8ToStr } from './bytes.ts'
+import { CFG_FILE, DEFAULTS, RANGE, type Config } from './config.ts'
 import { selftestPayload, selftestKey, SELFTEST_ID } from './selftest.ts'
 import { CborWriter } from '../protocol/portable/cbor.ts'
 import { encodePayload } from '../protocol/portable/frame.ts'
 import { sign1ToBeSigned, mac0ToBeMaced } from '../protocol/portable/cose.ts'
 import { hmacSha256, type HashProvider } from '../protocol/portable/hash.ts'
 import { authPayload } from '../protocol/portable/auth-token.ts'
+import { toHex, fromHex } from '../protocol/portable/bytes.ts'
 
 export const FW_VERSION = 'mh-fw/0.1.0'
 
@@ -59,18 +60,12 @@ function pin(name: string | undefined, dflt: string): Pin {
   return p
 }
 
-function fromHexStr(s: string): Uint8Array {
-  const out = new Uint8Array(s.length >> 1)
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16)
-  return out
-}
-
 let se: Atecc608 | null = null
 
 function setupI2C(cfg: Config | undefined): void {
   const p = (cfg && cfg.pins) || {}
-  I2C1.setup({ sda: pin(p.sda, 'D21'), scl: pin(p.scl, 'D22'), bitrate: 100000 })
-  se = new Atecc608(I2C1, 0x60)
+  I2C1.setup({ sda: pin(p.sda, DEFAULTS.pins.sda), scl: pin(p.scl, DEFAULTS.pins.scl), bitrate: DEFAULTS.i2cBitrate })
+  se = new Atecc608(I2C1, DEFAULTS.seAddress)
 }
 
 /** Per-stage CPU cost (ms of board time spent in each stage) and delivery counters. */
@@ -89,11 +84,11 @@ let app: {
 
 function start(cfg: Config): void {
   const p = cfg.pins || {}
-  const ecgHz = cfg.ecgHz || 250
-  const windowS = cfg.windowS || 1
+  const ecgHz = cfg.ecgHz || DEFAULTS.ecgHz
+  const windowS = cfg.windowS || DEFAULTS.windowS
   const ecg = new Ad8232({ analogRead: analogRead, digitalRead: digitalRead, digitalWrite: digitalWrite },
-    { out: pin(p.ecg, 'D36'), loPlus: pin(p.loPlus, 'D34'), loMinus: pin(p.loMinus, 'D35') })
-  let ppg: Max30102 | null = new Max30102(I2C1, 0x57)
+    { out: pin(p.ecg, DEFAULTS.pins.ecg), loPlus: pin(p.loPlus, DEFAULTS.pins.loPlus), loMinus: pin(p.loMinus, DEFAULTS.pins.loMinus) })
+  let ppg: Max30102 | null = new Max30102(I2C1, DEFAULTS.ppgAddress)
   try {
     ppg.init()
   } catch (e) {
@@ -102,7 +97,7 @@ function start(cfg: Config): void {
   }
   const persist = new Persist(Storage, 'mh.c', 64, 4)
   persist.open()
-  const ring = new FlashRing(Storage, { prefix: 'mh.q', segments: cfg.ringSegments || 12, segSize: 16384, maxRecords: 240 })
+  const ring = new FlashRing(Storage, { prefix: 'mh.q', segments: cfg.ringSegments || DEFAULTS.ringSegments, segSize: DEFAULTS.ringSegBytes, maxRecords: DEFAULTS.ringMaxRecords })
   ring.open()
   const clock = new Clock(boardMs)
   // Time before the first sync: the newer of the last time written with the counters and
@@ -111,15 +106,15 @@ function start(cfg: Config): void {
   if (known > 0) clock.assume(known, boardMs())
   persist.wallNow = function () { return clock.anchored ? clock.now() : 0 }
   const signer = cfg.profile === 'se' && se
-    ? seSigner(hash, se, cfg.slot || 0, cfg.id, boardMs)
-    : bareSigner(hash, fromHexStr(cfg.secret || ''), cfg.id, boardMs)
+    ? seSigner(hash, se, cfg.slot || DEFAULTS.slot, cfg.id, boardMs)
+    : bareSigner(hash, fromHex(cfg.secret || ''), cfg.id, boardMs)
   const framer = new Framer(4096)
   const base = 'mhealth/dev/' + cfg.id + '/'
   const net = require('net')
   let lastPpgLost = 0
   // Battery through a divider on an ADC pin; readings under 1 V mean nothing is wired there.
-  const batPin = cfg.batDivider === 0 ? null : pin(p.bat, 'D39')
-  const batDiv = cfg.batDivider || 2
+  const batPin = cfg.batDivider === 0 ? null : pin(p.bat, DEFAULTS.pins.bat)
+  const batDiv = cfg.batDivider || DEFAULTS.batDivider
   const batteryMv = function (): number | undefined {
     if (!batPin) return undefined
     const mv = Math.floor(analogRead(batPin) * 3300 * batDiv + 0.5)
@@ -129,16 +124,16 @@ function start(cfg: Config): void {
 
   const mqtt: MqttClient = new MqttClient({
     clientId: cfg.id,
-    keepAliveS: 30,
+    keepAliveS: DEFAULTS.keepAliveS,
     subscribe: base + 'control',
-    backoffMinMs: 1000,
-    backoffMaxMs: 60000,
-    maxPacket: 4096,
+    backoffMinMs: DEFAULTS.backoffMinMs,
+    backoffMaxMs: DEFAULTS.backoffMaxMs,
+    maxPacket: DEFAULTS.maxPacketBytes,
     // Optional TLS (Espruino's tls module; mbedtls needs ~40 KB of heap on the ESP32, see docs).
     dial: function (onOpen) { return (cfg.gw.tls ? require('tls') : net).connect({ host: cfg.gw.host, port: cfg.gw.mqttPort }, onOpen) },
     credentials: function (cb) {
       // Sync the clock before every CONNECT: the token's iat must be inside the gateway's window.
-      fetchTime(net, cfg.gw.host, cfg.gw.httpPort, boardMs, 5000, function (err, serverMs, rtt, at) {
+      fetchTime(net, cfg.gw.host, cfg.gw.httpPort, boardMs, DEFAULTS.timeSyncTimeoutMs, function (err, serverMs, rtt, at) {
         if (err) {
           stats.timeErrors++
           log(err)
@@ -161,7 +156,7 @@ function start(cfg: Config): void {
     onMessage: function (topic, payload) { control(payload) },
     log: log,
   })
-  const uplink = new Uplink(mqtt, ring, base + 'frames', 4)
+  const uplink = new Uplink(mqtt, ring, base + 'frames', DEFAULTS.inflight)
 
   function control(payload: string): void {
     let m: any
@@ -176,13 +171,13 @@ function start(cfg: Config): void {
       log('gateway refused seq ' + m.seq + ': ' + m.reason)
     } else if (m.t === 'config') {
       let changed = false
-      if (m.ecgHz >= 125 && m.ecgHz <= 500 && m.ecgHz !== cfg.ecgHz) { cfg.ecgHz = m.ecgHz; changed = true }
-      if (m.windowS >= 1 && m.windowS <= 5 && m.windowS !== cfg.windowS) { cfg.windowS = m.windowS; changed = true }
+      if (m.ecgHz >= RANGE.ecgHzMin && m.ecgHz <= RANGE.ecgHzMax && m.ecgHz !== cfg.ecgHz) { cfg.ecgHz = m.ecgHz; changed = true }
+      if (m.windowS >= RANGE.windowSMin && m.windowS <= RANGE.windowSMax && m.windowS !== cfg.windowS) { cfg.windowS = m.windowS; changed = true }
       if (changed) {
         Storage.writeJSON(CFG_FILE, cfg)
         log('config changed; restarting the sampler')
         sampler.stop()
-        sampler = makeSampler(cfg.ecgHz || 250, cfg.windowS || 1)
+        sampler = makeSampler(cfg.ecgHz || DEFAULTS.ecgHz, cfg.windowS || DEFAULTS.windowS)
         if (app) app.sampler = sampler
         sampler.start()
       }
@@ -202,7 +197,7 @@ function start(cfg: Config): void {
     try {
       payload = framer.encodeWindow(w, {
         deviceId: cfg.id, seq: persist.nextSeq(), boot: persist.boot, t0: clock.stamp(w.t0),
-        ecgHz: s.o.ecgHz, ppgHz: 100, extraFlags: extra, dropped: dropped, fw: FW_VERSION, batteryMv: batteryMv(),
+        ecgHz: s.o.ecgHz, ppgHz: s.o.ppgHz, extraFlags: extra, dropped: dropped, fw: FW_VERSION, batteryMv: batteryMv(),
       })
     } catch (e) {
       log('frame: ' + e)
@@ -232,7 +227,7 @@ function start(cfg: Config): void {
   }
 
   function makeSampler(hz: number, win: number): Sampler {
-    return new Sampler(ecg, ppg, { ecgHz: hz, windowS: win, ppgHz: 100, ppgPollMs: 100 }, boardMs, onWindow)
+    return new Sampler(ecg, ppg, { ecgHz: hz, windowS: win, ppgHz: DEFAULTS.ppgHz, ppgPollMs: DEFAULTS.ppgPollMs }, boardMs, onWindow)
   }
 
   let sampler = makeSampler(ecgHz, windowS)
@@ -247,7 +242,7 @@ function start(cfg: Config): void {
       wifi.connect(cfg.wifi!.ssid, { password: cfg.wifi!.pass }, function (err) {
         if (err) {
           log('wifi: ' + err)
-          setTimeout(join, 5000)
+          setTimeout(join, DEFAULTS.wifiRetryMs)
           return
         }
         log('wifi up')
@@ -288,7 +283,7 @@ function mhStatus(): string {
 /** REPL: personalises the SE if blank and prints its public key (65 bytes, hex) for provisioning. */
 function mhPubKey(): void {
   if (!se) setupI2C(undefined)
-  se!.personalize(0, function (err, pub) {
+  se!.personalize(DEFAULTS.slot, function (err, pub) {
     if (err || !pub) return print('PUBKEY-ERROR ' + err)
     print('PUBKEY 04' + toHex(pub))
   })

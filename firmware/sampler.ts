@@ -17,6 +17,7 @@ import { maxPackedSize } from '../protocol/portable/pack.ts'
 import { samplesAgree, FLAG_PPG_OVERFLOW as FLAG_PPG_LOST } from '../protocol/portable/frame.ts'
 import type { Ad8232 } from './drivers/ad8232.ts'
 import type { Max30102 } from './drivers/max30102.ts'
+import { RANGE } from './config.ts'
 
 export const FLAG_LEAD_OFF = 1
 export const FLAG_FINGER_OFF = 2
@@ -138,8 +139,8 @@ export class Sampler {
   periodMs: number
 
   constructor(ecg: Ad8232 | null, ppg: Max30102 | null, o: SamplerOptions, now: () => number, onWindow: (w: SampleWindow) => void) {
-    if (!(o.ecgHz >= 125 && o.ecgHz <= 500)) throw new Error('sampler: ecgHz expected 125..500, got ' + o.ecgHz)
-    if (!(o.windowS >= 1 && o.windowS <= 5)) throw new Error('sampler: windowS expected 1..5, got ' + o.windowS)
+    if (!(o.ecgHz >= RANGE.ecgHzMin && o.ecgHz <= RANGE.ecgHzMax)) throw new Error('sampler: ecgHz expected ' + RANGE.ecgHzMin + '..' + RANGE.ecgHzMax + ', got ' + o.ecgHz)
+    if (!(o.windowS >= RANGE.windowSMin && o.windowS <= RANGE.windowSMax)) throw new Error('sampler: windowS expected ' + RANGE.windowSMin + '..' + RANGE.windowSMax + ', got ' + o.windowS)
     this.ecg = ecg
     this.ppg = ppg
     this.o = o

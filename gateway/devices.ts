@@ -7,6 +7,7 @@
  */
 import type { DeviceRegistry, Device, Profile } from './registry.ts'
 import { RegistryError } from './registry.ts'
+import { fromHex } from '../protocol/portable/bytes.ts'
 
 export interface RegistrationCodec {
   isValidDeviceId(id: string): boolean
@@ -26,7 +27,7 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})+$/
 function hexField(v: unknown, name: string, bytes: number): Uint8Array {
   if (typeof v !== 'string' || !HEX_RE.test(v) || v.length !== bytes * 2)
     throw new RegistryError(`${name}: expected ${bytes} bytes as hex (${bytes * 2} characters), got ${typeof v === 'string' ? v.length + ' characters' : typeof v}`, 'invalid')
-  return new Uint8Array(Buffer.from(v, 'hex'))
+  return fromHex(v)
 }
 
 export function registerDevice(reg: DeviceRegistry, codec: RegistrationCodec, input: RegistrationInput): Device {

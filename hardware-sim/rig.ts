@@ -21,12 +21,21 @@ import { Ad8232 } from './devices/ad8232.ts'
 import { Battery, type BatteryOptions } from './devices/battery.ts'
 import { EcgSynth } from './signals/ecg-synth.ts'
 import type { EcgSource, PpgSource } from './signals/types.ts'
-import type { Config } from '../firmware/config.ts'
+import { CFG_FILE, DEFAULTS, type Config } from '../firmware/config.ts'
+import { fromHex, toHex } from '../protocol/portable/bytes.ts'
+import { AdminClient, AdminApiError, newIdentity, registration, type DeviceRegistration } from '../protocol/node/admin-client.ts'
+import type { DeviceKey } from '../protocol/node/verify.ts'
 
 export type { Config as FirmwareConfig } from '../firmware/config.ts'
 
-/** Pin numbers of the reference wiring (GPIO numbers). */
-export const RIG_PINS = { ecg: 36, loPlus: 34, loMinus: 35, sda: 21, scl: 22, battery: 39 } as const
+/** GPIO number of an Espruino pin name ('D36' -> 36). */
+const gpio = (name: string): number => Number(name.slice(1))
+
+/** Pin numbers of the reference wiring (GPIO numbers), as the firmware's defaults set it. */
+export const RIG_PINS = {
+  ecg: gpio(DEFAULTS.pins.ecg), loPlus: gpio(DEFAULTS.pins.loPlus), loMinus: gpio(DEFAULTS.pins.loMinus),
+  sda: gpio(DEFAULTS.pins.sda), scl: gpio(DEFAULTS.pins.scl), battery: gpio(DEFAULTS.pins.bat),
+} as const
 
 /**
  * Garbage pump. Espruino frees an object the moment its last reference goes (reference
@@ -69,10 +78,10 @@ function pumpRemove(b: VirtualBoard): void {
 
 let bundlePromise: Promise<string> | null = null
 
-/** The firmware bundle, built once per process (esbuild, ~1 s) and cached. */
+/** The firmware bundle (firmware/build/bundle.ts), built once per process (esbuild, ~1 s) and cached. */
 export function firmwareBundle(): Promise<string> {
   if (!bundlePromise) {
-    bundlePromise = import('../cli/commands/firmware.ts').then((m) => m.buildBundle()).then((b) => b.code)
+    bundlePromise = import('../firmware/build/bundle.ts').then((m) => m.buildBundle()).then((b) => b.code)
     bundlePromise.catch(() => {
       bundlePromise = null
     })
@@ -206,8 +215,8 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   const rig: BoardRig = {
     board, se, ppg, ecg, battery, lines, dir,
     configure(cfg) {
-      const r = board.repl(`require("Storage").writeJSON("mh.cfg", ${JSON.stringify(cfg)})`)
-      if (!r.ok) throw new Error(`writing mh.cfg failed: ${String(r.value)}`)
+      const r = board.repl(`require("Storage").writeJSON(${JSON.stringify(CFG_FILE)}, ${JSON.stringify(cfg)})`)
+      if (!r.ok) throw new Error(`writing ${CFG_FILE} failed: ${String(r.value)}`)
     },
     status() {
       const r = board.repl('typeof mhStatus === "function" ? mhStatus() : "null"')
@@ -227,7 +236,7 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
       board.repl('mhPubKey()')
       const l = rig.advanceUntilLine(/^PUBKEY/, 5000)
       if (!l.startsWith('PUBKEY ')) throw new Error(`the secure element gave no key: ${l}`)
-      return new Uint8Array(Buffer.from(l.slice(7), 'hex'))
+      return fromHex(l.slice(7))
     },
     close() {
       pumpRemove(board)
@@ -257,8 +266,8 @@ export interface ProvisionOptions {
 export interface Provisioned {
   id: string
   profile: 'se' | 'bare'
-  /** For verifying frames on Node (protocol/node/verify.ts DeviceKey). */
-  key: { profile: 'se'; publicKey: Uint8Array } | { profile: 'bare'; secret: Uint8Array }
+  /** For verifying frames on Node. */
+  key: DeviceKey
   config: Config
 }
 
@@ -269,42 +278,36 @@ export interface Provisioned {
  * Call while the board is not inside run() (reading the SE key steps virtual time).
  */
 export async function provisionRig(rig: BoardRig, o: ProvisionOptions): Promise<Provisioned> {
-  const { randomBytes } = await import('node:crypto')
-  const { nodeHash } = await import('../protocol/node/hash-node.ts')
-  const { deviceIdFromPublicKey, deviceIdFromBytes } = await import('../protocol/portable/device-id.ts')
   const profile = o.profile ?? (rig.se ? 'se' : 'bare')
-  let id: string
-  let key: Provisioned['key']
-  let body: Record<string, unknown>
-  const cfgExtra: Partial<Config> = {}
-  if (profile === 'se') {
-    const pub = rig.readPublicKey()
-    id = deviceIdFromPublicKey(nodeHash, pub)
-    key = { profile: 'se', publicKey: pub }
-    body = { profile, publicKey: Buffer.from(pub).toString('hex'), patient: o.patient ?? 'unassigned' }
-    cfgExtra.slot = 0
-  } else {
-    id = deviceIdFromBytes(nodeHash, randomBytes(10))
-    const secret = randomBytes(32)
-    key = { profile: 'bare', secret: new Uint8Array(secret) }
-    body = { id, profile, secret: secret.toString('hex'), patient: o.patient ?? 'unassigned' }
-    cfgExtra.secret = secret.toString('hex')
-  }
-  const res = await fetch(new URL('/api/devices', o.gatewayUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${o.adminToken}` },
-    body: JSON.stringify(body),
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`the gateway refused the registration of ${id} (HTTP ${res.status}): ${text.slice(0, 200)}`)
+  const { id, key } = newIdentity(profile === 'se' ? rig.readPublicKey() : null)
+  await registerBoard(o, registration(id, key, o.patient ?? 'unassigned'), id)
   const u = new URL(o.gatewayUrl)
   const config: Config = {
-    ...o.extra, ...cfgExtra, id, profile, t: Date.now(),
+    ...o.extra, ...keyConfig(key), id, profile, t: Date.now(),
     wifi: o.wifi ?? { ssid: 'clinic', pass: 'password1' },
     gw: { host: u.hostname, mqttPort: o.mqttPort, httpPort: Number(u.port || 80) },
   }
   rig.configure(config)
   return { id, profile, key, config }
+}
+
+/** The mh.cfg fields that say how the board signs: its SE key slot, or its HMAC secret. */
+export function keyConfig(key: DeviceKey): Partial<Config> {
+  return key.profile === 'se' ? { slot: DEFAULTS.slot } : { secret: toHex(key.secret) }
+}
+
+/**
+ * POST /api/devices for a board. With `existingOk`, "already registered" (409: a board from an
+ * earlier run coming back) is not an error.
+ */
+export async function registerBoard(gw: { gatewayUrl: string; adminToken: string }, body: DeviceRegistration, id: string, existingOk = false): Promise<void> {
+  try {
+    await new AdminClient(gw.gatewayUrl, gw.adminToken).register(body)
+  } catch (e) {
+    if (!(e instanceof AdminApiError)) throw e
+    if (existingOk && e.status === 409) return
+    throw new Error(`the gateway refused the registration of ${id} (HTTP ${e.status}): ${e.body.slice(0, 200)}`)
+  }
 }
 
 /** Advances virtual time in steps until `cond` holds (for purely virtual waits; not inside run()). */

@@ -1,20 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { group, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, choiceOpt } from '../args.ts'
-import { CliError, UsageError } from '../errors.ts'
+import { CliError, UsageError, invalidOn } from '../errors.ts'
+import { readEd25519KeyPair } from '../key-arg.ts'
+import { openLedgerOrFail } from './ledger.ts'
+import { toHex, fromHex } from '../../protocol/portable/bytes.ts'
 
-const HEX64 = /^[0-9a-fA-F]{64}$/
-
-async function readPatientKey(path: string): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
-  let j
-  try {
-    j = JSON.parse(await readFile(path, 'utf8'))
-  } catch (e) {
-    throw new UsageError(`--key: cannot read key file ${path}: ${(e as Error).message}`)
-  }
-  if (j?.type !== 'ed25519' || !HEX64.test(j?.privateKey ?? '') || !HEX64.test(j?.publicKey ?? '')) throw new UsageError(`--key: ${path} is not an ed25519 key file with hex privateKey and publicKey`)
-  return { privateKey: new Uint8Array(Buffer.from(j.privateKey, 'hex')), publicKey: new Uint8Array(Buffer.from(j.publicKey, 'hex')) }
-}
+const readPatientKey = (path: string) => readEd25519KeyPair(path, '--key')
 
 /** ms since epoch from an integer or an ISO date. */
 function timeArg(name: string, raw: string): number {
@@ -46,7 +38,7 @@ date; --expires defaults to never, --issued to now (it must increase per patient
     if (out) {
       await writeFile(out, bytes)
       io.stderr.write(`wrote ${action} for patient ${patientIdFromPublicKey(key.publicKey)} to ${out}\n`)
-    } else print(io, Buffer.from(bytes).toString('hex'))
+    } else print(io, toHex(bytes))
     return 0
   },
 }
@@ -67,16 +59,11 @@ Exit status 1 if the record is malformed or its signature is bad.`,
       throw new CliError(`cannot read ${p.positionals[0]}: ${(e as Error).message}`)
     }
     const text = raw.toString('latin1').trim()
-    const bytes = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? Buffer.from(text, 'hex') : raw
+    const bytes = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? fromHex(text) : new Uint8Array(raw)
     const { parseConsent, ConsentError } = await import('../../ledger/consent.ts')
-    try {
-      const r = parseConsent(bytes)
-      print(io, JSON.stringify({ action: r.action, patientId: r.patientId, patientKey: Buffer.from(r.patientKey).toString('hex'), clinicianId: r.clinicianId, scope: r.scope, expiresAt: r.expiresAt, issuedAt: r.issuedAt, signature: 'valid' }, null, 2))
-      return 0
-    } catch (e) {
-      if (e instanceof ConsentError) throw new CliError(`INVALID: ${e.message}`)
-      throw e
-    }
+    const r = await invalidOn(ConsentError, () => parseConsent(bytes))
+    print(io, JSON.stringify({ action: r.action, patientId: r.patientId, patientKey: toHex(r.patientKey), clinicianId: r.clinicianId, scope: r.scope, expiresAt: r.expiresAt, issuedAt: r.issuedAt, signature: 'valid' }, null, 2))
+    return 0
   },
 }
 
@@ -90,10 +77,7 @@ Reads the ledger in DIR (read-only) and prints the patient's current grants.`,
     const p = parseCli(argv, { data: { type: 'string' }, patient: { type: 'string' }, json: { type: 'boolean' } })
     const dir = requireOpt(p, 'data')
     const patient = requireOpt(p, 'patient')
-    const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
-    const l = await openLedgerReadOnly(dir).catch((e) => {
-      throw new CliError((e as Error).message)
-    })
+    const l = await openLedgerOrFail(dir)
     const grants = l.consent.list(patient)
     await l.close()
     if (p.values.json) print(io, JSON.stringify(grants, null, 2))

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { group, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, type Parsed } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
+import type { DeviceRegistration, DeviceView } from '../../protocol/node/admin-client.ts'
 
 /**
  * Two ways to reach the registry, same commands:
@@ -16,11 +17,12 @@ const TARGET = `Target (one of):
   --url URL       gateway HTTP API (e.g. http://127.0.0.1:8081); admin token from
                   --token TOKEN or the admin.token file in --data DIR`
 
+/** The registry, opened directly or through the admin API; the body is checked by registerDevice either way. */
 interface Backend {
-  register(body: Record<string, unknown>): Promise<Record<string, unknown>>
-  revoke(id: string): Promise<Record<string, unknown>>
-  list(): Promise<Array<Record<string, unknown>>>
-  show(id: string): Promise<Record<string, unknown>>
+  register(body: Record<string, unknown>): Promise<object>
+  revoke(id: string): Promise<object>
+  list(): Promise<Array<DeviceView | Record<string, unknown>>>
+  show(id: string): Promise<object>
   close(): void
 }
 
@@ -42,26 +44,22 @@ async function backend(p: Parsed): Promise<Backend> {
     } catch {
       throw new UsageError(`--url: expected an http(s) URL, got '${url}'`)
     }
-    const call = async (method: string, path: string, body?: unknown) => {
-      let res: Response
+    const { AdminClient, AdminApiError, GatewayUnreachableError } = await import('../../protocol/node/admin-client.ts')
+    const api = new AdminClient(base, token)
+    const call = async <T>(f: () => Promise<T>): Promise<T> => {
       try {
-        res = await fetch(new URL(path, base), {
-          method,
-          headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-          body: body ? JSON.stringify(body) : undefined,
-        })
+        return await f()
       } catch (err) {
-        throw new CliError(`cannot reach ${base.origin}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`)
+        if (err instanceof GatewayUnreachableError) throw new CliError(`cannot reach ${err.origin}: ${err.reason}`)
+        if (err instanceof AdminApiError) throw new CliError(err.message)
+        throw err
       }
-      const j = (await res.json().catch(() => ({}))) as Record<string, unknown>
-      if (!res.ok) throw new CliError(`${method} ${path}: ${res.status} ${String(j.error ?? res.statusText)}`)
-      return j
     }
     return {
-      register: (b) => call('POST', '/api/devices', b),
-      revoke: (id) => call('POST', `/api/devices/${encodeURIComponent(id)}/revoke`),
-      list: async () => (await call('GET', '/api/devices')).devices as Array<Record<string, unknown>>,
-      show: (id) => call('GET', `/api/devices/${encodeURIComponent(id)}`),
+      register: (b) => call(() => api.register(b as DeviceRegistration)),
+      revoke: (id) => call(() => api.revoke(id)),
+      list: () => call(() => api.list()),
+      show: (id) => call(() => api.show(id)),
       close() {},
     }
   }

@@ -1,6 +1,7 @@
 import { print, type Command, type CliIO } from '../command.ts'
-import { parseCli, requireOpt, intOpt, stringOpt } from '../args.ts'
+import { parseCli, requireOpt, intOpt, stringOpt, type Parsed } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
+import { DEFAULTS } from '../../firmware/config.ts'
 
 /** A byte stream to an Espruino REPL: a serial port or a TCP socket. */
 interface Wire {
@@ -142,8 +143,33 @@ export class ReplLink {
     if (typeof v !== 'string') throw new CliError(`unexpected answer from the board: ${JSON.stringify(v)}`)
   }
 
+  /** Sends a line that restarts what runs (`reset()`, `load()`), gives it `ms` and checks the interpreter answers again. */
+  async restart(line: string, ms: number): Promise<void> {
+    this.send(line)
+    await new Promise((r) => setTimeout(r, ms))
+    await this.hello()
+  }
+
   close(): Promise<void> {
     return this.wire.close()
+  }
+}
+
+/** --port and --baud, as `flash` and `provision` take them. */
+export const boardOptions = { port: { type: 'string' }, baud: { type: 'string' } } as const
+
+export function boardTarget(p: Parsed): { port: string; baud: number } {
+  return { port: requireOpt(p, 'port'), baud: intOpt(p, 'baud', DEFAULTS.baud, 300, 4000000) }
+}
+
+/** Opens the board's REPL, checks that an interpreter answers, runs `f`, and closes the link whatever happens. */
+export async function withBoard<T>(t: { port: string; baud: number }, f: (link: ReplLink) => Promise<T>): Promise<T> {
+  const link = await ReplLink.open(t.port, t.baud)
+  try {
+    await link.hello()
+    return await f(link)
+  } finally {
+    await link.close()
   }
 }
 
@@ -194,25 +220,20 @@ export async function readBundle(path: string): Promise<string> {
 }
 
 async function flash(argv: string[], io: CliIO): Promise<number> {
-  const p = parseCli(argv, { port: { type: 'string' }, baud: { type: 'string' }, bundle: { type: 'string' }, file: { type: 'string' }, 'no-start': { type: 'boolean' } })
-  const port = requireOpt(p, 'port')
-  const baud = intOpt(p, 'baud', 115200, 300, 4000000)
+  const p = parseCli(argv, { ...boardOptions, bundle: { type: 'string' }, file: { type: 'string' }, 'no-start': { type: 'boolean' } })
+  const board = boardTarget(p)
   const file = stringOpt(p, 'file') ?? '.bootcde'
   if (!/^[\x21-\x7e]{1,28}$/.test(file)) throw new UsageError(`--file: expected a Storage name of 1..28 printable characters, got '${file}'`)
   const bundlePath = stringOpt(p, 'bundle')
   let code: string
   if (bundlePath) code = await readBundle(bundlePath)
   else {
-    const { buildBundle } = await import('./firmware.ts')
-    code = (await buildBundle()).code
+    const { buildFirmware } = await import('./firmware.ts')
+    code = (await buildFirmware()).code
   }
-  const link = await ReplLink.open(port, baud)
-  try {
-    await link.hello()
+  return withBoard(board, async (link) => {
     // Stop the running firmware so its timers and sockets do not compete with the upload.
-    link.send('reset()')
-    await new Promise((r) => setTimeout(r, 300))
-    await link.hello()
+    await link.restart('reset()', 300)
     let last = -1
     const sha = await uploadToStorage(link, file, code, (done, total) => {
       const pct = Math.floor((100 * done) / total)
@@ -227,23 +248,21 @@ async function flash(argv: string[], io: CliIO): Promise<number> {
       print(io, 'board restarted: the firmware runs from flash at every boot')
     }
     return 0
-  } finally {
-    await link.close()
-  }
+  })
 }
 
 export const command: Command = {
   name: 'flash',
   summary: 'upload the firmware bundle to a board over serial (or tcp://) and verify it',
   usage: [
-    'Usage: mhealth flash --port PORT [--baud 115200] [--bundle dist/firmware.js] [--file .bootcde] [--no-start]',
+    `Usage: mhealth flash --port PORT [--baud ${DEFAULTS.baud}] [--bundle dist/firmware.js] [--file .bootcde] [--no-start]`,
     '',
     "Writes the firmware into the board's Storage (.bootcde, run at every boot) through the",
     'Espruino REPL, in checked chunks, then verifies a SHA-256 of what the board holds.',
     '',
     'Options:',
     '  --port PORT     serial device (/dev/ttyUSB0) or tcp://HOST:PORT',
-    '  --baud N        serial speed (default 115200)',
+    `  --baud N        serial speed (default ${DEFAULTS.baud})`,
     '  --bundle FILE   a bundle from `mhealth firmware build` (default: build now)',
     '  --file NAME     Storage file to write (default .bootcde)',
     '  --no-start      do not restart the board after writing',

@@ -3,7 +3,9 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { group, untilStopSignal, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, intOpt } from '../args.ts'
-import { CliError, UsageError } from '../errors.ts'
+import { CliError, UsageError, invalidOn } from '../errors.ts'
+import { readEd25519KeyPair } from '../key-arg.ts'
+import { toHex, fromHex } from '../../protocol/portable/bytes.ts'
 
 const HASH_RE = /^[0-9a-fA-F]{64}$/
 
@@ -12,16 +14,26 @@ function ledgerDir(dir: string): string {
   return !existsSync(join(dir, 'ledger.json')) && existsSync(join(dir, 'ledger', 'ledger.json')) ? join(dir, 'ledger') : dir
 }
 
+/** The ledger in `dir`, opened read-only (safe next to a running gateway); a failure is one line, exit 1. */
+export async function openLedgerOrFail(dir: string) {
+  const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
+  try {
+    return await openLedgerReadOnly(dir)
+  } catch (e) {
+    throw new CliError((e as Error).message)
+  }
+}
+
 /** A public key given as 64 hex characters or as a key file (JSON with "publicKey" hex, or a file holding the hex). */
 async function readPublicKey(arg: string): Promise<Uint8Array> {
-  if (HASH_RE.test(arg)) return new Uint8Array(Buffer.from(arg, 'hex'))
+  if (HASH_RE.test(arg)) return fromHex(arg)
   let text: string
   try {
     text = (await readFile(arg, 'utf8')).trim()
   } catch (e) {
     throw new UsageError(`--key: expected 64 hex characters or a key file, got '${arg}' (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`)
   }
-  if (HASH_RE.test(text)) return new Uint8Array(Buffer.from(text, 'hex'))
+  if (HASH_RE.test(text)) return fromHex(text)
   let j
   try {
     j = JSON.parse(text)
@@ -31,7 +43,7 @@ async function readPublicKey(arg: string): Promise<Uint8Array> {
   const pub = j?.publicKey ?? j?.producerPublicKey
   if (j?.type !== undefined && j.type !== 'ed25519') throw new UsageError(`--key: ${arg} holds a ${j.type} key; the ledger producer key is ed25519`)
   if (typeof pub !== 'string' || !HASH_RE.test(pub)) throw new UsageError(`--key: ${arg} has no 32-byte hex "publicKey"`)
-  return new Uint8Array(Buffer.from(pub, 'hex'))
+  return fromHex(pub)
 }
 
 const verify: Command = {
@@ -79,13 +91,8 @@ Opens DIR read-only, so it is safe next to a running gateway.`,
     const dir = ledgerDir(requireOpt(p, 'data'))
     const frame = requireOpt(p, 'frame')
     if (!HASH_RE.test(frame)) throw new UsageError(`--frame expects a 64-hex leaf hash, got '${frame}'`)
-    const { openLedgerReadOnly, LedgerError } = await import('../../ledger/ledger.ts')
-    let l
-    try {
-      l = await openLedgerReadOnly(dir)
-    } catch (e) {
-      throw new CliError((e as Error).message)
-    }
+    const { LedgerError } = await import('../../ledger/ledger.ts')
+    const l = await openLedgerOrFail(dir)
     try {
       const bundle = await l.proof(frame.toLowerCase(), { includeBytes: !p.values['no-bytes'] })
       const text = JSON.stringify(bundle, null, 2) + '\n'
@@ -130,20 +137,15 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
     }
     const { checkProof, ProofCheckError } = await import('../../ledger/proof-check.ts')
     const { sha256, ed25519Verify } = await import('../../ledger/crypto.ts')
-    try {
-      const r = checkProof(bundle, key, { sha256, ed25519Verify })
-      if (p.values.json) print(io, JSON.stringify({ ok: true, ...r, header: undefined }, null, 2))
-      else
-        print(
-          io,
-          `ok: leaf ${r.leafHash} is leaf ${r.leafIndex} of block ${r.height} (${r.blockHash}), in the log of size ${r.logSize} with root ${r.logRoot}` +
-            `${r.bytesChecked ? '; leaf bytes match' : ''}${r.witnesses.length ? `; ${r.witnesses.length} witness co-signature(s)` : ''}`,
-        )
-      return 0
-    } catch (e) {
-      if (e instanceof ProofCheckError) throw new CliError(`INVALID: ${e.message}`)
-      throw e
-    }
+    const r = await invalidOn(ProofCheckError, () => checkProof(bundle, key, { sha256, ed25519Verify }))
+    if (p.values.json) print(io, JSON.stringify({ ok: true, ...r, header: undefined }, null, 2))
+    else
+      print(
+        io,
+        `ok: leaf ${r.leafHash} is leaf ${r.leafIndex} of block ${r.height} (${r.blockHash}), in the log of size ${r.logSize} with root ${r.logRoot}` +
+          `${r.bytesChecked ? '; leaf bytes match' : ''}${r.witnesses.length ? `; ${r.witnesses.length} witness co-signature(s)` : ''}`,
+      )
+    return 0
   },
 }
 
@@ -156,13 +158,7 @@ Prints the head block (height, hash, log size and root, time range, producer).`,
   async run(argv, io) {
     const p = parseCli(argv, { data: { type: 'string' }, json: { type: 'boolean' } })
     const dir = ledgerDir(requireOpt(p, 'data'))
-    const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
-    let l
-    try {
-      l = await openLedgerReadOnly(dir)
-    } catch (e) {
-      throw new CliError((e as Error).message)
-    }
+    const l = await openLedgerOrFail(dir)
     const h = l.head()
     await l.close()
     const { header, ...rest } = h
@@ -189,11 +185,7 @@ prefix of the log of SIZE2 leaves (sizes are block logSize values).`,
     const size1 = intOpt(p, 'from', 0, 1)
     const size2 = intOpt(p, 'to', 0, 1)
     if (size1 > size2) throw new UsageError(`--from (${size1}) must not exceed --to (${size2})`)
-    const { openLedgerReadOnly } = await import('../../ledger/ledger.ts')
-    const { toHex } = await import('../../ledger/merkle.ts')
-    const l = await openLedgerReadOnly(dir).catch((e) => {
-      throw new CliError((e as Error).message)
-    })
+    const l = await openLedgerOrFail(dir)
     try {
       if (size2 > l.size) throw new CliError(`--to ${size2} exceeds the log size ${l.size}`)
       print(io, JSON.stringify({ size1, size2, root1: toHex(l.tree.rootAt(size1)), root2: toHex(l.tree.rootAt(size2)), proof: l.consistency(size1, size2) }, null, 2))
@@ -202,18 +194,6 @@ prefix of the log of SIZE2 leaves (sizes are block logSize values).`,
       await l.close()
     }
   },
-}
-
-/** An Ed25519 key pair from a key file (mhealth keygen format). */
-async function readKeyPair(path: string, what: string): Promise<{ privateKey: Uint8Array; publicKey: Uint8Array }> {
-  let j
-  try {
-    j = JSON.parse(await readFile(path, 'utf8'))
-  } catch (e) {
-    throw new UsageError(`${what}: cannot read key file ${path}: ${(e as Error).message}`)
-  }
-  if (j?.type !== 'ed25519' || !HASH_RE.test(j?.privateKey ?? '') || !HASH_RE.test(j?.publicKey ?? '')) throw new UsageError(`${what}: ${path} is not an ed25519 key file with hex privateKey and publicKey`)
-  return { privateKey: new Uint8Array(Buffer.from(j.privateKey, 'hex')), publicKey: new Uint8Array(Buffer.from(j.publicKey, 'hex')) }
 }
 
 const serve: Command = {
@@ -241,10 +221,10 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     const port = intOpt(p, 'port', 0, 0, 65535)
     const peers = (p.values.peer as string[] | undefined) ?? []
     for (const u of peers) if (!/^https?:\/\/[^/]+/.test(u)) throw new UsageError(`--peer expects a URL like http://127.0.0.1:4100, got '${u}'`)
-    const producerKey = keyFile ? await readKeyPair(keyFile, '--producer-key') : undefined
+    const producerKey = keyFile ? await readEd25519KeyPair(keyFile, '--producer-key') : undefined
     const producerPublicKey = pubArg ? await readPublicKey(pubArg) : undefined
     const wk = stringOpt(p, 'witness-key')
-    const witnessKey = wk ? await readKeyPair(wk, '--witness-key') : undefined
+    const witnessKey = wk ? await readEd25519KeyPair(wk, '--witness-key') : undefined
     const { openLedger } = await import('../../ledger/ledger.ts')
     const { startPeer } = await import('../../ledger/sync.ts')
     const log = (m: string): void => void io.stderr.write(m + '\n')
@@ -256,7 +236,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     }
     const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
     print(io, `listening ${node.url}`)
-    ledger.onBlock((b) => print(io, `block ${b.header.height} ${Buffer.from(b.hash).toString('hex')} logSize ${b.header.logSize}`))
+    ledger.onBlock((b) => print(io, `block ${b.header.height} ${toHex(b.hash)} logSize ${b.header.logSize}`))
     await untilStopSignal()
     await node.close()
     await ledger.close()

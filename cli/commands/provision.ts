@@ -1,6 +1,10 @@
 import { print, type Command, type CliIO } from '../command.ts'
 import { parseCli, requireOpt, intOpt, stringOpt, choiceOpt } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
+import { boardOptions, boardTarget, withBoard, type ReplLink } from './flash.ts'
+import { CFG_FILE, DEFAULTS, RANGE, type Config } from '../../firmware/config.ts'
+import { toHex, fromHex } from '../../protocol/portable/bytes.ts'
+import type { DeviceRegistration } from '../../protocol/node/admin-client.ts'
 
 export interface ProvisionPlan {
   gatewayHost: string
@@ -28,9 +32,13 @@ export function parseTargets(gateway: string, wifi: string, mqttPort: number): P
   return { gatewayHost: u.hostname, httpPort, mqttPort, ssid, pass }
 }
 
-async function adminToken(token: string | undefined, dataDir: string | undefined): Promise<string> {
+/**
+ * The gateway admin token: the one given, else the gateway data directory's admin.token;
+ * a usage error saying `whenMissing` when there is neither (`provision`, `sim`).
+ */
+export async function adminToken(token: string | undefined, dataDir: string | undefined, whenMissing: string): Promise<string> {
   if (token) return token
-  if (!dataDir) throw new UsageError('registering needs the gateway admin token: pass --token TOKEN or --data GATEWAY_DATA_DIR')
+  if (!dataDir) throw new UsageError(whenMissing)
   const { readFile } = await import('node:fs/promises')
   const { join } = await import('node:path')
   try {
@@ -41,97 +49,80 @@ async function adminToken(token: string | undefined, dataDir: string | undefined
 }
 
 /** POST /api/devices on the gateway's admin API; returns the registered device ID. */
-export async function registerWithGateway(gateway: string, token: string, body: Record<string, unknown>): Promise<string> {
-  let res: Response
+export async function registerWithGateway(gateway: string, token: string, body: DeviceRegistration): Promise<string> {
+  const { AdminClient, AdminApiError, GatewayUnreachableError } = await import('../../protocol/node/admin-client.ts')
+  let dev: { id?: unknown }
   try {
-    res = await fetch(new URL('/api/devices', gateway), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
-    })
+    dev = await new AdminClient(gateway, token).register(body)
   } catch (e) {
-    throw new CliError(`cannot reach the gateway at ${gateway}: ${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message}`)
+    if (e instanceof GatewayUnreachableError) throw new CliError(`cannot reach the gateway at ${gateway}: ${e.reason}`)
+    if (e instanceof AdminApiError) throw new CliError(`the gateway refused the registration (HTTP ${e.status}): ${e.body.slice(0, 300)}`)
+    throw e
   }
-  const text = await res.text()
-  if (!res.ok) throw new CliError(`the gateway refused the registration (HTTP ${res.status}): ${text.slice(0, 300)}`)
-  const j = JSON.parse(text) as { id?: string; device?: { id?: string } }
-  const id = j.id ?? j.device?.id
-  if (typeof id !== 'string') throw new CliError(`unexpected gateway answer: ${text.slice(0, 200)}`)
-  return id
+  if (typeof dev.id !== 'string') throw new CliError(`unexpected gateway answer: ${JSON.stringify(dev).slice(0, 200)}`)
+  return dev.id
+}
+
+/** The board's SE public key, read through the firmware's mhPubKey() (which personalises a blank SE first). */
+async function readSePublicKey(link: ReplLink): Promise<Uint8Array> {
+  link.send('mhPubKey()')
+  const m = await link.waitFor(/PUBKEY(-ERROR)? ([^\r\n]+)/, 5000, 'secure element public key')
+  if (m[1]) throw new CliError(`the secure element did not give a public key: ${m[2]}`)
+  let pub: Uint8Array
+  try {
+    pub = fromHex(m[2]!.trim())
+  } catch {
+    throw new CliError(`the board sent a public key that is not hex: ${m[2]!.trim().slice(0, 40)}`)
+  }
+  if (pub.length !== 65) throw new CliError(`the board sent a ${pub.length}-byte public key, expected 65`)
+  return pub
 }
 
 async function provision(argv: string[], io: CliIO): Promise<number> {
   const p = parseCli(argv, {
-    port: { type: 'string' }, baud: { type: 'string' }, gateway: { type: 'string' }, wifi: { type: 'string' },
+    ...boardOptions, gateway: { type: 'string' }, wifi: { type: 'string' },
     'mqtt-port': { type: 'string' }, profile: { type: 'string' }, token: { type: 'string' }, data: { type: 'string' },
     patient: { type: 'string' }, 'tls-fingerprint': { type: 'string' }, 'ecg-hz': { type: 'string' }, 'window-s': { type: 'string' },
   })
-  const port = requireOpt(p, 'port')
-  const baud = intOpt(p, 'baud', 115200, 300, 4000000)
+  const board = boardTarget(p)
   const gateway = requireOpt(p, 'gateway')
-  const plan = parseTargets(gateway, requireOpt(p, 'wifi'), intOpt(p, 'mqtt-port', 1883, 1, 65535))
+  const plan = parseTargets(gateway, requireOpt(p, 'wifi'), intOpt(p, 'mqtt-port', DEFAULTS.mqttPort, 1, 65535))
   const profile = choiceOpt(p, 'profile', ['se', 'bare'] as const, 'se')
   const patient = stringOpt(p, 'patient') ?? 'unassigned'
   const fp = stringOpt(p, 'tls-fingerprint')
   if (fp !== undefined && !/^([0-9a-fA-F]{2}:?){32}$/.test(fp)) throw new UsageError(`--tls-fingerprint: expected a SHA-256 fingerprint (64 hex digits), got '${fp}'`)
-  const ecgHz = intOpt(p, 'ecg-hz', 250, 125, 500)
-  const windowS = intOpt(p, 'window-s', 1, 1, 5)
-  const token = await adminToken(stringOpt(p, 'token'), stringOpt(p, 'data'))
+  const ecgHz = intOpt(p, 'ecg-hz', DEFAULTS.ecgHz, RANGE.ecgHzMin, RANGE.ecgHzMax)
+  const windowS = intOpt(p, 'window-s', DEFAULTS.windowS, RANGE.windowSMin, RANGE.windowSMax)
+  const token = await adminToken(stringOpt(p, 'token'), stringOpt(p, 'data'), 'registering needs the gateway admin token: pass --token TOKEN or --data GATEWAY_DATA_DIR')
+  const { newIdentity, registration } = await import('../../protocol/node/admin-client.ts')
 
-  const { ReplLink } = await import('./flash.ts')
-  const { nodeHash } = await import('../../protocol/node/hash-node.ts')
-  const { deviceIdFromPublicKey, deviceIdFromBytes } = await import('../../protocol/portable/device-id.ts')
-  const { randomBytes } = await import('node:crypto')
-
-  const link = await ReplLink.open(port, baud)
-  try {
-    await link.hello()
+  return withBoard(board, async (link) => {
     // Run the flashed firmware (unprovisioned it only defines its REPL helpers).
-    link.send('load()')
-    await new Promise((r) => setTimeout(r, 500))
-    await link.hello()
+    await link.restart('load()', 500)
     const hasFw = await link.call('typeof mhPubKey', 3000, 'firmware check')
     if (hasFw !== 'function') throw new CliError("the board does not run the mhealth firmware; run 'mhealth flash' first")
 
-    let id: string
-    const cfg: Record<string, unknown> = {}
-    let reg: Record<string, unknown>
-    if (profile === 'se') {
-      link.send('mhPubKey()')
-      const m = await link.waitFor(/PUBKEY(-ERROR)? ([^\r\n]+)/, 5000, 'secure element public key')
-      if (m[1]) throw new CliError(`the secure element did not give a public key: ${m[2]}`)
-      const pub = new Uint8Array(Buffer.from(m[2]!.trim(), 'hex'))
-      if (pub.length !== 65) throw new CliError(`the board sent a ${pub.length}-byte public key, expected 65`)
-      id = deviceIdFromPublicKey(nodeHash, pub)
-      reg = { profile, publicKey: Buffer.from(pub).toString('hex'), patient }
-      cfg.slot = 0
-    } else {
-      id = deviceIdFromBytes(nodeHash, randomBytes(10))
-      const secret = randomBytes(32).toString('hex')
-      reg = { id, profile, secret, patient }
-      cfg.secret = secret
-    }
-    const registered = await registerWithGateway(gateway, token, reg)
+    const { id, key } = newIdentity(profile === 'se' ? await readSePublicKey(link) : null)
+    const registered = await registerWithGateway(gateway, token, registration(id, key, patient))
     if (registered !== id) throw new CliError(`the gateway registered ${registered}, expected ${id}`)
-    Object.assign(cfg, {
+    const cfg: Config = {
+      ...(key.profile === 'se' ? { slot: DEFAULTS.slot } : { secret: toHex(key.secret) }),
       id, profile,
       wifi: { ssid: plan.ssid, pass: plan.pass },
       gw: { host: plan.gatewayHost, mqttPort: plan.mqttPort, httpPort: plan.httpPort, tls: !!fp, fp: fp?.replace(/:/g, '').toLowerCase() },
       ecgHz, windowS,
       // A lower bound for the board's clock until its first sync with the gateway.
       t: Date.now(),
-    })
-    const ok = await link.call(`require("Storage").writeJSON("mh.cfg",${JSON.stringify(cfg)})`, 5000, 'write configuration')
+    }
+    const ok = await link.call(`require("Storage").writeJSON(${JSON.stringify(CFG_FILE)},${JSON.stringify(cfg)})`, 5000, 'write configuration')
     if (ok !== true) throw new CliError('writing the configuration to Storage failed')
-    const back = (await link.call('require("Storage").readJSON("mh.cfg",true)', 5000, 'read back configuration')) as { id?: string } | undefined
+    const back = (await link.call(`require("Storage").readJSON(${JSON.stringify(CFG_FILE)},true)`, 5000, 'read back configuration')) as { id?: string } | undefined
     if (!back || back.id !== id) throw new CliError('the configuration read back from Storage does not match')
     link.send('load()')
     print(io, id)
     io.stderr.write(`provisioned ${profile} device ${id}, registered with ${gateway}; the board restarted with its configuration\n`)
     return 0
-  } finally {
-    await link.close()
-  }
+  })
 }
 
 export const command: Command = {
@@ -146,17 +137,17 @@ export const command: Command = {
     '',
     'Options:',
     '  --port PORT              serial device or tcp://HOST:PORT (board already flashed)',
-    '  --baud N                 serial speed (default 115200)',
+    `  --baud N                 serial speed (default ${DEFAULTS.baud})`,
     '  --gateway URL            gateway HTTP address, e.g. http://10.0.0.2:8080',
-    '  --mqtt-port N            gateway MQTT port (default 1883)',
+    `  --mqtt-port N            gateway MQTT port (default ${DEFAULTS.mqttPort})`,
     '  --wifi SSID[:PASS]       network the board joins',
     '  --profile se|bare        secure element (default) or HMAC secret',
     '  --token TOKEN            gateway admin token, or',
     "  --data DIR               the gateway's data directory (reads DIR/admin.token)",
     '  --patient ID             patient the device is assigned to (default unassigned)',
     '  --tls-fingerprint HEX    SHA-256 of the gateway certificate (enables TLS)',
-    '  --ecg-hz N               ECG rate 125..500 (default 250)',
-    '  --window-s N             seconds per frame 1..5 (default 1)',
+    `  --ecg-hz N               ECG rate ${RANGE.ecgHzMin}..${RANGE.ecgHzMax} (default ${DEFAULTS.ecgHz})`,
+    `  --window-s N             seconds per frame ${RANGE.windowSMin}..${RANGE.windowSMax} (default ${DEFAULTS.windowS})`,
   ].join('\n'),
   run: provision,
 }

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { print, wantsHelp, type CliIO, type Command } from '../command.ts'
 import { parseCli, stringOpt, requireOpt, intOpt, numOpt, choiceOpt, type Parsed } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
+import { adminToken } from './provision.ts'
+import { DEFAULTS } from '../../firmware/config.ts'
 
 const RUN_USAGE = `Usage: mhealth sim --devices N --gateway URL (--data DIR | --admin-token T)
                    [--mqtt-port P] [--source synthetic|mitdb:RECORD] [--speed X] [--seed S]
@@ -20,7 +21,7 @@ are bare (HMAC) unless --profiles says otherwise.
 Options:
   --devices N        number of boards (1..5000)
   --gateway URL      gateway HTTP API, e.g. http://127.0.0.1:8081
-  --mqtt-port P      gateway MQTT port (default 1883)
+  --mqtt-port P      gateway MQTT port (default ${DEFAULTS.mqttPort})
   --source S         ECG: synthetic (ECGSYN-like model, default) or mitdb:RECORD (MIT-BIH replay)
   --speed X          virtual seconds per real second, at most (default 1); lowered automatically
                      while the gateway falls behind
@@ -64,17 +65,8 @@ const runOptions = {
   profiles: { type: 'string' }, mitdb: { type: 'string' }, out: { type: 'string' },
 } as const
 
-async function adminToken(p: Parsed): Promise<string> {
-  const token = stringOpt(p, 'admin-token')
-  if (token) return token
-  const data = stringOpt(p, 'data')
-  if (!data) throw new UsageError('provisioning needs the gateway admin token: pass --admin-token T or --data GATEWAY_DATA_DIR')
-  try {
-    return readFileSync(join(data, 'admin.token'), 'utf8').trim()
-  } catch (e) {
-    throw new CliError(`cannot read the admin token in ${data}: ${(e as Error).message}`)
-  }
-}
+const adminTokenOf = (p: Parsed): Promise<string> =>
+  adminToken(stringOpt(p, 'admin-token'), stringOpt(p, 'data'), 'provisioning needs the gateway admin token: pass --admin-token T or --data GATEWAY_DATA_DIR')
 
 async function commonFleetOptions(p: Parsed) {
   const { parseFault, FaultSpecError } = await import('../../hardware-sim/fleet/faults.ts')
@@ -132,20 +124,20 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
   } catch {
     throw new UsageError(`--gateway: expected the gateway's HTTP URL like http://127.0.0.1:8081, got '${gateway}'`)
   }
-  const mqttPort = intOpt(p, 'mqtt-port', 1883, 1, 65535)
+  const mqttPort = intOpt(p, 'mqtt-port', DEFAULTS.mqttPort, 1, 65535)
   const speed = numOpt(p, 'speed', 1, 0.01, 1000)
   const seconds = numOpt(p, 'seconds', 0, 0)
-  const token = await adminToken(p)
+  const token = await adminTokenOf(p)
   // The admin API answers before we build boards: a wrong URL or token fails fast.
-  let res: Response
+  const { AdminClient, AdminApiError, GatewayUnreachableError } = await import('../../protocol/node/admin-client.ts')
   try {
-    res = await fetch(new URL('/api/devices', url), { headers: { authorization: `Bearer ${token}` } })
+    await new AdminClient(url, token).list()
   } catch (e) {
-    throw new CliError(`cannot reach the gateway at ${gateway}: ${(e as Error).cause ? String(((e as Error).cause as Error).message) : (e as Error).message}`)
+    if (e instanceof GatewayUnreachableError) throw new CliError(`cannot reach the gateway at ${gateway}: ${e.reason}`)
+    if (e instanceof AdminApiError && (e.status === 401 || e.status === 403)) throw new CliError(`the gateway at ${gateway} refused the admin token (HTTP ${e.status})`)
+    if (e instanceof AdminApiError) throw new CliError(`the gateway at ${gateway} answered HTTP ${e.status} to the admin API`)
+    throw e
   }
-  if (res.status === 401 || res.status === 403) throw new CliError(`the gateway at ${gateway} refused the admin token (HTTP ${res.status})`)
-  if (!res.ok) throw new CliError(`the gateway at ${gateway} answered HTTP ${res.status} to the admin API`)
-  await res.arrayBuffer()
 
   const { Fleet } = await import('../../hardware-sim/fleet/fleet.ts')
   io.stderr.write(`building the firmware and provisioning ${c.devices} boards (seed ${c.seed})...\n`)
@@ -243,8 +235,8 @@ async function attack(argv: string[], io: CliIO): Promise<number> {
   const which = p.positionals[0]!
   if (which !== 'all' && !(ATTACKS as readonly string[]).includes(which)) throw new UsageError(`unknown attack '${which}' (expected one of ${ATTACKS.join(', ')}, all)`)
   const gateway = requireOpt(p, 'gateway')
-  const mqttPort = intOpt(p, 'mqtt-port', 1883, 1, 65535)
-  const token = await adminToken(p)
+  const mqttPort = intOpt(p, 'mqtt-port', DEFAULTS.mqttPort, 1, 65535)
+  const token = await adminTokenOf(p)
   const { registerAttackers } = await import('../../hardware-sim/faults/hostile.ts')
   const u = new URL(gateway)
   const pair = await registerAttackers(gateway, token).catch((e: Error) => {

@@ -17,7 +17,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { I2CDevice, AnalogSource, DigitalSource, DigitalSink } from '../hardware.ts'
-import { assertEspruinoCompat } from './syntax-gate.ts'
+import { assertEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import { FlashStorage } from './storage.ts'
 import { ESP32_JSVARS, codeVars } from './memory.ts'
 import { BoardNetwork, type WifiOptions } from './network.ts'

@@ -25,6 +25,7 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs'
 import { p256 } from '@noble/curves/nist.js'
+import { toHex, fromHex } from '../../protocol/portable/bytes.ts'
 import type { I2CDevice } from '../hardware.ts'
 import { crc16, appendCrc, checkCrc } from './atecc-crc.ts'
 import { HmacDrbg, seedBytes, type ByteSource } from './drbg.ts'
@@ -122,12 +123,12 @@ class CommandError extends Error {
 const parseError = (why: string) => new CommandError(STATUS.PARSE_ERROR, why)
 const execError = (why: string) => new CommandError(STATUS.EXECUTION_ERROR, why)
 
-const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex')
-const fromHex = (s: unknown, len: number, what: string): Uint8Array => {
+/** A field of the state file: `len` bytes as hex, or AteccStateError naming the field. */
+const stateBytes = (s: unknown, len: number, what: string): Uint8Array => {
   if (typeof s !== 'string' || !/^([0-9a-f]{2})*$/i.test(s) || s.length !== 2 * len) {
     throw new AteccStateError(`${what}: expected ${len} bytes of hex, got ${typeof s === 'string' ? `${s.length / 2} bytes` : typeof s}`)
   }
-  return new Uint8Array(Buffer.from(s, 'hex'))
+  return fromHex(s)
 }
 
 export class Atecc608 implements I2CDevice {
@@ -543,7 +544,7 @@ export class Atecc608 implements I2CDevice {
       format: 'mhealth-atecc608-v1',
       config: toHex(this.config),
       otp: toHex(this.otp),
-      slots: this.slots.map(toHex),
+      slots: this.slots.map((b) => toHex(b)),
       keys: this.keys.map((k) => (k ? toHex(k) : null)),
     }
     // Write-then-rename so a crash never leaves a torn state file.
@@ -562,12 +563,12 @@ export class Atecc608 implements I2CDevice {
     if (state === null || typeof state !== 'object' || state.format !== 'mhealth-atecc608-v1') {
       throw new AteccStateError(`${path}: expected format "mhealth-atecc608-v1", got ${state === null || typeof state !== 'object' ? typeof state : JSON.stringify(state.format)}`)
     }
-    const config = fromHex(state.config, 128, `${path}: config`)
-    const otp = fromHex(state.otp, 64, `${path}: otp`)
+    const config = stateBytes(state.config, 128, `${path}: config`)
+    const otp = stateBytes(state.otp, 64, `${path}: otp`)
     if (!Array.isArray(state.slots) || state.slots.length !== 16) throw new AteccStateError(`${path}: slots: expected 16 entries`)
     if (!Array.isArray(state.keys) || state.keys.length !== 16) throw new AteccStateError(`${path}: keys: expected 16 entries`)
-    const slots = state.slots.map((s, i) => fromHex(s, slotSize(i), `${path}: slot ${i}`))
-    const keys = state.keys.map((k, i) => (k === null ? null : fromHex(k, 32, `${path}: key ${i}`)))
+    const slots = state.slots.map((s, i) => stateBytes(s, slotSize(i), `${path}: slot ${i}`))
+    const keys = state.keys.map((k, i) => (k === null ? null : stateBytes(k, 32, `${path}: key ${i}`)))
     for (const [i, k] of keys.entries()) {
       if (k && !p256.utils.isValidSecretKey(k)) throw new AteccStateError(`${path}: key ${i} is not a valid P-256 scalar`)
     }

@@ -20,7 +20,7 @@
  */
 import type { I2CDevice, DigitalSource } from '../hardware.ts'
 import type { PpgSource } from '../signals/types.ts'
-import { createRng, type Rng } from '../signals/rng.ts'
+import { createRng, type Rng } from '../../protocol/node/rng.ts'
 
 export const MAX30102_ADDRESS = 0x57
 export const PART_ID = 0x15

@@ -11,6 +11,7 @@ import { CborWriter } from '../../protocol/portable/cbor.ts'
 import { encodePayload } from '../../protocol/portable/frame.ts'
 import { buildSign1, buildMac0 } from '../../protocol/portable/cose.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
+import { AdminClient, AdminApiError, registration } from '../../protocol/node/admin-client.ts'
 
 export const ATTACKS = ['tampered', 'replay', 'forged-id', 'stale-token', 'replayed-token', 'malformed', 'oversized', 'wrong-topic', 'flood'] as const
 export type Attack = (typeof ATTACKS)[number]
@@ -33,20 +34,17 @@ export const EXPECTED: Record<Attack, string> = {
  * (bare) with the gateway's admin API. The attacker is a real, registered device gone bad.
  */
 export async function registerAttackers(gatewayUrl: string, adminToken: string): Promise<{ attacker: DeviceSigningKey; victim: DeviceSigningKey; counter: () => number }> {
-  const attacker = generateKey('p256') as DeviceSigningKey
-  const victim = generateKey('hmac') as DeviceSigningKey
-  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
-  for (const [k, body] of [
-    [attacker, { profile: 'se', publicKey: hex((attacker as { publicKey: Uint8Array }).publicKey), patient: 'attacker' }],
-    [victim, { id: victim.id, profile: 'bare', secret: hex((victim as { secret: Uint8Array }).secret), patient: 'victim' }],
+  const attacker = generateKey('p256') as DeviceSigningKey & { publicKey: Uint8Array }
+  const victim = generateKey('hmac') as DeviceSigningKey & { secret: Uint8Array }
+  const api = new AdminClient(gatewayUrl, adminToken)
+  for (const [id, body] of [
+    [attacker.id, registration(attacker.id, { profile: 'se', publicKey: attacker.publicKey }, 'attacker')],
+    [victim.id, registration(victim.id, { profile: 'bare', secret: victim.secret }, 'victim')],
   ] as const) {
-    const res = await fetch(new URL('/api/devices', gatewayUrl), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
-      body: JSON.stringify(body),
+    await api.register(body).catch((e: Error) => {
+      if (e instanceof AdminApiError) throw new Error(`registering ${id} failed (HTTP ${e.status}): ${e.body.slice(0, 200)}`)
+      throw e
     })
-    const text = await res.text()
-    if (!res.ok) throw new Error(`registering ${k.id} failed (HTTP ${res.status}): ${text.slice(0, 200)}`)
   }
   let n = 0
   return { attacker, victim, counter: () => ++n }

@@ -17,6 +17,8 @@
  * e.g. `dev0:wifi-drop@10s+30s`, `all:gateway-restart@20s+5s`, `dev2-4:i2c-gone=ppg@5s+10s`.
  * Times are virtual (board) time since the fleet started.
  */
+import { DEFAULTS } from '../../firmware/config.ts'
+
 export const FAULT_KINDS = ['wifi-drop', 'gateway-restart', 'clock-skew', 'flash-full', 'brown-out', 'i2c-gone', 'lead-off'] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
 
@@ -37,7 +39,8 @@ export class FaultSpecError extends Error {
   override name = 'FaultSpecError'
 }
 
-const I2C_NAMES: Record<string, number> = { se: 0x60, atecc608: 0x60, ppg: 0x57, max30102: 0x57 }
+/** The I2C parts of the reference wiring, by name (i2c-gone=DEV). */
+const I2C_NAMES: Record<string, number> = { se: DEFAULTS.seAddress, atecc608: DEFAULTS.seAddress, ppg: DEFAULTS.ppgAddress, max30102: DEFAULTS.ppgAddress }
 
 /** "10s" / "250ms" / "1.5m" / "+90s" / "-2m" / "12" (seconds) → ms. */
 export function parseDuration(text: string, what: string): number {

@@ -15,7 +15,10 @@
 import { mkdirSync, rmSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBoardRig, provisionRig, firmwareBundle, type BoardRig, type Provisioned, type RigStatus } from '../rig.ts'
+import { createBoardRig, provisionRig, registerBoard, firmwareBundle, type BoardRig, type Provisioned, type RigStatus } from '../rig.ts'
+import { CFG_FILE } from '../../firmware/config.ts'
+import { fromHex } from '../../protocol/portable/bytes.ts'
+import { registration } from '../../protocol/node/admin-client.ts'
 import { patientSources, validateScenario, type PatientScenario, type PatientSources, type SourceSpec } from './scenario.ts'
 import { faultTargets, faultTimeline, DEFAULT_DURATION, type Fault, type FaultAction } from './faults.ts'
 import { FaultProxy } from '../faults/net-proxy.ts'
@@ -102,27 +105,16 @@ export interface FleetStats {
  * configuration at this gateway. Null when the board was never provisioned or changed profile.
  */
 async function resumeRig(rig: BoardRig, profile: 'se' | 'bare', gw: FleetGateway, mqttPort: number, patient: string): Promise<Provisioned | null> {
-  const r = rig.board.repl('JSON.stringify(require("Storage").readJSON("mh.cfg", true) || null)')
+  const r = rig.board.repl(`JSON.stringify(require("Storage").readJSON(${JSON.stringify(CFG_FILE)}, true) || null)`)
   const cfg = r.ok ? (JSON.parse(String(r.value)) as Provisioned['config'] | null) : null
   if (!cfg || typeof cfg.id !== 'string' || cfg.profile !== profile) return null
   let key: Provisioned['key']
-  let body: Record<string, unknown>
-  if (profile === 'se') {
-    const pub = rig.readPublicKey()
-    key = { profile: 'se', publicKey: pub }
-    body = { profile, publicKey: Buffer.from(pub).toString('hex'), patient }
-  } else {
+  if (profile === 'se') key = { profile: 'se', publicKey: rig.readPublicKey() }
+  else {
     if (typeof cfg.secret !== 'string') return null
-    key = { profile: 'bare', secret: new Uint8Array(Buffer.from(cfg.secret, 'hex')) }
-    body = { id: cfg.id, profile, secret: cfg.secret, patient }
+    key = { profile: 'bare', secret: fromHex(cfg.secret) }
   }
-  const res = await fetch(new URL('/api/devices', gw.httpUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${gw.adminToken}` },
-    body: JSON.stringify(body),
-  })
-  const text = await res.text()
-  if (!res.ok && res.status !== 409) throw new Error(`the gateway refused the registration of ${cfg.id} (HTTP ${res.status}): ${text.slice(0, 200)}`)
+  await registerBoard({ gatewayUrl: gw.httpUrl, adminToken: gw.adminToken }, registration(cfg.id, key, patient), cfg.id, true)
   const u = new URL(gw.httpUrl)
   const config = { ...cfg, gw: { ...cfg.gw, host: u.hostname, mqttPort, httpPort: Number(u.port || 80) } }
   rig.configure(config)

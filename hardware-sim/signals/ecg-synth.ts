@@ -18,7 +18,7 @@
  * baseline. Deterministic given the seed, whatever the query times.
  */
 import type { EcgSource } from './types.ts'
-import { createRng, type Rng } from './rng.ts'
+import { createRng, type Rng } from '../../protocol/node/rng.ts'
 
 export interface EcgSynthOptions {
   seed?: number

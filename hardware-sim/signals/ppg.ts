@@ -26,7 +26,7 @@
  * flicker, and finger-off intervals.
  */
 import type { PpgSource } from './types.ts'
-import { createRng, type Rng } from './rng.ts'
+import { createRng, type Rng } from '../../protocol/node/rng.ts'
 
 /** Molar extinction coefficients, cm⁻¹/M (Prahl). */
 export const EXTINCTION = {

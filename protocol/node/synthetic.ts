@@ -4,7 +4,7 @@
  * around mid-scale and a pulsatile PPG at MAX30102 scale.
  */
 import type { FramePayload } from '../portable/frame.ts'
-import { createRng } from '../../hardware-sim/signals/rng.ts'
+import { createRng } from './rng.ts'
 
 export function syntheticPayload(deviceId: string, o: { seconds: number; seq: number; seed: number; t0: number; hrBpm?: number }): FramePayload {
   const rng = createRng(o.seed + o.seq)

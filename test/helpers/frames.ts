@@ -1,5 +1,5 @@
 import type { FramePayload } from '../../protocol/portable/frame.ts'
-import { createRng, type Rng } from '../../hardware-sim/signals/rng.ts'
+import { createRng, type Rng } from '../../protocol/node/rng.ts'
 
 /** A plausible random frame: ECG 12-bit around mid-scale, PPG 18-bit, optional derived values. */
 export function randomPayload(rng: Rng, deviceId: string, opts: { seconds?: number; seq?: number } = {}): FramePayload {

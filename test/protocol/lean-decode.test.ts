@@ -14,7 +14,7 @@ import { syntheticPayload } from '../../protocol/node/synthetic.ts'
 import { buildSign1 } from '../../protocol/portable/cose.ts'
 import { K } from '../../protocol/portable/frame.ts'
 import { pack, unpack } from '../../protocol/portable/pack.ts'
-import { createRng } from '../../hardware-sim/signals/rng.ts'
+import { createRng } from '../../protocol/node/rng.ts'
 
 const dec = new Decoder({ mapsAsObjects: false, useRecords: false } as ConstructorParameters<typeof Decoder>[0])
 const cborxDecode = (b: Uint8Array): unknown => dec.decode(b)

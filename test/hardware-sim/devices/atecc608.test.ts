@@ -297,7 +297,7 @@ t.test('bad arguments are refused with clear messages', async (t) => {
 })
 
 t.test('mangler: random and truncated packets never throw and always get a CRC-valid answer', async (t) => {
-  const { createRng } = await import('../../../hardware-sim/signals/rng.ts')
+  const { createRng } = await import('../../../protocol/node/rng.ts')
   const rng = createRng(99)
   const h = new Host(new Atecc608({ seed: 11 }))
   h.wake()

@@ -1,5 +1,7 @@
 /**
- * Seeded pseudo-random numbers for deterministic signal sources and faults.
+ * Seeded pseudo-random numbers for deterministic signal sources and faults: synthetic
+ * frames (synthetic.ts), the simulator's signal and device models, test vectors. Lives in
+ * protocol so all of those can share it without importing upward. Node only (Math.imul).
  * Not for keys or nonces (those come from node:crypto).
  */
 export interface Rng {
