@@ -7,7 +7,7 @@
  */
 import vm from 'node:vm'
 import { PRELUDE } from './prelude.ts'
-import { assertEspruinoCompat } from './syntax-gate.ts'
+import { assertEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import type { VarCounter } from './memory.ts'
 
 /** An Espruino event emitter of the context's realm (`on`/`emit`/`removeListener`). */

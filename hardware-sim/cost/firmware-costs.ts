@@ -66,7 +66,7 @@ const HARNESS = `var __cost={u:0,cb:{}};
 
 /** The firmware bundle of this checkout, instrumented with `callUnits`, behind the harness. */
 export async function instrumentedFirmware(callUnits: number = CALIBRATION.callUnits, skipWeight: number = CALIBRATION.skipWeight): Promise<string> {
-  const { buildBundle } = await import('../../cli/commands/firmware.ts')
+  const { buildBundle } = await import('../../firmware/build/bundle.ts')
   const { code } = await buildBundle()
   return HARNESS + instrument(code, { callUnits, skipWeight }).code
 }

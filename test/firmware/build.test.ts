@@ -2,7 +2,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
-import { checkEspruinoCompat } from '../../hardware-sim/board/syntax-gate.ts'
+import { checkEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 t.test('firmware build: one gated bundle, size and JsVars printed, within budget', async (t) => {

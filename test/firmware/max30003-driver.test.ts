@@ -439,7 +439,7 @@ t.test('PLL not locked at SYNCH: drains wait (no samples), then SYNCH again once
 
 t.test('the driver passes the Espruino syntax gate once bundled as the firmware is', async (t) => {
   const esbuild = await import('esbuild')
-  const { checkEspruinoCompat } = await import('../../hardware-sim/board/syntax-gate.ts')
+  const { checkEspruinoCompat } = await import('../../firmware/build/syntax-gate.ts')
   const { fileURLToPath } = await import('node:url')
   for (const minify of [false, true]) {
     const out = await esbuild.build({

@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHash, createHmac } from 'node:crypto'
 import { makeBoard, FakeRegisters } from './helpers.ts'
 import { BoardError } from '../../../hardware-sim/board/board.ts'
-import { EspruinoCompatError } from '../../../hardware-sim/board/syntax-gate.ts'
+import { EspruinoCompatError } from '../../../firmware/build/syntax-gate.ts'
 
 t.test('the context lacks what Espruino lacks, and keeps what it has', async (t) => {
   const { board } = makeBoard(t)

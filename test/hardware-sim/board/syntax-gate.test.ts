@@ -1,5 +1,5 @@
 import t from 'tap'
-import { checkEspruinoCompat, assertEspruinoCompat, EspruinoCompatError } from '../../../hardware-sim/board/syntax-gate.ts'
+import { checkEspruinoCompat, assertEspruinoCompat, EspruinoCompatError } from '../../../firmware/build/syntax-gate.ts'
 
 /** One bundle per forbidden construct: [feature named in the message, source, line:col]. */
 const FORBIDDEN: Array<[string, string, string]> = [
