@@ -39,8 +39,15 @@ export const DEFAULTS = {
   wifiRetryMs: 5000,
   /** Battery divider ratio Vcell/Vpin (0 in mh.cfg = no battery sense). */
   batDivider: 2,
-  /** Reference wiring (Espruino pin names). */
-  pins: { ecg: 'D36', loPlus: 'D34', loMinus: 'D35', sda: 'D21', scl: 'D22', bat: 'D39' },
+  /**
+   * Reference wiring (Espruino pin names). ECG front end: a MAX30003 on VSPI (SPI2: SCK D18,
+   * MISO D19, MOSI D23, chip select D5, INTB on D4); the AD8232 option on an ADC pin (ecg) with
+   * its lead-off outputs. I2C1 (SDA D21, SCL D22) carries the MAX30102 and the ATECC608.
+   */
+  pins: {
+    ecg: 'D36', loPlus: 'D34', loMinus: 'D35', sda: 'D21', scl: 'D22', bat: 'D39',
+    sck: 'D18', miso: 'D19', mosi: 'D23', ecgCs: 'D5', ecgInt: 'D4',
+  },
   /** I2C1 speed and addresses: ATECC608 (its factory address) and MAX30102. */
   i2cBitrate: 100000,
   seAddress: 0x60,
@@ -76,7 +83,7 @@ export interface Config {
   /** Flash ring segments of DEFAULTS.ringSegBytes (default DEFAULTS.ringSegments). */
   ringSegments?: number
   /** Pin names (defaults: DEFAULTS.pins). */
-  pins?: { ecg?: string; loPlus?: string; loMinus?: string; sda?: string; scl?: string; bat?: string }
+  pins?: { ecg?: string; loPlus?: string; loMinus?: string; sda?: string; scl?: string; bat?: string; sck?: string; miso?: string; mosi?: string; ecgCs?: string; ecgInt?: string }
   /** Provisioning time, epoch ms: a lower bound for the clock until the first sync. */
   t?: number
   /** Battery divider ratio Vcell/Vpin (default DEFAULTS.batDivider); 0 = no battery sense. */

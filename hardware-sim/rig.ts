@@ -18,6 +18,7 @@ import type { I2CDevice } from './hardware.ts'
 import { Atecc608 } from './devices/atecc608.ts'
 import { Max30102 } from './devices/max30102.ts'
 import { Ad8232 } from './devices/ad8232.ts'
+import { Max30003 } from './devices/max30003.ts'
 import { Battery, type BatteryOptions } from './devices/battery.ts'
 import { EcgSynth } from './signals/ecg-synth.ts'
 import type { EcgSource, PpgSource } from './signals/types.ts'
@@ -35,6 +36,7 @@ const gpio = (name: string): number => Number(name.slice(1))
 export const RIG_PINS = {
   ecg: gpio(DEFAULTS.pins.ecg), loPlus: gpio(DEFAULTS.pins.loPlus), loMinus: gpio(DEFAULTS.pins.loMinus),
   sda: gpio(DEFAULTS.pins.sda), scl: gpio(DEFAULTS.pins.scl), battery: gpio(DEFAULTS.pins.bat),
+  ecgCs: gpio(DEFAULTS.pins.ecgCs), ecgInt: gpio(DEFAULTS.pins.ecgInt),
 } as const
 
 /**
@@ -107,7 +109,7 @@ export interface BoardRigOptions {
   seed?: number
   /** ATECC608 fitted (SE profile); default true. */
   se?: boolean
-  /** ECG source for the AD8232; default EcgSynth({ seed }). */
+  /** ECG source for both ECG front ends (MAX30003 on SPI2, AD8232 on an ADC pin); default EcgSynth({ seed }). */
   ecg?: EcgSource
   /** PPG source for the MAX30102, or false for no MAX30102 on the bus; default steadyFinger. */
   ppg?: PpgSource | false
@@ -134,7 +136,10 @@ export interface BoardRig {
   /** The ATECC608 model, null when `se: false`. */
   se: Atecc608 | null
   ppg: Max30102 | null
+  /** The AD8232 option on its ADC pin. */
   ecg: Ad8232
+  /** The MAX30003 on SPI2 (chip select RIG_PINS.ecgCs, INTB on RIG_PINS.ecgInt). */
+  ecgFifo: Max30003
   battery: Battery | null
   /** Every console line the board printed (also across reboots). */
   lines: string[]
@@ -192,7 +197,11 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   const code = install ? opts.bundle ?? (await firmwareBundle()) : ''
   const se = opts.se === false ? null : new Atecc608({ seed: seed * 7 + 3, statePath: join(dir, 'atecc.json') })
   const ppg = opts.ppg === false ? null : new Max30102({ source: opts.ppg ?? steadyFinger, seed: seed * 7 + 5 })
-  const ecg = new Ad8232({ source: opts.ecg ?? new EcgSynth({ seed: seed * 7 + 9 }) })
+  // One patient, two front ends: sources are read in increasing time, which holds because a
+  // firmware drives one of them (the other is never read: both models catch up lazily on access).
+  const ecgSource = opts.ecg ?? new EcgSynth({ seed: seed * 7 + 9 })
+  const ecg = new Ad8232({ source: ecgSource })
+  const ecgFifo = new Max30003({ source: ecgSource })
   const battery = opts.battery === false ? null : new Battery(opts.battery ?? { runtimeMs: 24 * 3600_000 })
   const i2c: I2CDevice[] = []
   if (se) i2c.push(se, wakeForwarder(se))
@@ -203,8 +212,9 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
     id: opts.id ?? 'rig',
     storagePath: join(dir, 'flash.bin'),
     i2c: { I2C1: i2c },
+    spi: { SPI2: [{ cs: RIG_PINS.ecgCs, device: ecgFifo }] },
     analog,
-    digitalIn: { [RIG_PINS.loPlus]: ecg.loPlus, [RIG_PINS.loMinus]: ecg.loMinus },
+    digitalIn: { [RIG_PINS.loPlus]: ecg.loPlus, [RIG_PINS.loMinus]: ecg.loMinus, [RIG_PINS.ecgInt]: ecgFifo.intb },
     clock: opts.clock,
     wifi: opts.wifi,
     memoryVars: opts.memoryVars,
@@ -213,7 +223,7 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
   board.console.on('line', (l: string) => lines.push(l))
   if (install) board.repl(`require("Storage").write(".bootcde", ${JSON.stringify(code)})`)
   const rig: BoardRig = {
-    board, se, ppg, ecg, battery, lines, dir,
+    board, se, ppg, ecg, ecgFifo, battery, lines, dir,
     configure(cfg) {
       const r = board.repl(`require("Storage").writeJSON(${JSON.stringify(CFG_FILE)}, ${JSON.stringify(cfg)})`)
       if (!r.ok) throw new Error(`writing ${CFG_FILE} failed: ${String(r.value)}`)

@@ -17,6 +17,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { I2CDevice, AnalogSource, DigitalSource, DigitalSink } from '../hardware.ts'
+import { SpiBuses, type SpiBusName, type SpiAttachment } from './peripherals/spi.ts'
 import { assertEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import { FlashStorage } from './storage.ts'
 import { ESP32_JSVARS, codeVars } from './memory.ts'
@@ -38,6 +39,7 @@ export { BoardError } from './errors.ts'
 export { BoardConsole } from './board-console.ts'
 export type { MemoryReport } from './memory-account.ts'
 export type { BusName } from './peripherals/i2c.ts'
+export type { SpiBusName, SpiAttachment } from './peripherals/spi.ts'
 export { codeVars } from './memory.ts'
 
 export interface VirtualBoardOptions {
@@ -47,6 +49,8 @@ export interface VirtualBoardOptions {
   storagePath: string
   /** Devices on each I2C bus. */
   i2c?: Partial<Record<BusName, I2CDevice[]>>
+  /** Devices on each SPI bus, by chip-select GPIO. */
+  spi?: Partial<Record<SpiBusName, SpiAttachment[]>>
   /** Analog sources by GPIO number (must be an ADC pin). */
   analog?: Record<number, AnalogSource>
   /** Digital inputs by GPIO number. */
@@ -79,6 +83,7 @@ export class VirtualBoard {
   private readonly pins: Pins
   private readonly adc: Adc
   private readonly i2c: I2CBuses
+  private readonly spi: SpiBuses
   /** The current interpreter (a new one after every reset). */
   private sb!: Sandbox
   private boots = 0
@@ -118,6 +123,7 @@ export class VirtualBoard {
     this.pins = new Pins(this.clock, opts.digitalIn, opts.digitalOut)
     this.adc = new Adc(this.clock, opts.analog)
     this.i2c = new I2CBuses(this.clock, opts.i2c)
+    this.spi = new SpiBuses(this.clock, opts.spi, (gpio) => this.pins.written(gpio))
     watchRejections(this)
     this.freshContext()
   }
@@ -325,6 +331,7 @@ export class VirtualBoard {
     this.flash.forgetUploads()
     this.pins.reset()
     this.i2c.reset()
+    this.spi.reset()
     const sb = new Sandbox(`board ${this.id}`, {
       alloc: (n) => this.mem.alloc(n),
       track: (o) => this.mem.track(o),
@@ -338,6 +345,7 @@ export class VirtualBoard {
     this.pins.install(sb)
     this.adc.install(sb)
     this.i2c.install(sb)
+    this.spi.install(sb)
     installEspruino(sb, {
       id: this.id,
       memory: () => this.memory(),

@@ -57,6 +57,11 @@ export class Pins {
     })
   }
 
+  /** The level last written to an output pin (high when never written: the idle level of a chip select). */
+  written(n: number): boolean {
+    return this.state.get(n)?.level ?? true
+  }
+
   private pin(n: number): PinState {
     let s = this.state.get(n)
     if (!s) this.state.set(n, (s = { mode: 'auto', level: false }))
