@@ -14,6 +14,12 @@ import { mkdirSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { Aedes } from 'aedes'
 import { verifyFrame, type DeviceKey } from '../../protocol/node/verify.ts'
+import { fromHex } from '../../protocol/portable/bytes.ts'
+import { Router } from '../../http/router.ts'
+import { requestListener, type RequestContext } from '../../http/server.ts'
+import { readJson } from '../../http/body.ts'
+import { sendJson } from '../../http/respond.ts'
+import { HttpError } from '../../http/errors.ts'
 
 export interface RecordedDevice {
   id: string
@@ -37,8 +43,8 @@ export interface Recorder {
 
 function keyOf(d: RecordedDevice): DeviceKey {
   return d.profile === 'se'
-    ? { profile: 'se', publicKey: new Uint8Array(Buffer.from(d.publicKey!, 'hex')) }
-    : { profile: 'bare', secret: new Uint8Array(Buffer.from(d.secret!, 'hex')) }
+    ? { profile: 'se', publicKey: fromHex(d.publicKey!) }
+    : { profile: 'bare', secret: fromHex(d.secret!) }
 }
 
 export async function startRecorder(outDir: string): Promise<Recorder> {
@@ -50,35 +56,22 @@ export async function startRecorder(outDir: string): Promise<Recorder> {
   const { deviceIdFromPublicKey } = await import('../../protocol/portable/device-id.ts')
   const { nodeHash } = await import('../../protocol/node/hash-node.ts')
 
-  const http: HttpServer = createHttpServer((req, res) => {
-    const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(body))
-    }
-    if (req.method === 'GET' && req.url === '/api/time') return send(200, { now: Date.now() })
-    if (req.method === 'POST' && req.url === '/api/devices') {
-      let body = ''
-      req.on('data', (c) => (body += c))
-      req.on('end', () => {
-        try {
-          const b = JSON.parse(body) as { profile?: string; publicKey?: string; secret?: string; id?: string; patient?: string }
-          let d: RecordedDevice
-          if (b.profile === 'se' && typeof b.publicKey === 'string') {
-            const id = deviceIdFromPublicKey(nodeHash, new Uint8Array(Buffer.from(b.publicKey, 'hex')))
-            d = { id, profile: 'se', publicKey: b.publicKey, patient: b.patient }
-          } else if (b.profile === 'bare' && typeof b.secret === 'string' && typeof b.id === 'string') {
-            d = { id: b.id, profile: 'bare', secret: b.secret, patient: b.patient }
-          } else return send(400, { error: 'expected {profile:"se", publicKey} or {profile:"bare", id, secret}' })
-          devices.set(d.id, d)
-          send(201, { id: d.id })
-        } catch (e) {
-          send(400, { error: (e as Error).message })
-        }
-      })
-      return
-    }
-    send(404, { error: 'not found' })
-  })
+  // The same HTTP kit as the gateway's API: size-capped JSON bodies, JSON errors, 404s.
+  const routes = new Router<RequestContext>()
+    .get('/api/time', ({ res }) => sendJson(res, 200, { now: Date.now() }))
+    .post('/api/devices', async ({ req, res }) => {
+      const b = await readJson(req, { maxBytes: 16 * 1024 })
+      let d: RecordedDevice
+      if (b.profile === 'se' && typeof b.publicKey === 'string') {
+        const id = deviceIdFromPublicKey(nodeHash, fromHex(b.publicKey))
+        d = { id, profile: 'se', publicKey: b.publicKey, patient: b.patient as string | undefined }
+      } else if (b.profile === 'bare' && typeof b.secret === 'string' && typeof b.id === 'string') {
+        d = { id: b.id, profile: 'bare', secret: b.secret, patient: b.patient as string | undefined }
+      } else throw new HttpError(400, 'expected {profile:"se", publicKey} or {profile:"bare", id, secret}')
+      devices.set(d.id, d)
+      sendJson(res, 201, { id: d.id })
+    })
+  const http: HttpServer = createHttpServer(requestListener((c) => routes.dispatch(c.method, c.path, c), { mapError: (e) => (e instanceof Error && !(e instanceof HttpError) ? new HttpError(400, e.message) : undefined) }))
 
   const aedes = await Aedes.createBroker({
     authenticate: (client, username, _password, cb) => {
