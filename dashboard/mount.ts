@@ -31,7 +31,8 @@ export interface MountedDashboard {
 export async function mountDashboard(gw: Gateway, o: MountDashboardOptions = {}): Promise<MountedDashboard> {
   if (gw.ports.http === null) throw new Error('mountDashboard: expected a gateway with its HTTP listener on (httpPort != 0), got none')
   const deps = gatewayDashboardDeps(gw, o)
-  const handler = createDashboardRoutes(deps, o)
+  // One session store per gateway: the dashboard's cookie sessions live beside the API's tokens.
+  const handler = createDashboardRoutes(deps, { sessions: gw.sessions, ...o })
   const unmount = gw.mountHttp(handler)
   let closed = false
   const close = (): void => {

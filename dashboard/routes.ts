@@ -29,7 +29,7 @@ import { contextOf, type RequestContext } from '../http/server.ts'
 import { cookieSession, readCookie, requireSession } from '../http/auth.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
 import { DashboardError, type Actor, type DashboardDeps, type DeviceRegistration } from './deps.ts'
-import { SessionStore, SESSION_COOKIE, sessionCookie, clearedCookie } from './session.ts'
+import { SessionStore, SESSION_COOKIE, DASHBOARD_SESSION, sessionCookie, clearedCookie, type SessionData } from './session.ts'
 import { buildFhirBundle, type ExportFrame } from './fhir.ts'
 import { getWebAssets, type WebAssets } from './build.ts'
 import { leafHashOf } from './leaf-hash.ts'
@@ -50,7 +50,8 @@ export interface DashboardOptions {
   alarms?: Partial<AlarmThresholds>
   /** Set the cookie's Secure flag (when served over HTTPS). */
   secureCookie?: boolean
-  sessions?: SessionStore<Actor>
+  /** The session store to keep dashboard cookie sessions in (kind 'dashboard'); the gateway's own when mounted on one. */
+  sessions?: SessionStore<SessionData>
   /** Longest export range (default 24 h): a FHIR bundle is built in memory. */
   maxExportMs?: number
   /** SSE keep-alive comment interval (default 15 s), so proxies keep the stream open. */
@@ -77,8 +78,8 @@ const dashboardStatus: ErrorMapper = (err) => (err instanceof DashboardError ? n
 type Ctx = RequestContext & { actor: Actor }
 
 export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions = {}): DashboardHandler {
-  const sessions = o.sessions ?? new SessionStore<Actor>()
-  const actorOf = requireSession(cookieSession(sessions, SESSION_COOKIE), 'log in first')
+  const sessions = o.sessions ?? new SessionStore<SessionData>()
+  const actorOf = requireSession(cookieSession<Actor>(sessions, SESSION_COOKIE, DASHBOARD_SESSION), 'log in first')
   const alarms: AlarmThresholds = { ...DEFAULT_ALARMS, ...o.alarms }
   const maxExportMs = o.maxExportMs ?? 24 * 3600_000
   const live = liveStreams(deps, { keepAliveMs: o.keepAliveMs ?? 15_000 })
@@ -95,7 +96,8 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
         throw new HttpError(401, 'wrong username or password')
       }
       sessions.destroy(readCookie(req.headers.cookie, SESSION_COOKIE)) // a new login never reuses an earlier token (session fixation)
-      const token = sessions.create(actor)
+      // Idle expiry: an open ward screen stays logged in, one left alone for a shift does not.
+      const token = sessions.create(actor, { kind: DASHBOARD_SESSION })
       o.log?.('info', 'dashboard login', { userId: actor.userId, role: actor.role })
       sendJson(res, 200, { userId: actor.userId, role: actor.role }, { 'set-cookie': sessionCookie(token, o.secureCookie ?? false) })
     })

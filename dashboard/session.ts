@@ -7,10 +7,12 @@
  */
 import { clearedCookie as cleared, sessionCookie as cookie } from '../http/auth.ts'
 
-export { SessionStore } from '../http/sessions.ts'
+export { SessionStore, type SessionData } from '../http/sessions.ts'
 export { readCookie } from '../http/auth.ts'
 
 export const SESSION_COOKIE = 'mh_session'
+/** The kind of the dashboard's cookie sessions in the shared store: a cookie token never works as an API bearer token. */
+export const DASHBOARD_SESSION = 'dashboard'
 
 export function sessionCookie(token: string, secure: boolean): string {
   return cookie(SESSION_COOKIE, token, secure)

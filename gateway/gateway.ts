@@ -24,6 +24,7 @@ import { DeviceRegistry } from './registry.ts'
 import type { FrameChecker, GatewayCodec } from './frame-check.ts'
 import { inlineChecker, protocolCodec } from './protocol-codec.ts'
 import { parseConsent } from '../ledger/consent.ts'
+import { SessionStore, type SessionData } from '../http/sessions.ts'
 import { userAuth, type UserAuth } from './user-auth.ts'
 
 export interface GatewayDeps {
@@ -60,6 +61,8 @@ export interface Gateway {
   consent: ConsentPort
   /** User logins and consent checks for the dashboard (the same rules as MQTT subscriptions). */
   users: UserAuth
+  /** The one session store of every user (API bearer tokens, dashboard cookies; patients next), by kind. */
+  sessions: SessionStore<SessionData>
   /** Adds a handler (e.g. the dashboard) in front of the HTTP API; returns its removal. */
   mountHttp(handler: HttpMount): () => void
   close(): Promise<void>
@@ -134,7 +137,8 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   }
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
-  const users = userAuth(registry, consent, { now })
+  const sessions = new SessionStore<SessionData>({ now })
+  const users = userAuth(registry, consent, { now, sessions })
   let closing = false
   let broker: GatewayBroker | null = null
   const metrics = gatewayMetrics({
@@ -266,6 +270,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     store,
     consent,
     users,
+    sessions,
     mountHttp(handler) {
       httpMounts.push(handler)
       return () => {

@@ -3,11 +3,12 @@
  * patient's consent with these functions (in process) or through the HTTP routes
  * built on them (`POST /api/login`, `GET /api/access`).
  *
- * Sessions are bearer tokens in the HTTP kit's session store (http/sessions.ts)
- * with a fixed lifetime: a gateway restart logs everyone out, which is acceptable
- * for a ward dashboard and keeps no session secret on disk.
+ * Sessions are bearer tokens of kind 'api' in the gateway's one session store
+ * (http/sessions.ts, shared with the dashboard's cookie sessions) with a fixed
+ * lifetime: a gateway restart logs everyone out, which is acceptable for a ward
+ * dashboard and keeps no session secret on disk.
  */
-import { SessionStore } from '../http/sessions.ts'
+import { SessionStore, type SessionData } from '../http/sessions.ts'
 import { LIVE_SCOPE, type ConsentPort } from './ledger-port.ts'
 import type { DeviceRegistry, Role, User } from './registry.ts'
 
@@ -29,10 +30,15 @@ export interface UserAuth {
   logout(token: string): void
 }
 
-export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: { now?: () => number; sessionMs?: number; maxSessions?: number } = {}): UserAuth {
+/** The kind of the bearer-token sessions this module hands out. */
+export const API_SESSION = 'api'
+type ApiSession = { username: string; role: Role }
+
+export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: { now?: () => number; sessionMs?: number; maxSessions?: number; sessions?: SessionStore<SessionData> } = {}): UserAuth {
   const now = opts.now ?? Date.now
+  const sessions = opts.sessions ?? new SessionStore<SessionData>({ maxSessions: opts.maxSessions, now })
   // One ward shift, however busy: the token then has to be renewed by a fresh login.
-  const sessions = new SessionStore<{ username: string; role: Role }>({ maxAgeMs: opts.sessionMs ?? 8 * 3600_000, idleMs: Infinity, maxSessions: opts.maxSessions, now })
+  const lifetime = { kind: API_SESSION, maxAgeMs: opts.sessionMs ?? 8 * 3600_000, idleMs: Infinity }
 
   return {
     checkLogin: (username, password) => {
@@ -45,11 +51,11 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: {
     async login(username, password) {
       const u = await this.checkLogin(username, password)
       if (!u) return null
-      const token = sessions.create({ username: u.username, role: u.role })
+      const token = sessions.create<ApiSession>({ username: u.username, role: u.role }, lifetime)
       return { token, session: this.session(token)! }
     },
     session(token) {
-      const s = sessions.lookup(token)
+      const s = sessions.lookup<ApiSession>(token, API_SESSION)
       return s && { username: s.data.username, role: s.data.role, expiresAt: s.expiresAt }
     },
     logout(token) {

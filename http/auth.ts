@@ -56,14 +56,14 @@ export function clearedCookie(name: string): string {
 /** Finds the session a request carries; null when it carries none that is live. */
 export type SessionLookup<S> = (req: IncomingMessage) => S | null
 
-/** The session behind the request's cookie `name`. */
-export function cookieSession<S extends SessionData>(store: SessionStore<S>, name: string): SessionLookup<S> {
-  return (req) => store.get(readCookie(req.headers.cookie, name))
+/** The session of `kind` behind the request's cookie `name`. */
+export function cookieSession<T extends SessionData>(store: SessionStore<SessionData>, name: string, kind?: string): SessionLookup<T> {
+  return (req) => store.get<T>(readCookie(req.headers.cookie, name), kind)
 }
 
-/** The session behind the request's bearer token. */
-export function bearerSession<S extends SessionData>(store: SessionStore<S>): SessionLookup<S> {
-  return (req) => store.get(bearerToken(req) ?? undefined)
+/** The session of `kind` behind the request's bearer token. */
+export function bearerSession<T extends SessionData>(store: SessionStore<SessionData>, kind?: string): SessionLookup<T> {
+  return (req) => store.get<T>(bearerToken(req) ?? undefined, kind)
 }
 
 /** The lookup made mandatory: its session, or a 401 with `message`. */

@@ -4,6 +4,11 @@
  * knows about the session (at least its role). Memory is enough: a restart logs
  * everyone out, which is the safe failure, and no session secret lies on disk.
  *
+ * One store serves every way in: each session has a `kind` (e.g. 'api' bearer
+ * tokens, 'dashboard' cookies) that its lookups must name, so a token handed out
+ * for one channel never opens another, and a revocation (`destroyWhere`) reaches
+ * every channel of a user at once. Each kind may set its own lifetime.
+ *
  * A session ends when it has been idle for `idleMs`, when it is `maxAgeMs` old,
  * or when it is destroyed (logout, revocation). The store holds at most
  * `maxSessions`; past that the least recently used one ends. Tokens are kept
@@ -26,11 +31,23 @@ export interface SessionOptions {
   now?: () => number
 }
 
+/** How one session is issued: its channel and, if not the store's, its lifetime. */
+export interface SessionKind {
+  kind?: string
+  idleMs?: number
+  maxAgeMs?: number
+}
+
 interface Entry<S> {
   data: S
+  kind: string
+  idleMs: number
+  maxAgeMs: number
   createdMs: number
   lastMs: number
 }
+
+const DEFAULT_KIND = 'session'
 
 const keyOf = (token: string): string => createHash('sha256').update(token).digest('base64url')
 
@@ -50,21 +67,26 @@ export class SessionStore<S extends SessionData = SessionData> {
   }
 
   /** Starts a session; returns its token (32 random bytes, base64url). */
-  create(data: S): string {
+  create<T extends S>(data: T, how: SessionKind = {}): string {
     if (this.sessions.size >= this.maxSessions) this.sweep()
     while (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!)
     const token = randomBytes(32).toString('base64url')
     const t = this.now()
-    this.sessions.set(keyOf(token), { data, createdMs: t, lastMs: t })
+    this.sessions.set(keyOf(token), {
+      data, kind: how.kind ?? DEFAULT_KIND, idleMs: how.idleMs ?? this.idleMs, maxAgeMs: how.maxAgeMs ?? this.maxAgeMs, createdMs: t, lastMs: t,
+    })
     return token
   }
 
-  /** The live session of a token with the time it will end if left idle from now (this use counts as one). */
-  lookup(token: string | null | undefined): { data: S; expiresAt: number } | null {
+  /**
+   * The live session of a token with the time it will end if left idle from now (this use
+   * counts as one). A session of another kind than `kind` is not found (and not touched).
+   */
+  lookup<T extends S = S>(token: string | null | undefined, kind = DEFAULT_KIND): { data: T; expiresAt: number } | null {
     if (typeof token !== 'string' || token === '') return null
     const k = keyOf(token)
     const e = this.sessions.get(k)
-    if (!e) return null
+    if (!e || e.kind !== kind) return null
     const t = this.now()
     if (t >= this.expiry(e)) {
       this.sessions.delete(k)
@@ -73,12 +95,12 @@ export class SessionStore<S extends SessionData = SessionData> {
     e.lastMs = t
     this.sessions.delete(k)
     this.sessions.set(k, e)
-    return { data: e.data, expiresAt: this.expiry(e) }
+    return { data: e.data as T, expiresAt: this.expiry(e) }
   }
 
-  /** The live session's data, or null (unknown, expired or destroyed). */
-  get(token: string | null | undefined): S | null {
-    return this.lookup(token)?.data ?? null
+  /** The live session's data, or null (unknown, expired, destroyed, or of another kind). */
+  get<T extends S = S>(token: string | null | undefined, kind = DEFAULT_KIND): T | null {
+    return this.lookup<T>(token, kind)?.data ?? null
   }
 
   /** Ends one session (logout). Unknown tokens are ignored. */
@@ -103,7 +125,7 @@ export class SessionStore<S extends SessionData = SessionData> {
   }
 
   private expiry(e: Entry<S>): number {
-    return Math.min(e.lastMs + this.idleMs, e.createdMs + this.maxAgeMs)
+    return Math.min(e.lastMs + e.idleMs, e.createdMs + e.maxAgeMs)
   }
 
   private sweep(): void {

@@ -201,3 +201,26 @@ t.test('logout ends the session', async (t) => {
   alice.cookie = cookie
   t.equal((await alice.req('GET', '/api/dash/me')).status, 401, 'the old cookie no longer works')
 })
+
+t.test("one session store: the dashboard's cookie and the API's bearer token live side by side and never open each other's door", async (t) => {
+  const before = env.gw.sessions.size
+  const alice = new Client(env.base)
+  await alice.login(CLINICIAN)
+  const cookieToken = alice.cookie.split('=')[1]
+  const api = await fetch(`${env.base}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(CLINICIAN) })
+  t.equal(api.status, 200)
+  const apiToken = (await api.json()).token as string
+  t.equal(env.gw.sessions.size, before + 2, "both logins are in the gateway's one store")
+  const access = (token: string) => fetch(`${env.base}/api/access?patient=${pa.id}`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal((await access(apiToken)).status, 200, 'the API token works as a bearer token')
+  t.equal((await access(cookieToken)).status, 401, 'the dashboard cookie does not')
+  const asCookie = new Client(env.base)
+  asCookie.cookie = `mh_session=${apiToken}`
+  t.equal((await asCookie.req('GET', '/api/dash/me')).status, 401, 'the API token does not work as a dashboard cookie')
+  t.equal((await alice.req('GET', '/api/dash/me')).status, 200, 'the cookie works on the dashboard')
+  // Earlier tests' logins of the same user may still be live: at least these two end.
+  const ended = env.gw.sessions.destroyWhere((d) => (d as { username?: string }).username === CLINICIAN.username || (d as { userId?: string }).userId === CLINICIAN.username)
+  t.ok(ended >= 2, `revoking a user ends every kind of their sessions (${ended})`)
+  t.equal((await access(apiToken)).status, 401)
+  t.equal((await alice.req('GET', '/api/dash/me')).status, 401)
+})

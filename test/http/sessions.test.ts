@@ -63,3 +63,32 @@ t.test('bounded: expired sessions go first, then the least recently used', async
   t.ok(s.get(b) && s.get(d))
   t.equal(s.get(a), null)
 })
+
+t.test('one store, several kinds: a token opens only its own kind, each kind keeps its lifetime, revocation reaches all', async (t) => {
+  let now = 0
+  const s = new SessionStore({ now: () => now })
+  const api = s.create(who('a'), { kind: 'api', maxAgeMs: 1000, idleMs: Infinity })
+  const dash = s.create(who('a'), { kind: 'dashboard', idleMs: 500 })
+  const other = s.create(who('b'), { kind: 'dashboard', idleMs: 500 })
+  t.same(s.get(api, 'api'), who('a'))
+  t.equal(s.get(api, 'dashboard'), null, 'an API token is not a dashboard session')
+  t.equal(s.get(dash, 'api'), null, 'a dashboard cookie is not an API token')
+  t.equal(s.get(dash), null, 'nor a session of the default kind')
+  t.same(s.get(dash, 'dashboard'), who('a'), 'a lookup of the wrong kind did not end the session')
+  now = 400
+  t.ok(s.get(dash, 'dashboard'), 'used at 400: idle clock restarts')
+  t.ok(s.get(api, 'api'))
+  now = 800
+  t.ok(s.get(dash, 'dashboard'), 'used again at 800')
+  now = 999
+  t.ok(s.get(api, 'api'), 'API token: absolute 1,000 ms')
+  t.equal(s.get(other, 'dashboard'), null, 'dashboard: idle 500 ms')
+  now = 1000
+  t.equal(s.get(api, 'api'), null, 'API token ended at its age, however busy')
+  now = 1200
+  t.ok(s.get(dash, 'dashboard'), 'the dashboard session lives on while used')
+  const api2 = s.create(who('a'), { kind: 'api' })
+  t.equal(s.destroyWhere((d) => (d as { user: string }).user === 'a'), 2, "one revocation ends the user's sessions of every kind")
+  t.equal(s.get(api2, 'api'), null)
+  t.equal(s.get(dash, 'dashboard'), null)
+})
