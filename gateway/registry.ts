@@ -12,26 +12,23 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { scryptSync, scrypt, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { DeviceView } from '../protocol/node/admin-client.ts'
 
 export type Profile = 'se' | 'bare'
 export type DeviceStatus = 'active' | 'revoked'
 export type Role = 'clinician' | 'admin'
 
-export interface Device {
-  id: string
+/**
+ * A registered device: what the admin API shows of it (protocol/node/admin-client.ts's
+ * DeviceView, the one list of its fields) plus its keys as bytes, the secret included.
+ */
+export interface Device extends Omit<DeviceView, 'publicKey'> {
   profile: Profile
+  status: DeviceStatus
   /** SE profile: uncompressed P-256 public key (65 bytes). */
   publicKey: Uint8Array | null
   /** Bare profile: HMAC-SHA256 secret (32 bytes). */
   secret: Uint8Array | null
-  patient: string
-  status: DeviceStatus
-  createdMs: number
-  firstSeenMs: number | null
-  lastSeenMs: number | null
-  lastSeq: number | null
-  lastAuthCounter: number
-  revokedMs: number | null
 }
 
 export interface User {
@@ -101,7 +98,7 @@ const toDevice = (r: DeviceRow): Device => ({
 })
 
 /** Device as shown by the CLI and admin API: keys as hex, the secret never shown. */
-export function publicView(d: Device): Record<string, unknown> {
+export function publicView(d: Device): DeviceView {
   return {
     id: d.id,
     profile: d.profile,
