@@ -1,6 +1,7 @@
 /**
  * Strict decoding of frames and auth tokens: the well-formedness gate
- * (cbor-strict.ts), then cbor-x, then the COSE profile and the payload schema.
+ * (cbor-strict.ts), then cbor-x, then the COSE profile and the payload schema
+ * of the frame's version (1 here; 2, the sensors' FIFO bytes, in decode-v2.ts).
  * Every rejection is a FrameError whose code says which layer refused it and
  * whose message names the field.
  */
@@ -170,7 +171,7 @@ function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: n
 /** A payload checked exactly like FramePayload but whose samples were only counted. */
 export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir' | 'ecgFast'>
 
-/** Checks a decoded payload map against the frame schema and converts it. */
+/** Checks a decoded payload map against the frame schema of its version and converts it. */
 export function payloadFromMap(m: unknown): FramePayload {
   return checkPayloadMap(m, true)
 }
