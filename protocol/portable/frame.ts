@@ -82,7 +82,7 @@ export interface FramePayload {
   /** Time of the first sample, ms since the Unix epoch (board clock; see FLAG_TIME_UNSYNCED). */
   t0: number
   ecgHz?: number
-  /** 12-bit ADC values. */
+  /** 12-bit ADC values; decoded from version 2: signed 18-bit MAX30003 counts (see ecgUvPerLsb). */
   ecg?: ArrayLike<number>
   ppgHz?: number
   /** MAX30102 18-bit counts. */
