@@ -22,8 +22,8 @@
  *   value in D[17:0]; D[23:18] unused (ignored here).
  */
 import { K, K2, LIMITS, LIMITS_V2, FLAGS_KNOWN_V2, FLAG_GAP, FLAG_RECOVERED, FRAME_VERSION_2, ECG_HZ_V2, ECG_GAINS, ECG_WORD_BYTES, PPG_SAMPLE_BYTES, LANE_ECG, LANE_PPG, samplesAgree, type FramePayload, type Gap } from '../portable/frame.ts'
-import { headerFields, isBytes, isUint, schema, shown, trailerFields, uintField, type PayloadMap } from './payload-fields.ts'
-import type { LeanPayload } from './decode.ts'
+import { headerFields, isBytes, isUint, schema, shown, trailerFields, uintField, type PayloadMap, type LeanPayload } from './payload-fields.ts'
+
 
 /** Keys a version-2 payload may carry. */
 const KNOWN_V2 = new Set<number>([K.v, K.deviceId, K.seq, K.boot, K.t0, K.ecgHz, K.ppgHz, K.hr, K.pr, K.spo2, K.flags, K.dropped, K.batteryMv, K.fw, K.tempC, ...Object.values(K2)])

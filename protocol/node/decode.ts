@@ -168,8 +168,8 @@ function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: n
   return s
 }
 
-/** A payload checked exactly like FramePayload but whose samples were only counted. */
-export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir' | 'ecgFast'>
+import type { LeanPayload } from './payload-fields.ts'
+export type { LeanPayload }
 
 /** Checks a decoded payload map against the frame schema of its version and converts it. */
 export function payloadFromMap(m: unknown): FramePayload {

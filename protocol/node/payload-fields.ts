@@ -95,3 +95,6 @@ export function trailerFields(m: PayloadMap, p: FramePayload): void {
     p.tempC = t
   }
 }
+
+/** A payload checked exactly like FramePayload but whose samples were only counted. */
+export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir' | 'ecgFast'>
