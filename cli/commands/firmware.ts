@@ -1,4 +1,5 @@
-import { dirname, resolve } from 'node:path'
+import { dirname, resolve, basename, join } from 'node:path'
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { group, print, type Command } from '../command.ts'
 import { parseCli, stringOpt, choiceOpt, intOpt } from '../args.ts'
 import { CliError } from '../errors.ts'
@@ -30,6 +31,22 @@ async function estimateMemory(code: string) {
   return cliStep(() => m.estimateMemory(code))
 }
 
+/**
+ * Writes `data` beside `path` under a temporary name, then renames it over `path`: a crash or
+ * a full disk mid-write leaves the previous file whole, never a truncated bundle.
+ */
+function writeAtomically(path: string, data: string): void {
+  mkdirSync(dirname(path), { recursive: true })
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`)
+  try {
+    writeFileSync(tmp, data, 'latin1')
+    renameSync(tmp, path)
+  } catch (e) {
+    rmSync(tmp, { force: true })
+    throw e
+  }
+}
+
 const build: Command = {
   name: 'build',
   summary: 'bundle the firmware into one minified Espruino file and check its budgets',
@@ -39,6 +56,9 @@ const build: Command = {
     'Bundles firmware/ (TypeScript) with esbuild into one ES2015 IIFE, refuses syntax and',
     'built-ins Espruino 2v2x lacks, prints the size and the JsVars it costs on a virtual ESP32,',
     `and fails (exit 1) over budget: bundle <= ${BUNDLE_BUDGET} bytes, steady state <= 60% of ${ESP32_VARS} JsVars.`,
+    'The bundle starts with a marker line, /* mhealth-firmware VERSION SHA256 */ (SHA-256 of the',
+    'rest), which `mhealth flash` requires. The file is written only when every check passes',
+    '(via a temporary file and a rename): a failed build leaves --out as it was.',
     '',
     'Options:',
     '  --board NAME   target board (only ESP32)',
@@ -53,11 +73,8 @@ const build: Command = {
     const maxBytes = intOpt(p, 'max-bytes', BUNDLE_BUDGET, 1)
     const maxVars = intOpt(p, 'max-vars', VARS_BUDGET, 1, ESP32_VARS)
     const outPath = resolve(stringOpt(p, 'out') ?? 'dist/firmware.js')
-    const { mkdirSync, writeFileSync } = await import('node:fs')
     const b = await buildFirmware()
-    mkdirSync(dirname(outPath), { recursive: true })
-    writeFileSync(outPath, b.code, 'latin1')
-    print(io, `bundle: ${outPath}`)
+    print(io, `firmware: ${b.version}`)
     print(io, `bundle bytes: ${b.bytes} (budget ${maxBytes}, ${((100 * b.bytes) / maxBytes).toFixed(1)}%)`)
     let failed = ''
     if (b.bytes > maxBytes) failed = `bundle is ${b.bytes} bytes, over the ${maxBytes}-byte budget`
@@ -68,7 +85,11 @@ const build: Command = {
       print(io, `JsVars peak within a second, unfreed garbage included (upper bound): ${m.peak} of ${m.total}`)
       if (m.steady > maxVars && !failed) failed = `steady-state memory is ${m.steady} JsVars, over the budget of ${maxVars}`
     }
-    if (failed) throw new CliError(failed)
+    // Nothing is written unless every check passed, so an over-budget bundle can never be
+    // picked up by a later `flash --bundle`; an earlier good bundle at --out stays as it was.
+    if (failed) throw new CliError(`${failed}; ${existsSync(outPath) ? `${outPath} left as it was` : `nothing written to ${outPath}`}`)
+    writeAtomically(outPath, b.code)
+    print(io, `bundle: ${outPath}`)
     return 0
   },
 }
