@@ -183,8 +183,8 @@ export class Dispatcher {
       for (const f of fresh) this.reportedFlags.add(f)
       // E.on('errorFlag', fn) hears them first: how firmware learns it ran out.
       const sb = this.host.sandbox()
-      const E = sb.G.E as { emit?: unknown } | undefined
-      if (E && typeof E.emit === 'function') this.invoke(E.emit, ['errorFlag', sb.copy(fresh)], E)
+      const E = sb.G.E as Record<string, unknown> | undefined
+      if (E && typeof E.emit === 'function' && E['#onerrorFlag']) this.invoke(E.emit, ['errorFlag', sb.copy(fresh)], E)
       this.host.console.write(`New interpreter error: ${fresh.join(',')}`)
     }
   }

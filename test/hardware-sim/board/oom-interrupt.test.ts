@@ -114,3 +114,17 @@ t.test('code sent to RAM costs its text in every function; from Storage it stays
   t.ok(diff >= bodies * 0.8 && diff <= bodies * 1.3, `RAM costs the function bodies (flat strings, ~${bodies} JsVars) more than flash: ${diff}`)
   t.ok(ram.memory().code > flash.memory().code * 4, `code vars: RAM ${ram.memory().code}, flash ${flash.memory().code}`)
 })
+
+t.test("E.on('errorFlag') hears the new flags before they are printed, once", async (t) => {
+  const { board } = makeBoard(t)
+  board.load(`
+    E.on('errorFlag', function (flags) { print('flags', flags.join('+')) });
+    setTimeout(function () { new Uint8Array(300000) }, 10);
+    setTimeout(function () { new Uint8Array(300000) }, 20);
+  `)
+  board.advance(100)
+  t.same(board.console.lines, [
+    'ERROR: Out of Memory!', 'Execution Interrupted during event processing.', 'flags LOW_MEMORY+MEMORY', 'New interpreter error: LOW_MEMORY,MEMORY',
+    'Execution Interrupted during event processing.',
+  ])
+})
