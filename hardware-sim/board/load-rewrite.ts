@@ -23,13 +23,14 @@
  *
  * Results are cached by code string: a fleet of boards running one bundle parses it once.
  */
+import { createHash } from 'node:crypto'
 import { parse } from 'acorn'
 import { nameVars } from './memory.ts'
 
 /** What Espruino keeps with one function (see memory.ts). */
 export interface FunctionInfo {
-  /** The rewritten program text it came from (see Rewritten.id). */
-  script: number
+  /** The program text it came from (see Rewritten.id). */
+  script: string
   /** Parameter names (each a "\xFF"+name block). */
   params: string[]
   /** Function scopes around its definition (0 at the top level of a program). */
@@ -44,8 +45,8 @@ export interface FunctionInfo {
 
 export interface Rewritten {
   code: string
-  /** Identifies this program text (FunctionInfo.script). */
-  id: number
+  /** Identifies the program text (FunctionInfo.script): a digest of it, the same whenever it is rewritten again. */
+  id: string
 }
 
 /** Name of the context global that scope tokens are made with (defined by the sandbox). */
@@ -61,7 +62,6 @@ const CACHE_MAX = 64
 const INDEX_MAX = 50_000
 const cache = new Map<string, Rewritten>()
 const index = new Map<string, FunctionInfo>()
-let nextId = 1
 
 /** The rewritten text of `code` (the input unchanged when it does not parse: V8 then reports the error). */
 export function rewriteForBoard(code: string): Rewritten {
@@ -99,7 +99,7 @@ function isFunction(n: AnyNode): boolean {
 }
 
 function rewrite(code: string): Rewritten {
-  const id = nextId++
+  const id = createHash('sha1').update(code).digest('base64')
   let ast: AnyNode
   try {
     ast = parse(code, { ecmaVersion: 'latest', sourceType: 'script', allowReturnOutsideFunction: true }) as unknown as AnyNode

@@ -122,7 +122,7 @@ export class MemoryAccount {
   private scopes: Array<WeakRef<ScopeToken>> = []
   private scopesCompacted = 0
   /** Rewritten programs (load-rewrite.ts ids) that were sent to RAM: their functions carry copies of their code. */
-  private ramScripts = new Set<number>()
+  private ramScripts = new Set<string>()
   private readonly origin: CodeOrigin = { inRam: (info) => !info || this.ramScripts.has(info.script) }
   /** JSERR_MEMORY: Espruino prints "Out of Memory!" once until the error flags are read. */
   private memoryErrorShown = false
