@@ -5,7 +5,9 @@
  * and whatever it was to release or call next never happens).
  *
  * With the firmware of 2026-12-07 the board stays connected but makes no frames afterwards
- * (its window buffers were never released; overruns climb). What the issue wants is asserted
+ * (its window buffers were never released; overruns climb). An interrupted interval is removed,
+ * as Espruino removes it; E.on('errorFlag') is how firmware learns it ran out (the flags are
+ * ["LOW_MEMORY","MEMORY"]). What the issue wants is asserted
  * below and marked todo until the firmware is fixed (issue 12): remove the todo then. tap does
  * not run a todo test's body; `MH_RUN_TODO=1 npm test -- <this file>` runs it as a plain test.
  */
