@@ -20,7 +20,7 @@ import type { I2CDevice, AnalogSource, DigitalSource, DigitalSink } from '../har
 import { SpiBuses, type SpiBusName, type SpiAttachment } from './peripherals/spi.ts'
 import { assertEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import { FlashStorage } from './storage.ts'
-import { ESP32_JSVARS, codeVars } from './memory.ts'
+import { ESP32_JSVARS } from './memory.ts'
 import { BoardNetwork, type WifiOptions } from './network.ts'
 import { BoardConsole } from './board-console.ts'
 import { BoardError } from './errors.ts'
@@ -104,7 +104,6 @@ export class VirtualBoard {
       },
       builtins: () => this.sb.builtins,
       roots: (c) => this.sb.globalVars(c) + this.clock.vars(c) + this.net.vars(c),
-      error: (m) => this.sb.error(m),
       print,
     })
     this.dispatch = new Dispatcher({
@@ -252,6 +251,11 @@ export class VirtualBoard {
     this.storage.flashFull = full
   }
 
+  /** For `forMs` virtual ms only `freeVars` JsVars are free: an allocation that does not fit interrupts its callback (out of memory). */
+  squeezeMemory(opts: { freeVars: number; forMs: number }): void {
+    this.mem.squeeze(opts.freeVars, opts.forMs)
+  }
+
   // ------------------------------------------------------------------ used by network.ts
 
   /** Queues work from real I/O to run inside the board at the current virtual time. */
@@ -266,6 +270,11 @@ export class VirtualBoard {
 
   cancelHostTimer(id: number): void {
     this.clock.cancelHostTimer(id)
+  }
+
+  /** The interpreter was blocked for `ms` inside the current callback (a TCP connect). */
+  chargeTime(ms: number): void {
+    this.clock.charge(ms)
   }
 
   /** Calls a firmware callback with Espruino's error handling. */
@@ -304,7 +313,7 @@ export class VirtualBoard {
   private execute(code: string, how: { fromFlash: boolean; label: string }): unknown {
     if (typeof code !== 'string') throw new TypeError(`expected code as a string, got ${typeof code}`)
     assertEspruinoCompat(code)
-    this.mem.chargeCode(codeVars(code, how.fromFlash), how.label)
+    this.mem.chargeCode(code, how.fromFlash, how.label)
     if (!how.fromFlash) this.flash.recordUpload(code)
     return this.dispatch.runCode(code, how.label, this.opts.callbackTimeoutMs ?? 10_000)
   }
@@ -336,8 +345,9 @@ export class VirtualBoard {
       alloc: (n) => this.mem.alloc(n),
       track: (o) => this.mem.track(o),
       grow: (a) => this.mem.grow(a),
-      evaluated: (code) => this.mem.addCode(codeVars(code, this.flash.isFlashString(code))),
+      evaluated: (code) => this.mem.addCode(code, this.flash.isFlashString(code)),
       wallMs: () => this.clock.wallMs,
+      scope: (k, read, names) => this.mem.scope(k, read, names),
     })
     this.sb = sb
     installConsole(sb, this.console)

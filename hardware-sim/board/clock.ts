@@ -15,8 +15,8 @@ export interface TimerSink {
   /** Runs the work real I/O queued (it happens at the current virtual time). */
   drainIo(): void
   runHost(fn: () => void): void
-  /** A firmware timer: its function, or its code string to evaluate. */
-  runTimer(fn: unknown, args: unknown[]): void
+  /** A firmware timer: its function, or its code string to evaluate. False when it was interrupted (an interval is then removed). */
+  runTimer(fn: unknown, args: unknown[], interval: boolean): boolean
 }
 
 /** What `run` needs besides the timers. */
@@ -91,7 +91,16 @@ export class VirtualClock {
   private fire(t: Timer): void {
     if (isHostTimer(t)) return this.sink.runHost(t.fn.host)
     if (t.interval > 0) this.timers.reschedule(t)
-    this.sink.runTimer(t.fn, t.args)
+    if (!this.sink.runTimer(t.fn, t.args, t.interval > 0) && t.interval > 0) this.timers.remove(t.id)
+  }
+
+  /**
+   * The interpreter was blocked for `ms` inside a callback (a native call that waits, such as
+   * a TCP connect): virtual time moves on at once, as getTime() would show on the board.
+   * Timers that came due meanwhile fire late, after the callback, as on a polled loop.
+   */
+  charge(ms: number): void {
+    if (ms > 0 && Number.isFinite(ms)) this.nowMs += ms
   }
 
   /**

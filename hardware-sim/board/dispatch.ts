@@ -7,6 +7,7 @@
  */
 import { BrownOut } from './storage.ts'
 import { Interrupt } from './errors.ts'
+import { OUT_OF_MEMORY, interruptFlag, wasInterrupted } from './interrupt.ts'
 import { formatValue } from './format.ts'
 import type { BoardConsole } from './board-console.ts'
 import type { MemoryAccount } from './memory-account.ts'
@@ -27,11 +28,20 @@ export interface DispatchHost {
   reboot(): void
 }
 
+/** Espruino's interpreter error flags (src/jsutils.h JsErrorFlags), in the order E.getErrorFlags() lists them. */
+const ERROR_FLAGS = ['FIFO_FULL', 'BUFFER_FULL', 'CALLBACK', 'LOW_MEMORY', 'MEMORY', 'MEMORY_BUSY', 'UART_OVERFLOW'] as const
+type ErrorFlag = (typeof ERROR_FLAGS)[number]
+
 export class Dispatcher {
   private pendingIo: Array<() => void> = []
   private rebootPending = false
   /** Whether the last run code, or a callback since, threw (the REPL's `=value` is skipped). */
   lastThrew = false
+  /** What the idle loop reports once the interrupted code has unwound (jsiCheckErrors). */
+  private interruptPending: 'event' | 'code' | null = null
+  /** Error flags set since the interpreter started, and those already reported. */
+  private errorFlags = new Set<ErrorFlag>()
+  private reportedFlags = new Set<ErrorFlag>()
 
   constructor(private readonly host: DispatchHost) {}
 
@@ -39,18 +49,49 @@ export class Dispatcher {
   invoke(fn: unknown, args: unknown[], thisArg?: unknown): void {
     if (typeof fn !== 'function') return
     if (!this.host.memory.mayRun()) return
-    try {
-      this.host.sandbox().call(fn, args, thisArg, this.host.callbackTimeoutMs)
-    } catch (e) {
-      this.handleThrow(e)
-    }
+    this.call(fn, args, thisArg)
     this.afterCallback()
   }
 
-  /** A firmware timer fired: its function, or its code string evaluated. */
-  runTimer(fn: unknown, args: unknown[]): void {
-    if (typeof fn === 'string') this.invoke(this.host.sandbox().C.eval, [fn])
-    else this.invoke(fn, args)
+  /**
+   * A firmware timer fired: its function, or its code string evaluated. Returns false when
+   * it was interrupted: Espruino then removes an interval (src/jsinteractive.c, jsiIdle:
+   * "Ctrl-C while processing interval - removing it.", printed for any interrupt).
+   */
+  runTimer(fn: unknown, args: unknown[], interval = false): boolean {
+    const [f, a] = typeof fn === 'string' ? [this.host.sandbox().C.eval, [fn]] : [fn, args]
+    if (typeof f !== 'function') return true
+    if (!this.host.memory.mayRun()) return true
+    const ok = this.call(f, a, undefined)
+    if (!ok && interval) {
+      this.host.console.write('ERROR: Ctrl-C while processing interval - removing it.')
+      this.errorFlags.add('CALLBACK')
+    }
+    this.afterCallback()
+    return ok
+  }
+
+  /** One callback on a fresh stack; false when an out-of-memory interrupt abandoned it. */
+  private call(fn: unknown, args: unknown[], thisArg: unknown): boolean {
+    let interrupted = false
+    try {
+      this.host.sandbox().call(fn, args, thisArg, this.host.callbackTimeoutMs)
+    } catch (e) {
+      if (wasInterrupted(e)) interrupted = true
+      else this.handleThrow(e)
+    }
+    // A promise reaction may have swallowed the sentinel: the flag still says what happened.
+    if (interruptFlag.on) interrupted = true
+    interruptFlag.on = false
+    if (interrupted) this.interrupted('event')
+    return !interrupted
+  }
+
+  private interrupted(where: 'event' | 'code'): void {
+    this.lastThrew = true
+    this.interruptPending = where
+    this.errorFlags.add('LOW_MEMORY')
+    this.errorFlags.add('MEMORY')
   }
 
   /** Host work that may call into the firmware (a host timer, queued I/O). */
@@ -66,8 +107,11 @@ export class Dispatcher {
     try {
       value = this.host.sandbox().run(code, label, timeoutMs)
     } catch (e) {
-      this.handleThrow(e)
+      if (wasInterrupted(e)) this.interrupted('code')
+      else this.handleThrow(e)
     }
+    if (interruptFlag.on) this.interrupted('code')
+    interruptFlag.on = false
     this.afterCallback()
     return value
   }
@@ -82,9 +126,12 @@ export class Dispatcher {
     while (this.pendingIo.length) this.runHost(this.pendingIo.shift()!)
   }
 
-  /** A fresh interpreter: I/O queued for the old one is dropped. */
+  /** A fresh interpreter: I/O queued for the old one is dropped, its error flags with it. */
   clearIo(): void {
     this.pendingIo.length = 0
+    this.interruptPending = null
+    this.errorFlags.clear()
+    this.reportedFlags.clear()
   }
 
   /** Power is gone (a brown-out cut a flash write): the board reboots once the current callback ends. */
@@ -93,6 +140,8 @@ export class Dispatcher {
   }
 
   reportUncaught(e: unknown, prefix = 'Uncaught '): void {
+    // The interrupt is reported by the idle loop, never as an exception (a promise may have caught it).
+    if (e === OUT_OF_MEMORY) return
     if (e && typeof e === 'object' && 'message' in e) {
       const err = e as Error
       this.host.console.write(`${prefix}${err.name ?? 'Error'}: ${err.message}`)
@@ -113,6 +162,7 @@ export class Dispatcher {
   }
 
   private afterCallback(): void {
+    this.checkErrors()
     if (this.rebootPending) {
       this.rebootPending = false
       this.host.console.write(`[${this.host.id}] brown-out: rebooting`)
@@ -120,6 +170,23 @@ export class Dispatcher {
       return
     }
     this.host.memory.check()
+  }
+
+  /** What jsiCheckErrors prints after the interrupted code: the interruption, then error flags that are new. */
+  private checkErrors(): void {
+    if (this.interruptPending) {
+      this.host.console.write(this.interruptPending === 'event' ? 'Execution Interrupted during event processing.' : 'Execution Interrupted')
+      this.interruptPending = null
+    }
+    if (this.errorFlags.size > this.reportedFlags.size) {
+      const fresh = ERROR_FLAGS.filter((f) => this.errorFlags.has(f) && !this.reportedFlags.has(f))
+      for (const f of fresh) this.reportedFlags.add(f)
+      // E.on('errorFlag', fn) hears them first: how firmware learns it ran out.
+      const sb = this.host.sandbox()
+      const E = sb.G.E as Record<string, unknown> | undefined
+      if (E && typeof E.emit === 'function' && E['#onerrorFlag']) this.invoke(E.emit, ['errorFlag', sb.copy(fresh)], E)
+      this.host.console.write(`New interpreter error: ${fresh.join(',')}`)
+    }
   }
 }
 

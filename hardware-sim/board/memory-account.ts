@@ -2,11 +2,15 @@
  * A board's running JsVar account: what its program holds now (memory.ts
  * prices it), checked against the budget where Espruino would run out: at
  * load, at each allocation of a buffer, as arrays grow, and between
- * callbacks. Over budget, each callback fails until usage is back under.
+ * callbacks. An allocation that cannot be met interrupts the running
+ * callback (interrupt.ts); over budget between callbacks, each callback
+ * fails until usage is back under.
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { VarCounter, JSVAR_BYTES, BASE_VARS, typedArrayVars } from './memory.ts'
+import { VarCounter, JSVAR_BYTES, BASE_VARS, typedArrayVars, codeVars, nameVars, type CodeOrigin } from './memory.ts'
+import { rewriteForBoard } from './load-rewrite.ts'
+import { interruptForMemory } from './interrupt.ts'
 import { BoardError } from './errors.ts'
 
 export interface MemoryReport {
@@ -14,11 +18,36 @@ export interface MemoryReport {
   usage: number
   free: number
   total: number
-  /** Vars held by code (RAM uploads cost their text, flash code 2 per function). */
+  /** Vars held by function code (code sent to RAM is copied into every function object; from flash 1 block each). */
   code: number
   blocksize: number
   /** The first time usage exceeded the budget since the last reset, or null. */
   outOfMemory: boolean
+  /** Callbacks (and uploads) interrupted by an allocation that could not be met, since this board object was made. */
+  interrupts: number
+  /** Free vars while a squeezeMemory() fault lasts, else null. */
+  squeezedFree: number | null
+}
+
+/** A scope token (load-rewrite.ts): a function call's scope, alive as long as V8 keeps the token. */
+interface ScopeToken {
+  /** The scope block and its variables' names. */
+  k: number
+  /** Variable i's current value (throws while a let/const is uninitialised). */
+  read: (i: number) => unknown
+  /** The readable variables' names, comma-separated (for the inline-integer rule). */
+  names: string
+}
+
+const splitNames = new Map<string, string[]>()
+function namesOf(s: string): string[] {
+  let a = splitNames.get(s)
+  if (!a) {
+    a = s === '' ? [] : s.split(',')
+    if (splitNames.size > 10_000) splitNames.clear()
+    splitNames.set(s, a)
+  }
+  return a
 }
 
 /** What the account needs from its board. */
@@ -29,8 +58,6 @@ export interface MemoryHost {
   builtins(): ReadonlySet<unknown>
   /** JsVars the program holds from its roots: globals, timers, listeners, sockets. */
   roots(c: VarCounter): number
-  /** An Error of the interpreter's realm (what the firmware sees thrown). */
-  error(message: string): Error
   /** Prints a console line. */
   print(line: string): void
 }
@@ -91,6 +118,17 @@ export class MemoryAccount {
   private codeVars = 0
   private usage = BASE_VARS
   private oom = false
+  /** Scope tokens of live function calls (weak: V8 drops them with the scope). */
+  private scopes: Array<WeakRef<ScopeToken>> = []
+  private scopesCompacted = 0
+  /** Rewritten programs (load-rewrite.ts ids) that were sent to RAM: their functions carry copies of their code. */
+  private ramScripts = new Set<string>()
+  private readonly origin: CodeOrigin = { inRam: (info) => !info || this.ramScripts.has(info.script) }
+  /** JSERR_MEMORY: Espruino prints "Out of Memory!" once until the error flags are read. */
+  private memoryErrorShown = false
+  private interrupts = 0
+  private squeezeUntil = -1
+  private squeezeCeiling = Infinity
   /**
    * Buffers (>= 64 bytes) and arrays (>= 64 elements) are tracked from their
    * allocation, so they count even when only a closure holds them (closures
@@ -116,26 +154,70 @@ export class MemoryAccount {
     this.tracked.gen++
     this.codeVars = 0
     this.oom = false
+    this.scopes = []
+    this.scopesCompacted = 0
+    this.ramScripts.clear()
+    this.memoryErrorShown = false
   }
 
   report(): MemoryReport {
     this.measure()
-    return { usage: this.usage, free: Math.max(0, this.budget - this.usage), total: this.budget, code: this.codeVars, blocksize: JSVAR_BYTES, outOfMemory: this.oom }
+    const squeezed = this.squeezed()
+    return {
+      usage: this.usage, free: Math.max(0, this.budget - this.usage), total: this.budget, code: this.codeVars, blocksize: JSVAR_BYTES,
+      outOfMemory: this.oom, interrupts: this.interrupts, squeezedFree: squeezed ? Math.max(0, this.squeezeCeiling - this.usage) : null,
+    }
   }
 
-  /** Charges the code an upload keeps, or refuses the upload when it does not fit. */
-  chargeCode(cost: number, label: string): void {
+  /**
+   * Before an upload runs: sent to RAM, Espruino holds its whole text while executing it, so
+   * it must fit (else it is refused and does not run); its functions then carry copies of
+   * their code. From flash the text is memory-mapped and costs nothing to hold.
+   */
+  chargeCode(code: string, fromFlash: boolean, label: string): void {
+    const cost = codeVars(code, fromFlash)
     this.measure()
     if (this.usage + cost > this.budget) {
       this.printOutOfMemory()
       throw new BoardError(`Out of Memory!: ${label} needs ${cost} JsVars for its code, ${Math.max(0, this.budget - this.usage)} of ${this.budget} free`)
     }
-    this.codeVars += cost
+    this.addCode(code, fromFlash)
   }
 
-  /** Charges code `eval` keeps (it runs whatever its size: the firmware asked for it). */
-  addCode(cost: number): void {
-    this.codeVars += cost
+  /** Code `eval` runs (whatever its size: the firmware asked for it): where its functions' code lives. */
+  addCode(code: string, fromFlash: boolean): void {
+    if (!fromFlash) this.ramScripts.add(rewriteForBoard(code).id)
+  }
+
+  /** A function call that creates functions registers its scope (load-rewrite.ts); returns the token V8 keeps it by. */
+  scope(k: number, read: (i: number) => unknown, names: string): ScopeToken {
+    const t: ScopeToken = { k, read, names }
+    this.scopes.push(new WeakRef(t))
+    // Calls of short-lived scopes pile up between walks: drop the collected ones now and then.
+    if (this.scopes.length > 2 * this.scopesCompacted + 1024) this.compactScopes()
+    return t
+  }
+
+  /**
+   * Fault: for `forMs` virtual ms, the board has only `freeVars` JsVars more than it uses now
+   * (something else took the rest, as on a real board under a burst of traffic); an
+   * allocation that does not fit is an out-of-memory interrupt.
+   */
+  squeeze(freeVars: number, forMs: number): void {
+    if (!(freeVars >= 0) || !Number.isFinite(freeVars)) throw new RangeError(`expected freeVars >= 0, got ${freeVars}`)
+    if (!(forMs >= 0) || !Number.isFinite(forMs)) throw new RangeError(`expected forMs >= 0, got ${forMs}`)
+    this.measure()
+    this.squeezeCeiling = this.usage + Math.floor(freeVars)
+    this.squeezeUntil = this.host.now + forMs
+  }
+
+  private squeezed(): boolean {
+    return this.host.now < this.squeezeUntil
+  }
+
+  /** Vars an allocation may take the usage to. */
+  private ceiling(): number {
+    return this.squeezed() ? Math.min(this.budget, this.squeezeCeiling) : this.budget
   }
 
   /** Before a callback: with no free vars, Espruino cannot even start it. */
@@ -154,9 +236,12 @@ export class MemoryAccount {
 
   /** After a callback: re-measures when it may have allocated, and notices running out. */
   check(): void {
-    // The walk costs tens of microseconds: after a callback only when an allocation hook fired
-    // or 250 virtual ms passed (plain objects growing in globals are seen that late at worst).
-    if (this.memDirty || this.host.now - this.lastMeasureAt >= 250) this.measure()
+    // A walk prices every reachable object, function and live scope (about a millisecond for a
+    // firmware's state): after a callback every second, every 250 virtual ms once above 3/4 of
+    // the budget, or at once when allocations since the last walk may have used up the room.
+    // Between walks allocations are added as they happen (alloc, grow).
+    const period = this.usage > 0.75 * this.budget ? 250 : 1000
+    if (this.host.now - this.lastMeasureAt >= period || (this.memDirty && this.usage > 0.9 * this.ceiling())) this.measure()
     if (this.usage > this.budget && !this.oom) {
       this.oom = true
       this.oomCollected = false
@@ -184,12 +269,13 @@ export class MemoryAccount {
     return gcMs
   }
 
-  /** Recomputes the JsVar estimate: code + roots + tracked buffers and big arrays. */
+  /** Recomputes the JsVar estimate: roots + live scopes (with their functions and code) + tracked buffers and big arrays. */
   measure(): void {
     this.memDirty = false
     this.lastMeasureAt = this.host.now
-    const c = new VarCounter(this.host.builtins(), (o) => this.trackCells.has(o))
-    const n = BASE_VARS + this.codeVars + this.host.roots(c)
+    const c = new VarCounter(this.host.builtins(), { skip: (o) => this.trackCells.has(o), origin: this.origin })
+    const n = BASE_VARS + this.host.roots(c) + this.scopeVars(c)
+    this.codeVars = c.code
     let w = 0
     for (const r of this.trackedArrays) {
       const a = r.deref()
@@ -201,25 +287,68 @@ export class MemoryAccount {
     this.usage = n + this.tracked.cost
   }
 
+  /** What the live scopes hold: their blocks and names, and the values of their variables. */
+  private scopeVars(c: VarCounter): number {
+    let n = 0
+    let w = 0
+    const list = this.scopes
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i]!.deref()
+      if (t === undefined) continue
+      list[w++] = list[i]!
+      n += t.k
+      const names = namesOf(t.names)
+      for (let j = 0; j < names.length; j++) {
+        let v: unknown
+        try {
+          v = t.read(j)
+        } catch {
+          continue // a let/const not initialised yet
+        }
+        n += c.slot(names[j]!, v) - nameVars(names[j]!.length)
+      }
+    }
+    list.length = w
+    this.scopesCompacted = w
+    return n
+  }
+
+  private compactScopes(): void {
+    let w = 0
+    for (const r of this.scopes) if (r.deref() !== undefined) this.scopes[w++] = r
+    this.scopes.length = w
+    this.scopesCompacted = w
+  }
+
   // ---------------------------------------------------------- hooks (prelude)
 
-  /** Allocation hook (typed arrays, ArrayBuffers): fails at once when the buffer cannot fit. */
+  /** Allocation hook (typed arrays, ArrayBuffers): interrupts the callback when the buffer cannot fit. */
   alloc(bytes: number): void {
     if (!(bytes >= 0)) return
     this.memDirty = true
     const cost = typedArrayVars(bytes)
-    if (this.usage + cost <= this.budget) {
+    const ceiling = this.ceiling()
+    if (this.usage + cost <= ceiling) {
       this.usage += cost
       return
     }
     // The estimate may still count garbage: measure again, and collect so it stops counting soon.
     this.measure()
-    if (this.usage + cost > this.budget) requestGc()
-    if (this.usage + cost > this.budget) {
-      this.printOutOfMemory()
-      throw this.host.error('Out of Memory!')
+    if (this.usage + cost > ceiling) {
+      requestGc()
+      this.interrupt()
     }
     this.usage += cost
+  }
+
+  /** Espruino could not allocate: it reports it (once, JSERR_MEMORY) and interrupts execution. */
+  private interrupt(): never {
+    this.interrupts++
+    if (!this.memoryErrorShown) {
+      this.memoryErrorShown = true
+      this.printOutOfMemory()
+    }
+    interruptForMemory()
   }
 
   track(o: object): void {
@@ -240,14 +369,17 @@ export class MemoryAccount {
       released.register(a, cell)
       this.trackedArrays.push(new WeakRef(a))
     }
-    this.recost(a)
+    this.usage += this.recost(a)
+    this.memDirty = true
+    if (this.usage <= this.ceiling()) return
     this.measure()
-    if (this.usage > this.budget) {
+    if (this.usage > this.ceiling()) {
       requestGc()
-      this.printOutOfMemory()
-      this.oom = true
-      this.oomCollected = false
-      throw this.host.error('Out of memory while appending to array')
+      if (this.usage > this.budget) {
+        this.oom = true
+        this.oomCollected = false
+      }
+      this.interrupt()
     }
   }
 
@@ -255,13 +387,15 @@ export class MemoryAccount {
     return { cost, gen: this.tracked.gen, acct: this.tracked }
   }
 
-  /** Re-prices a tracked array (its elements and what they hold). */
-  private recost(a: unknown[]): void {
+  /** Re-prices a tracked array (its elements and what they hold); returns the change. */
+  private recost(a: unknown[]): number {
     const cell = this.trackCells.get(a)
-    if (!cell) return
-    const cost = new VarCounter(this.host.builtins(), (o) => o !== a && this.trackCells.has(o)).object(a)
-    this.tracked.cost += cost - cell.cost
+    if (!cell) return 0
+    const cost = new VarCounter(this.host.builtins(), { skip: (o) => o !== a && this.trackCells.has(o), origin: this.origin }).object(a)
+    const delta = cost - cell.cost
+    this.tracked.cost += delta
     cell.cost = cost
+    return delta
   }
 
   private printOutOfMemory(): void {

@@ -1,13 +1,30 @@
 /**
  * The board's network: `require("Wifi")` (join/leave with events, on the
  * virtual clock) and `require("net")`/`require("tls")` sockets that are real
- * TCP connections from this process, refused while WiFi is down. Socket
- * data reaches the firmware as binary strings, as Espruino delivers it.
+ * TCP connections from this process. Socket data reaches the firmware as
+ * binary strings, as Espruino delivers it.
+ *
+ * `connect()` behaves as Espruino 2v29's does (libs/network/socketserver.c,
+ * clientRequestConnect; libs/network/esp32/network_esp32.c): it resolves the
+ * host and makes a blocking TCP connect, so it returns only once the attempt
+ * ended (the virtual clock is charged the time it took) and a failure is an
+ * exception in the caller's stack frame: `InternalError: Unable to locate
+ * host` when the name does not resolve, `ERROR: Connect failed (err N)` on
+ * the console then `InternalError: Unable to create socket` when the
+ * connection is refused or has no route. connect-probe.ts makes the attempt
+ * synchronous. The ESP32 port leaves the network "online" when WiFi is down
+ * (jswrap_esp32_network.c sets NETWORKSTATE_ONLINE once at init), so lwIP
+ * answers a connect without a link with "no route" (err 113) and a name
+ * lookup fails.
  */
 import net from 'node:net'
 import tls from 'node:tls'
 import type { VarCounter } from './memory.ts'
 import type { JsEmitter } from './sandbox.ts'
+import { probeConnect } from './connect-probe.ts'
+
+/** errno lwIP gives a connect with no interface up (ERR_RTE -> EHOSTUNREACH). */
+const NO_ROUTE = 113
 
 export interface WifiOptions {
   /** SSID the access point advertises; undefined accepts any. */
@@ -31,6 +48,9 @@ export interface NetHost {
   newEmitter(): JsEmitter
   jsError(message: string): Error
   jsObject(props: Record<string, unknown>): Record<string, unknown>
+  /** The interpreter was blocked for `ms` real ms inside the current callback (virtual time moves on). */
+  chargeTime(ms: number): void
+  readonly console: { write(line: string): void }
 }
 
 interface Sock {
@@ -179,12 +199,41 @@ export class BoardNetwork {
     return w
   }
 
+  /** An InternalError of the interpreter's realm, as jsExceptionHere(JSET_INTERNALERROR, ...) throws. */
+  private internalError(message: string): Error {
+    const e = this.host.jsError(message)
+    e.name = 'InternalError'
+    return e
+  }
+
+  /**
+   * The blocking part of Espruino's connect: resolve, then the TCP handshake. Throws what
+   * Espruino throws; returns normally when the connection was made (or is still being made
+   * when the attempt outlived the probe's cap).
+   */
+  private blockingConnect(hostName: string, port: number): void {
+    if (this.state !== 'connected') {
+      if (!net.isIPv4(hostName)) throw this.internalError('Unable to locate host')
+      this.host.console.write(`ERROR: Connect failed (err ${NO_ROUTE})`)
+      throw this.internalError('Unable to create socket')
+    }
+    const r = probeConnect(hostName, port)
+    this.host.chargeTime(r.ms)
+    if (r.kind === 'dns') throw this.internalError('Unable to locate host')
+    if (r.kind === 'failed') {
+      this.host.console.write(`ERROR: Connect failed (err ${r.errno})`)
+      throw this.internalError('Unable to create socket')
+    }
+  }
+
   netModule(secure: boolean): unknown {
     const m = this.host.jsObject({})
     m.connect = (options: Record<string, unknown>, cb?: unknown) => {
       if (!options || typeof options !== 'object') throw this.host.jsError(`expected connect options {host, port}, got ${typeof options}`)
       const hostName = String(options.host ?? 'localhost')
-      const port = Number(options.port ?? (secure ? 443 : 80))
+      // Port 0 or none: 80, or 443 for TLS (clientRequestConnect).
+      const port = Number(options.port) || (secure ? 443 : 80)
+      this.blockingConnect(hostName, port)
       const js = this.host.newEmitter()
       const s: Sock = { js, node: null, connecting: true, closed: false }
       this.sockets.add(s)
@@ -200,15 +249,6 @@ export class BoardNetwork {
         s.node?.end()
       }
       js.destroy = () => this.closeSock(s, true)
-      if (this.state !== 'connected') {
-        // No link: Espruino reports the error and closes, asynchronously.
-        s.connecting = false
-        this.host.hostTimer(0, () => {
-          this.host.emitOn(js, 'error', this.host.jsObject({ code: -1, message: 'Not connected to WiFi' }))
-          this.closeSock(s, true)
-        })
-        return js
-      }
       this.lastIo = performance.now()
       const sock = secure
         ? tls.connect({ host: hostName, port, ca: options.ca as string | undefined, rejectUnauthorized: options.ca !== undefined, servername: net.isIP(hostName) ? undefined : hostName })

@@ -9,6 +9,8 @@ import vm from 'node:vm'
 import { PRELUDE } from './prelude.ts'
 import { assertEspruinoCompat } from '../../firmware/build/syntax-gate.ts'
 import type { VarCounter } from './memory.ts'
+import { rewriteForBoard, SCOPE_HOOK, INTERRUPT_FLAG } from './load-rewrite.ts'
+import { interruptFlag } from './interrupt.ts'
 
 /** An Espruino event emitter of the context's realm (`on`/`emit`/`removeListener`). */
 export type JsEmitter = Record<string, unknown> & { emit(ev: string, ...a: unknown[]): boolean }
@@ -40,6 +42,8 @@ export interface SandboxHooks {
   /** `eval` is about to run `code` (it keeps its functions' text). */
   evaluated(code: string): void
   wallMs(): number
+  /** A call that creates functions opened a scope (load-rewrite.ts): returns its token. */
+  scope(k: number, read: (i: number) => unknown, names: string): object
 }
 
 /** Calls a firmware callback on a fresh stack; one compiled script serves every context. */
@@ -57,6 +61,9 @@ export class Sandbox {
     this.ctx = vm.createContext({}, { name, microtaskMode: 'afterEvaluate', codeGeneration: { strings: true, wasm: false } })
     this.G = vm.runInContext('globalThis', this.ctx) as Record<string, unknown>
     this.C = (vm.runInContext(PRELUDE, this.ctx) as (h: SandboxHooks) => Intrinsics)(hooks)
+    // What rewritten code calls (load-rewrite.ts): the scope hook and the interrupt flag.
+    Object.defineProperty(this.G, SCOPE_HOOK, { value: (k: number, read: (i: number) => unknown, names: string) => hooks.scope(k, read, names) })
+    Object.defineProperty(this.G, INTERRUPT_FLAG, { value: interruptFlag })
   }
 
   /** Once the Espruino globals are installed: everything reachable from the global object now belongs to the interpreter. */
@@ -76,9 +83,9 @@ export class Sandbox {
     Object.defineProperty(this.G, name, { value: fn, writable: true, configurable: true, enumerable: false })
   }
 
-  /** Runs program text at the top level (an upload, a REPL line, a boot file). */
+  /** Runs program text at the top level (an upload, a REPL line, a boot file), rewritten for the board (load-rewrite.ts). */
   run(code: string, label: string, timeoutMs: number): unknown {
-    return new vm.Script(code, { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
+    return new vm.Script(rewriteForBoard(code).code, { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
   }
 
   /** Calls `fn` with `thisArg` and `args` inside the context; a timeout interrupts it. */
@@ -100,18 +107,24 @@ export class Sandbox {
   evalGated(code: string): unknown {
     this.rethrow(() => assertEspruinoCompat(code))
     this.hooks.evaluated(code)
-    return this.C.eval(code)
+    return this.C.eval(rewriteForBoard(code).code)
   }
 
-  /** JsVars the program holds in globals (the interpreter's own are free; `__` names are the dispatch slots). */
+  /**
+   * JsVars the program holds in globals (the interpreter's own are free; `__` names are the
+   * dispatch slots). The program's globals are enumerable (`var`, function declarations,
+   * assignments); the interpreter's are not, apart from a few that are built-ins by value.
+   * Read from the contextified object, which mirrors the context's global without the cost
+   * of its interceptors.
+   */
   globalVars(c: VarCounter): number {
     let n = 0
-    const g = this.G
-    for (const k of Object.getOwnPropertyNames(g)) {
+    const g = this.ctx as Record<string, unknown>
+    for (const k of Object.keys(g)) {
       if (k.startsWith('__')) continue
       const d = Object.getOwnPropertyDescriptor(g, k)
       if (!d || !('value' in d) || this.builtins.has(d.value)) continue
-      n += 1 + c.value(d.value)
+      n += c.slot(k, d.value)
     }
     return n
   }
