@@ -42,9 +42,16 @@ export function fetchTime(net: Dialer, host: string, port: number, boardMs: () =
     finish('time: no answer in ' + timeoutMs + ' ms')
     try { sock.end() } catch (e) { /* already closed */ }
   }, timeoutMs)
-  const sock = net.connect({ host: host, port: port }, function () {
-    sock.write('GET /api/time HTTP/1.0\r\nHost: ' + host + '\r\n\r\n')
-  })
+  let sock: ReturnType<Dialer['connect']>
+  try {
+    // Espruino's connect throws at once on a refused port or an unknown host (and blocks while TCP tries).
+    sock = net.connect({ host: host, port: port }, function () {
+      sock.write('GET /api/time HTTP/1.0\r\nHost: ' + host + '\r\n\r\n')
+    })
+  } catch (e) {
+    finish('time: ' + ((e as any) && (e as any).message ? (e as any).message : e))
+    return
+  }
   sock.on('data', function (d: string) { buf += d })
   sock.on('close', function () { finish(null) })
   sock.on('error', function (e: any) { finish('time: ' + (e && e.message ? e.message : e)) })
