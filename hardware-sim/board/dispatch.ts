@@ -25,6 +25,14 @@ export interface DispatchHost {
   ioQueued(): void
   /** Power-cycles the board (after a brown-out or E.reboot()). */
   reboot(): void
+  /** Charges each callback the ESP32 time it costs (hardware-sim/cost/board-cost.ts); null when the board does not charge time. */
+  readonly meter?: CallbackMeter | null
+}
+
+/** Brackets every callback the board runs (REPL lines excepted) when the board charges time. */
+export interface CallbackMeter {
+  begin(name: string): void
+  end(): void
 }
 
 export class Dispatcher {
@@ -35,22 +43,26 @@ export class Dispatcher {
 
   constructor(private readonly host: DispatchHost) {}
 
-  /** Runs one firmware callback like Espruino's idle loop does. */
-  invoke(fn: unknown, args: unknown[], thisArg?: unknown): void {
+  /** Runs one firmware callback like Espruino's idle loop does; `name` is what the cost meter reports it under. */
+  invoke(fn: unknown, args: unknown[], thisArg?: unknown, name?: string): void {
     if (typeof fn !== 'function') return
     if (!this.host.memory.mayRun()) return
+    const meter = this.host.meter
+    meter?.begin(name || (fn as { name?: string }).name || 'callback')
     try {
       this.host.sandbox().call(fn, args, thisArg, this.host.callbackTimeoutMs)
     } catch (e) {
       this.handleThrow(e)
+    } finally {
+      meter?.end()
     }
     this.afterCallback()
   }
 
   /** A firmware timer fired: its function, or its code string evaluated. */
-  runTimer(fn: unknown, args: unknown[]): void {
-    if (typeof fn === 'string') this.invoke(this.host.sandbox().C.eval, [fn])
-    else this.invoke(fn, args)
+  runTimer(fn: unknown, args: unknown[], name?: string): void {
+    if (typeof fn === 'string') this.invoke(this.host.sandbox().C.eval, [fn], undefined, name)
+    else this.invoke(fn, args, undefined, name)
   }
 
   /** Host work that may call into the firmware (a host timer, queued I/O). */
@@ -59,14 +71,18 @@ export class Dispatcher {
     this.afterCallback()
   }
 
-  /** Program text at the top level: value on success; errors are printed as Espruino does. */
+  /** Program text at the top level: value on success; errors are printed as Espruino does. REPL lines are not metered (see board-cost.ts). */
   runCode(code: string, label: string, timeoutMs: number): unknown {
     let value: unknown
     this.lastThrew = false
+    const meter = label === 'repl' ? null : this.host.meter
+    meter?.begin(label)
     try {
       value = this.host.sandbox().run(code, label, timeoutMs)
     } catch (e) {
       this.handleThrow(e)
+    } finally {
+      meter?.end()
     }
     this.afterCallback()
     return value

@@ -40,6 +40,12 @@ export interface SandboxHooks {
   /** `eval` is about to run `code` (it keeps its functions' text). */
   evaluated(code: string): void
   wallMs(): number
+  /**
+   * Rewrites code after the syntax gate, before it runs (uploads, boot files, REPL lines,
+   * `eval`): the cost instrumentation when the board charges time. Memory estimates see the
+   * original text.
+   */
+  transform?(code: string): string
 }
 
 /** Calls a firmware callback on a fresh stack; one compiled script serves every context. */
@@ -78,7 +84,8 @@ export class Sandbox {
 
   /** Runs program text at the top level (an upload, a REPL line, a boot file). */
   run(code: string, label: string, timeoutMs: number): unknown {
-    return new vm.Script(code, { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
+    const text = this.hooks.transform ? this.hooks.transform(code) : code
+    return new vm.Script(text, { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
   }
 
   /** Calls `fn` with `thisArg` and `args` inside the context; a timeout interrupts it. */
@@ -100,7 +107,7 @@ export class Sandbox {
   evalGated(code: string): unknown {
     this.rethrow(() => assertEspruinoCompat(code))
     this.hooks.evaluated(code)
-    return this.C.eval(code)
+    return this.C.eval(this.hooks.transform ? this.hooks.transform(code) : code)
   }
 
   /** JsVars the program holds in globals (the interpreter's own are free; `__` names are the dispatch slots). */
