@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { VirtualBoard, type VirtualBoardOptions } from './board/board.ts'
+import { VirtualBoard, type VirtualBoardOptions, type CostReport } from './board/board.ts'
 import type { I2CDevice } from './hardware.ts'
 import { Atecc608 } from './devices/atecc608.ts'
 import { Max30102 } from './devices/max30102.ts'
@@ -129,6 +129,8 @@ export interface BoardRigOptions {
   memoryVars?: number
   /** Collect garbage while the rig is open (see the garbage pump above); default true. */
   gcPump?: boolean
+  /** Charge callbacks the time an ESP32 spends in them (VirtualBoardOptions.cost); default the board's DEFAULT_COST. */
+  cost?: VirtualBoardOptions['cost']
 }
 
 export interface BoardRig {
@@ -153,6 +155,8 @@ export interface BoardRig {
    * Steps virtual time itself, so call it while the board is not inside run().
    */
   readPublicKey(): Uint8Array
+  /** What the callbacks cost an ESP32 (board.costReport()); null when the rig does not charge time. */
+  costReport(opts?: { reset?: boolean }): CostReport | null
   /** Steps virtual time until a console line matching `re` appears after this call; returns it. Not inside run(). */
   advanceUntilLine(re: RegExp, maxMs?: number): string
   close(): void
@@ -218,6 +222,7 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
     clock: opts.clock,
     wifi: opts.wifi,
     memoryVars: opts.memoryVars,
+    cost: opts.cost,
   })
   const lines: string[] = []
   board.console.on('line', (l: string) => lines.push(l))
@@ -231,6 +236,9 @@ export async function createBoardRig(opts: BoardRigOptions = {}): Promise<BoardR
     status() {
       const r = board.repl('typeof mhStatus === "function" ? mhStatus() : "null"')
       return r.ok ? (JSON.parse(String(r.value)) as RigStatus | null) : null
+    },
+    costReport(o) {
+      return board.costReport(o)
     },
     advanceUntilLine(re, maxMs = 5000) {
       const from = lines.length

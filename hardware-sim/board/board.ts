@@ -8,7 +8,9 @@
  * context's own constructors so `instanceof` works inside. Time is virtual:
  * timers fire in virtual-time order, `advance(ms)` steps deterministically,
  * `run({speed})` follows real time scaled by `speed` and interleaves real
- * I/O (sockets to the gateway).
+ * I/O (sockets to the gateway). With the `cost` option on, callbacks take
+ * the time an ESP32 would spend in them and timers fire late as Espruino
+ * runs them (clock.ts, hardware-sim/cost/board-cost.ts).
  *
  * This class is the facade that wires the parts (docs/hardware-sim-board.md):
  * sandbox.ts (the interpreter), clock.ts (time and timers), dispatch.ts
@@ -34,6 +36,7 @@ import { cryptoModule } from './crypto.ts'
 import { Pins } from './peripherals/pins.ts'
 import { Adc, checkAnalogSources } from './peripherals/adc.ts'
 import { I2CBuses, type BusName } from './peripherals/i2c.ts'
+import { resolveCost, meteredNetModule, type BoardCost, type CostOption, type CostReport } from '../cost/board-cost.ts'
 
 export { BoardError } from './errors.ts'
 export { BoardConsole } from './board-console.ts'
@@ -41,6 +44,13 @@ export type { MemoryReport } from './memory-account.ts'
 export type { BusName } from './peripherals/i2c.ts'
 export type { SpiBusName, SpiAttachment } from './peripherals/spi.ts'
 export { codeVars } from './memory.ts'
+export type { CostOption, CostReport } from '../cost/board-cost.ts'
+
+/**
+ * What boards charge for time when their options do not say (docs/hardware-sim-board.md,
+ * "Time charged"). 'off' until the MAX30003 firmware lands, then 'central'.
+ */
+export const DEFAULT_COST: CostOption = 'off'
 
 export interface VirtualBoardOptions {
   /** Board name used in messages (and in `process.env.SERIAL`). */
@@ -65,6 +75,12 @@ export interface VirtualBoardOptions {
   wifi?: WifiOptions
   /** Interrupt a callback that runs longer than this many real ms ("Execution Interrupted"). Off by default (it costs ~100 us per callback); uploads always get 10 s. */
   callbackTimeoutMs?: number
+  /**
+   * Charge each callback the time an ESP32 would spend in it (hardware-sim/cost): a setting
+   * of the cost model ('low', 'central', 'high'), a CostModel of your own, or 'off' (time
+   * stands still during callbacks). Default DEFAULT_COST.
+   */
+  cost?: CostOption
 }
 
 export class VirtualBoard {
@@ -84,6 +100,8 @@ export class VirtualBoard {
   private readonly adc: Adc
   private readonly i2c: I2CBuses
   private readonly spi: SpiBuses
+  /** The cost model on this board, null when it does not charge time. */
+  private readonly cost: BoardCost | null
   /** The current interpreter (a new one after every reset). */
   private sb!: Sandbox
   private boots = 0
@@ -106,6 +124,7 @@ export class VirtualBoard {
       roots: (c) => this.sb.globalVars(c) + this.clock.vars(c) + this.net.vars(c),
       print,
     })
+    this.cost = resolveCost(opts.cost ?? DEFAULT_COST, { charge: (ms) => this.clock.charge(ms) })
     this.dispatch = new Dispatcher({
       id: this.id,
       console: this.console,
@@ -114,15 +133,18 @@ export class VirtualBoard {
       callbackTimeoutMs: opts.callbackTimeoutMs,
       ioQueued: () => this.clock.nudge(),
       reboot: () => this.boot(),
+      meter: this.cost,
     })
-    this.clock = new VirtualClock(opts.clock ?? 0, this.dispatch)
+    this.clock = new VirtualClock(opts.clock ?? 0, this.dispatch, this.cost)
     this.storage = new FlashStorage(opts.storagePath)
-    this.flash = new StorageApi(this.storage, { sandbox, powerLost: () => this.dispatch.powerLost(), print })
+    this.flash = new StorageApi(this.storage, { sandbox, powerLost: () => this.dispatch.powerLost(), print, cost: this.cost })
     this.net = new BoardNetwork(this, opts.wifi)
     this.pins = new Pins(this.clock, opts.digitalIn, opts.digitalOut)
-    this.adc = new Adc(this.clock, opts.analog)
-    this.i2c = new I2CBuses(this.clock, opts.i2c)
+    this.adc = new Adc(this.clock, opts.analog, this.cost)
+    this.i2c = new I2CBuses(this.clock, opts.i2c, this.cost)
     this.spi = new SpiBuses(this.clock, opts.spi, (gpio) => this.pins.written(gpio))
+    const cost = this.cost
+    if (cost) this.spi.onTransfer = (t) => cost.spi(t.bytes, t.baud)
     watchRejections(this)
     this.freshContext()
   }
@@ -158,7 +180,7 @@ export class VirtualBoard {
   /** Steps virtual time by `ms`, firing every timer due, in order. Deterministic. */
   advance(ms: number): void {
     if (!(ms >= 0) || !Number.isFinite(ms)) throw new RangeError(`expected a finite ms >= 0, got ${ms}`)
-    this.clock.advanceTo(this.clock.now + ms)
+    this.clock.advance(ms)
   }
 
   /**
@@ -192,6 +214,18 @@ export class VirtualBoard {
     this.clock.clearTimers()
     this.storage.close()
     unwatchRejections(this)
+  }
+
+  /**
+   * What the board's callbacks cost an ESP32 (per callback name: count, total and longest µs)
+   * and the share of one core they took, over the virtual time since the board was made or
+   * the last `{ reset: true }`; null when the board does not charge time.
+   */
+  costReport(opts: { reset?: boolean } = {}): CostReport | null {
+    if (!this.cost) return null
+    const r = this.cost.report(this.clock.now)
+    if (opts.reset) this.cost.reset(this.clock.now)
+    return r
   }
 
   /** The memory estimate now (walks the program's reachable state). */
@@ -288,7 +322,7 @@ export class VirtualBoard {
 
   /** Emits an event on an in-context emitter as a callback of its own. */
   emitOn(target: { emit(ev: string, ...a: unknown[]): boolean }, ev: string, ...args: unknown[]): void {
-    this.dispatch.invoke(target.emit, [ev, ...args], target)
+    this.dispatch.invoke(target.emit, [ev, ...args], target, this.cost ? `on:${ev}` : undefined)
   }
 
   jsError(message: string): Error {
@@ -328,7 +362,7 @@ export class VirtualBoard {
       }
     }
     const E = this.sb.G.E as JsEmitter
-    this.dispatch.invoke(E.emit, ['init'], E)
+    this.dispatch.invoke(E.emit, ['init'], E, 'on:init')
   }
 
   /** A fresh interpreter: every part forgets the old program, then the new context gets its globals. */
@@ -348,8 +382,10 @@ export class VirtualBoard {
       evaluated: (code) => this.mem.addCode(code, this.flash.isFlashString(code)),
       wallMs: () => this.clock.wallMs,
       scope: (k, read, names) => this.mem.scope(k, read, names),
+      transform: this.cost ? (code) => this.cost!.instrument(code) : undefined,
     })
     this.sb = sb
+    this.cost?.attach(sb.ctx)
     installConsole(sb, this.console)
     this.clock.install(sb)
     this.pins.install(sb)
@@ -368,11 +404,11 @@ export class VirtualBoard {
           this.reset()
         }),
       natives: {
-        crypto: () => cryptoModule(sb),
+        crypto: () => cryptoModule(sb, this.cost),
         Storage: () => this.flash.module(sb),
         Wifi: () => this.net.wifiModule(),
-        net: () => this.net.netModule(false),
-        tls: () => this.net.netModule(true),
+        net: () => (this.cost ? meteredNetModule(this.net.netModule(false), this.cost) : this.net.netModule(false)),
+        tls: () => (this.cost ? meteredNetModule(this.net.netModule(true), this.cost) : this.net.netModule(true)),
       },
     })
     sb.seal()

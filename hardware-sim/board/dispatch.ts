@@ -26,6 +26,14 @@ export interface DispatchHost {
   ioQueued(): void
   /** Power-cycles the board (after a brown-out or E.reboot()). */
   reboot(): void
+  /** Charges each callback the ESP32 time it costs (hardware-sim/cost/board-cost.ts); null when the board does not charge time. */
+  readonly meter?: CallbackMeter | null
+}
+
+/** Brackets every callback the board runs (REPL lines excepted) when the board charges time. */
+export interface CallbackMeter {
+  begin(name: string): void
+  end(): void
 }
 
 /** Espruino's interpreter error flags (src/jsutils.h JsErrorFlags), in the order E.getErrorFlags() lists them. */
@@ -45,24 +53,25 @@ export class Dispatcher {
 
   constructor(private readonly host: DispatchHost) {}
 
-  /** Runs one firmware callback like Espruino's idle loop does. */
-  invoke(fn: unknown, args: unknown[], thisArg?: unknown): void {
+  /** Runs one firmware callback like Espruino's idle loop does; `name` is what the cost meter reports it under. */
+  invoke(fn: unknown, args: unknown[], thisArg?: unknown, name?: string): void {
     if (typeof fn !== 'function') return
     if (!this.host.memory.mayRun()) return
-    this.call(fn, args, thisArg)
+    this.call(fn, args, thisArg, name || (fn as { name?: string }).name || 'callback')
     this.afterCallback()
   }
 
   /**
-   * A firmware timer fired: its function, or its code string evaluated. Returns false when
-   * it was interrupted: Espruino then removes an interval (src/jsinteractive.c, jsiIdle:
-   * "Ctrl-C while processing interval - removing it.", printed for any interrupt).
+   * A firmware timer fired: its function, or its code string evaluated; `name` is what the
+   * cost meter reports it under. Returns false when it was interrupted: Espruino then removes
+   * an interval (src/jsinteractive.c, jsiIdle: "Ctrl-C while processing interval - removing
+   * it.", printed for any interrupt).
    */
-  runTimer(fn: unknown, args: unknown[], interval = false): boolean {
+  runTimer(fn: unknown, args: unknown[], interval = false, name?: string): boolean {
     const [f, a] = typeof fn === 'string' ? [this.host.sandbox().C.eval, [fn]] : [fn, args]
     if (typeof f !== 'function') return true
     if (!this.host.memory.mayRun()) return true
-    const ok = this.call(f, a, undefined)
+    const ok = this.call(f, a, undefined, name || (f as { name?: string }).name || 'callback')
     if (!ok && interval) {
       this.host.console.write('ERROR: Ctrl-C while processing interval - removing it.')
       this.errorFlags.add('CALLBACK')
@@ -71,14 +80,18 @@ export class Dispatcher {
     return ok
   }
 
-  /** One callback on a fresh stack; false when an out-of-memory interrupt abandoned it. */
-  private call(fn: unknown, args: unknown[], thisArg: unknown): boolean {
+  /** One callback on a fresh stack, metered when the board charges time; false when an out-of-memory interrupt abandoned it. */
+  private call(fn: unknown, args: unknown[], thisArg: unknown, name: string): boolean {
     let interrupted = false
+    const meter = this.host.meter
+    meter?.begin(name)
     try {
       this.host.sandbox().call(fn, args, thisArg, this.host.callbackTimeoutMs)
     } catch (e) {
       if (wasInterrupted(e)) interrupted = true
       else this.handleThrow(e)
+    } finally {
+      meter?.end()
     }
     // A promise reaction may have swallowed the sentinel: the flag still says what happened.
     if (interruptFlag.on) interrupted = true
@@ -100,15 +113,19 @@ export class Dispatcher {
     this.afterCallback()
   }
 
-  /** Program text at the top level: value on success; errors are printed as Espruino does. */
+  /** Program text at the top level: value on success; errors are printed as Espruino does. REPL lines are not metered (see board-cost.ts). */
   runCode(code: string, label: string, timeoutMs: number): unknown {
     let value: unknown
     this.lastThrew = false
+    const meter = label === 'repl' ? null : this.host.meter
+    meter?.begin(label)
     try {
       value = this.host.sandbox().run(code, label, timeoutMs)
     } catch (e) {
       if (wasInterrupted(e)) this.interrupted('code')
       else this.handleThrow(e)
+    } finally {
+      meter?.end()
     }
     if (interruptFlag.on) this.interrupted('code')
     interruptFlag.on = false

@@ -44,6 +44,12 @@ export interface SandboxHooks {
   wallMs(): number
   /** A call that creates functions opened a scope (load-rewrite.ts): returns its token. */
   scope(k: number, read: (i: number) => unknown, names: string): object
+  /**
+   * Rewrites code after the board's own rewrite (load-rewrite.ts), before it runs (uploads,
+   * boot files, REPL lines, `eval`): the cost instrumentation when the board charges time.
+   * Memory estimates see the text before it.
+   */
+  transform?(code: string): string
 }
 
 /** Calls a firmware callback on a fresh stack; one compiled script serves every context. */
@@ -85,7 +91,7 @@ export class Sandbox {
 
   /** Runs program text at the top level (an upload, a REPL line, a boot file), rewritten for the board (load-rewrite.ts). */
   run(code: string, label: string, timeoutMs: number): unknown {
-    return new vm.Script(rewriteForBoard(code).code, { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
+    return new vm.Script(this.prepare(code), { filename: label }).runInContext(this.ctx, { timeout: timeoutMs })
   }
 
   /** Calls `fn` with `thisArg` and `args` inside the context; a timeout interrupts it. */
@@ -107,8 +113,13 @@ export class Sandbox {
   evalGated(code: string): unknown {
     this.rethrow(() => assertEspruinoCompat(code))
     this.hooks.evaluated(code)
-    return this.C.eval(rewriteForBoard(code).code)
+    return this.C.eval(this.prepare(code))
   }
+
+  /** The board's rewrite (interrupts, scope tokens), then the cost instrumentation if any. */
+  private prepare(code: string): string {
+    const rewritten = rewriteForBoard(code).code
+    return this.hooks.transform ? this.hooks.transform(rewritten) : rewritten  }
 
   /**
    * JsVars the program holds in globals (the interpreter's own are free; `__` names are the

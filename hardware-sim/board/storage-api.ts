@@ -7,10 +7,16 @@
  *
  * `save()` cannot snapshot a V8 heap: it stores the code uploaded to RAM
  * since the last reset in `.varimg`, and boot replays it.
+ *
+ * When the board charges time, every write and erase costs its flash time
+ * (page programs, sector erases: BoardCost.flash), worked out from what the
+ * operation changed in the Storage area; the ESP32 runs nothing from flash
+ * while it is written, so the interpreter waits all of it.
  */
 import { FlashStorage, StorageFiles, StorageError, BrownOut, NAME_BYTES } from './storage.ts'
 import { toBytes } from './format.ts'
 import type { Sandbox } from './sandbox.ts'
+import type { BoardCost, FlashPayload } from '../cost/board-cost.ts'
 
 const BOOT_FILES = ['.boot0', '.boot1', '.boot2', '.boot3']
 /** REPL lines save() does not replay. */
@@ -23,6 +29,8 @@ export interface StorageHost {
   /** A brown-out cut a write: the board must reboot after the current callback. */
   powerLost(): void
   print(line: string): void
+  /** Charges flash time when the board charges time. */
+  readonly cost?: BoardCost | null
 }
 
 /** One file of the code a boot runs. */
@@ -84,7 +92,7 @@ export class StorageApi {
     this.call(() => {
       this.storage.erase('.varimg')
       if (code.length) this.storage.write('.varimg', Buffer.from(code, 'latin1'))
-    })
+    }, { bytes: code.length, fileOffset: 0 })
     this.host.print('Compacting Flash...')
     this.host.print('Saving code...')
   }
@@ -99,7 +107,7 @@ export class StorageApi {
   setBootCode(code: unknown): void {
     const s = String(code ?? '')
     if (s.length === 0) this.storage.erase('.bootcde')
-    else this.call(() => this.storage.write('.bootcde', Buffer.from(s, 'latin1')))
+    else this.call(() => this.storage.write('.bootcde', Buffer.from(s, 'latin1')), { bytes: s.length, fileOffset: 0 })
   }
 
   /** `require("Storage")`. */
@@ -107,7 +115,7 @@ export class StorageApi {
     const C = sb.C
     const S = new C.Object() as Record<string, unknown>
     const st = this.storage
-    const call = <T>(fn: () => T): T => this.call(fn)
+    const call = <T>(fn: () => T, payload?: FlashPayload | null, eraseAll?: boolean): T => this.call(fn, payload, eraseAll)
     const name = (n: unknown): string => {
       if (typeof n !== 'string') throw new C.Error(`expected a file name string, got ${typeof n}`)
       return n
@@ -130,11 +138,17 @@ export class StorageApi {
         throw e
       }
     }
-    S.write = (n: unknown, data: unknown, offset?: unknown, size?: unknown) =>
-      call(() => st.write(name(n), Uint8Array.from(toBytes(data)), Number(offset ?? 0), Number(size ?? 0)))
-    S.writeJSON = (n: unknown, v: unknown) => call(() => st.write(name(n), Buffer.from(String(C.JSON.stringify(v)), 'latin1')))
+    S.write = (n: unknown, data: unknown, offset?: unknown, size?: unknown) => {
+      const bytes = Uint8Array.from(toBytes(data))
+      const at = Number(offset ?? 0)
+      return call(() => st.write(name(n), bytes, at, Number(size ?? 0)), { bytes: bytes.length, fileOffset: Number.isFinite(at) ? at : 0 })
+    }
+    S.writeJSON = (n: unknown, v: unknown) => {
+      const text = String(C.JSON.stringify(v))
+      return call(() => st.write(name(n), Buffer.from(text, 'latin1')), { bytes: text.length, fileOffset: 0 })
+    }
     S.erase = (n: unknown) => call(() => st.erase(name(n)))
-    S.eraseAll = () => call(() => st.eraseAll())
+    S.eraseAll = () => call(() => st.eraseAll(), null, true)
     S.compact = () => call(() => st.compact())
     S.getFree = () => st.getFree()
     S.getStats = () => sb.object({ ...st.getStats() })
@@ -162,7 +176,8 @@ export class StorageApi {
     f.mode = mode
     f.write = (data: unknown) => {
       if (mode === 'r') throw new C.Error("Can't write in read mode")
-      this.call(() => sf.append(fname, Uint8Array.from(toBytes(data))))
+      const bytes = Uint8Array.from(toBytes(data))
+      this.call(() => sf.append(fname, bytes), { bytes: bytes.length, fileOffset: null })
     }
     f.read = (len: unknown) => {
       const n = Number(len)
@@ -192,8 +207,23 @@ export class StorageApi {
     return s
   }
 
-  /** Runs a Storage operation, turning host errors into Espruino errors and brown-outs into a reboot. */
-  private call<T>(fn: () => T): T {
+  /**
+   * Runs a Storage operation, turning host errors into Espruino errors and brown-outs into a
+   * reboot; charges its flash time (from the Storage counters before and after) when the
+   * board charges time.
+   */
+  private call<T>(fn: () => T, payload: FlashPayload | null = null, eraseAll = false): T {
+    const cost = this.host.cost
+    if (!cost) return this.guard(fn)
+    const before = this.storage.getStats()
+    try {
+      return this.guard(fn)
+    } finally {
+      cost.flash(before, this.storage.getStats(), payload, eraseAll)
+    }
+  }
+
+  private guard<T>(fn: () => T): T {
     try {
       return fn()
     } catch (e) {

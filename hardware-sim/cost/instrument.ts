@@ -158,6 +158,9 @@ interface Settings {
   profile: boolean
 }
 
+/** The scope-token variable load-rewrite.ts puts at the top of functions that create functions. */
+const BOARD_SCOPE_TOKEN = '__sT'
+
 class Transformer {
   readonly sites: CostSite[] = []
   private edits: Edit[] = []
@@ -267,6 +270,18 @@ class Transformer {
 
   /** Charges one statement of a list (before it, or before its labels) and visits inside it. */
   private statement(st: AnyNode, pending: number, kind: SiteKind): void {
+    // The board's own plumbing (hardware-sim/board/load-rewrite.ts, applied before this
+    // transform) is not firmware: the scope token costs nothing and is not entered (the memory
+    // walk calls its reader from the host), and the interrupt check charges no tokens of its own.
+    if (st.type === 'VariableDeclaration' && st.declarations.length === 1 && st.declarations[0].id?.name === BOARD_SCOPE_TOKEN) {
+      if (pending !== 0) this.charge(st.start, pending, kind)
+      return
+    }
+    if (st.type === 'IfStatement' && /^!?__intr\.on$/.test(this.src.slice(st.test.start, st.test.end))) {
+      if (pending !== 0) this.charge(st.start, pending, kind)
+      this.inside(st, [])
+      return
+    }
     let inner = st
     let labels = 0
     const names: string[] = []

@@ -67,6 +67,21 @@ export class CostMeter {
     return this.stack.length > 0
   }
 
+  /** Callbacks open now (1 = one callback, more when the host ran one inside another). */
+  get depth(): number {
+    return this.stack.length
+  }
+
+  /**
+   * Counts from another counter from now on (a board's fresh interpreter has a counter of its
+   * own). Totals are kept; callbacks still open keep the units they had counted.
+   */
+  attach(counter: CostCounter): void {
+    if (!counter || typeof counter.u !== 'number') throw new TypeError(`expected a counter object with a numeric u, got ${JSON.stringify(counter)}`)
+    for (const e of this.stack) e.u0 = counter.u - (this.counter.u - e.u0)
+    this.counter = counter
+  }
+
   /**
    * Starts charging a callback: the idle loop's dispatch cost, then whatever it runs. A
    * callback begun inside another (the host ran one synchronously) is charged on its own

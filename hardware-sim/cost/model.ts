@@ -104,6 +104,16 @@ export interface NativeCosts {
   flashByteUs: number
   /** Flash erase of one 4 KB sector (an Espruino Storage page on ESP32): typical tSE. */
   flashSectorEraseUs: number
+  /** SHA-384/512, per 128-byte block: the accelerator's 80 rounds on 64-bit words, taken as twice a SHA-256 block (same time per byte). Estimate. */
+  sha512BlockUs: number
+  /**
+   * A socket write (`socket.write(data)`), per call: Espruino appends the data to the socket's
+   * send buffer and its idle loop hands it to lwIP's `send()`, a message to the tcpip task and
+   * a copy into a pbuf. Estimate.
+   */
+  netWriteUs: number
+  /** A socket write, per byte: the copy into the send buffer's JsVar string and into lwIP. Estimate. */
+  netByteUs: number
 }
 
 export const NATIVE_COSTS: NativeCosts = {
@@ -116,12 +126,30 @@ export const NATIVE_COSTS: NativeCosts = {
   flashPageProgramUs: 700,
   flashByteUs: 0.25,
   flashSectorEraseUs: 45_000,
+  sha512BlockUs: 4,
+  netWriteUs: 50,
+  netByteUs: 0.2,
 }
 
 /** SHA-256 blocks for a message of `bytes`: data plus the 0x80 byte and the 8-byte length, padded to 64. */
 export function sha256Blocks(bytes: number): number {
   return Math.floor((bytes + 8) / 64) + 1
 }
+
+/** SHA-384/512 blocks: the length field is 16 bytes and a block 128. */
+export function sha512Blocks(bytes: number): number {
+  return Math.floor((bytes + 16) / 128) + 1
+}
+
+/** The hashes `require("crypto")` offers: digest bytes and block bytes. */
+export const HASHES = {
+  SHA1: { digest: 20, block: 64 },
+  SHA224: { digest: 28, block: 64 },
+  SHA256: { digest: 32, block: 64 },
+  SHA384: { digest: 48, block: 128 },
+  SHA512: { digest: 64, block: 128 },
+} as const
+export type HashName = keyof typeof HASHES
 
 const FLASH_PAGE = 256
 
@@ -190,6 +218,46 @@ export class CostModel {
   sha256Us(bytes: number): number {
     checkCount('bytes', bytes)
     return this.native.sha256CallUs + sha256Blocks(bytes) * this.native.sha256BlockUs
+  }
+
+  /**
+   * `crypto.SHA1/224/256/384/512` of a `bytes`-byte message. SHA-1 and SHA-224 run the SHA-256
+   * block schedule's cost (same 64-byte blocks on the accelerator); SHA-384/512 use 128-byte
+   * blocks at `sha512BlockUs`.
+   */
+  hashUs(hash: HashName, bytes: number): number {
+    checkCount('bytes', bytes)
+    if (!(hash in HASHES)) throw new TypeError(`expected a hash of ${Object.keys(HASHES).join(', ')}, got ${JSON.stringify(hash)}`)
+    if (HASHES[hash].block === 64) return this.sha256Us(bytes)
+    return this.native.sha256CallUs + sha512Blocks(bytes) * this.native.sha512BlockUs
+  }
+
+  /**
+   * `crypto.PBKDF2(pass, salt, { keySize, iterations, hasher })` in general: per output block
+   * of the digest's size, `iterations` HMACs, the first over salt + the 4-byte block index,
+   * the others over the previous digest; each HMAC an inner pass over key^ipad (one block) and
+   * the message, and an outer pass over key^opad and the inner digest; a key longer than a
+   * block is hashed first (once per HMAC, as mbedtls does it without caching the padded key
+   * state). For SHA-256, one iteration and 32 output bytes this is hmacSha256Us().
+   */
+  pbkdf2Us(passBytes: number, saltBytes: number, o: { iterations: number; outBytes: number; hasher: HashName }): number {
+    checkCount('passBytes', passBytes)
+    checkCount('saltBytes', saltBytes)
+    if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new RangeError(`expected iterations to be an integer >= 1, got ${o.iterations}`)
+    if (!Number.isInteger(o.outBytes) || o.outBytes < 1) throw new RangeError(`expected outBytes to be an integer >= 1, got ${o.outBytes}`)
+    const h = HASHES[o.hasher]
+    if (!h) throw new TypeError(`expected a hasher of ${Object.keys(HASHES).join(', ')}, got ${JSON.stringify(o.hasher)}`)
+    const blocks = h.block === 64 ? sha256Blocks : sha512Blocks
+    const blockUs = h.block === 64 ? this.native.sha256BlockUs : this.native.sha512BlockUs
+    const hmacBlocks = (msg: number): number => blocks(h.block + msg) + blocks(h.block + h.digest)
+    const perOutput = (passBytes > h.block ? blocks(passBytes) : 0) + hmacBlocks(saltBytes + 4) + (o.iterations - 1) * hmacBlocks(h.digest)
+    return this.native.pbkdf2CallUs + Math.ceil(o.outBytes / h.digest) * perOutput * blockUs
+  }
+
+  /** `socket.write(data)` of `bytes` bytes: the native call, Espruino's send buffer and lwIP. */
+  netWriteUs(bytes: number): number {
+    checkCount('bytes', bytes)
+    return this.nativeCallUs() + this.native.netWriteUs + bytes * this.native.netByteUs
   }
 
   /**

@@ -5,6 +5,7 @@
  */
 import type { AnalogSource } from '../../hardware.ts'
 import type { Sandbox } from '../sandbox.ts'
+import type { BoardCost } from '../../cost/board-cost.ts'
 import { pinNumber } from './pins.ts'
 
 /** ESP32 pins Espruino can read with analogRead: ADC1 (32..39) and ADC2. */
@@ -19,13 +20,17 @@ export class Adc {
   constructor(
     private readonly clock: { readonly now: number },
     private readonly sources: Record<number, AnalogSource> | undefined,
+    /** Charges each conversion when the board charges time. */
+    private readonly cost: BoardCost | null = null,
   ) {}
 
   install(sb: Sandbox): void {
     sb.def('analogRead', (p: unknown) => {
       const n = pinNumber(sb, p)
       if (!ADC_PINS.has(n)) throw sb.error(`Pin D${n} is not an ADC pin`)
-      return this.convert(n)
+      const v = this.convert(n)
+      this.cost?.adc()
+      return v
     })
   }
 
