@@ -1,7 +1,7 @@
 import { print, type Command, type CliIO } from '../command.ts'
 import { parseCli, requireOpt, intOpt, stringOpt, choiceOpt } from '../args.ts'
 import { CliError, UsageError } from '../errors.ts'
-import { boardOptions, boardTarget, withBoard, type ReplLink } from './flash.ts'
+import { boardOptions, boardTarget, withBoard, type ReplLink } from '../board-link.ts'
 import { CFG_FILE, DEFAULTS, RANGE, type Config } from '../../firmware/config.ts'
 import { toHex, fromHex } from '../../protocol/portable/bytes.ts'
 import type { DeviceRegistration } from '../../protocol/node/admin-client.ts'

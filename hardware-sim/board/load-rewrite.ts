@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto'
 import { parse } from 'acorn'
-import { nameVars } from './memory.ts'
+import { nameVars } from './jsvar-blocks.ts'
 
 /** What Espruino keeps with one function (see memory.ts). */
 export interface FunctionInfo {
