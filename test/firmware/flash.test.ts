@@ -12,7 +12,7 @@ import { nodeHash } from '../../protocol/node/hash-node.ts'
 import { deviceIdFromPublicKey, isValidDeviceId } from '../../protocol/portable/device-id.ts'
 import { verifyFrame } from '../../protocol/node/verify.ts'
 import { startRealGateway } from './helpers/real-gateway.ts'
-import { waitFor } from './helpers/e2e-scenario.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 t.setTimeout(120_000)
 

@@ -6,6 +6,7 @@ import { encodeLength, PacketReader, encodePublish, decodePublish, type Packet }
 import { MqttClient, backoffDelay, idSeed } from '../../firmware/mqtt.ts'
 import { dialNode } from './helpers/espruino-env.ts'
 import { LinkProxy } from './helpers/proxy.ts'
+import { expectQuiet, waitFor } from '../helpers/wait.ts'
 
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString('latin1')
 
@@ -84,14 +85,6 @@ function clientFor(port: number, extra: Partial<ConstructorParameters<typeof Mqt
   })
 }
 
-const waitFor = async (cond: () => boolean, what: string, ms = 10000) => {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
 t.test('against Aedes: binary password, QoS 1 binary publish acked, control messages received', async (t) => {
   const b = await startBroker()
   t.teardown(() => b.close())
@@ -104,6 +97,11 @@ t.test('against Aedes: binary password, QoS 1 binary publish acked, control mess
   const acks: number[] = []
   const msgs: string[] = []
   let up = 0
+  // Aedes emits 'subscribe' after the SUBACK, once the subscription is live.
+  let subscribed = false
+  b.broker.on('subscribe', (subs, client) => {
+    if (client?.id === 'DEV1' && subs.some((s) => s.topic === 'mhealth/dev/DEV1/control')) subscribed = true
+  })
   const c = clientFor(b.port, { onAck: (id) => acks.push(id), onMessage: (_tp, p) => msgs.push(p), onConnect: () => up++ })
   t.teardown(() => c.stop())
   c.start()
@@ -119,8 +117,7 @@ t.test('against Aedes: binary password, QoS 1 binary publish acked, control mess
   t.same([...received[0]!], [...frame], 'payload is binary-safe')
   t.equal(c.inflightCount, 0)
 
-  await waitFor(() => Object.keys((b.broker as any).clients).length > 1, 'subscription')
-  await new Promise((r) => setTimeout(r, 100))
+  await waitFor(() => subscribed, 'the board to subscribe to its control topic')
   b.broker.publish({ cmd: 'publish', topic: 'mhealth/dev/DEV1/control', payload: Buffer.from('{"t":"time","now":1}'), qos: 1, retain: false, dup: false }, () => {})
   await waitFor(() => msgs.length === 1, 'control message')
   t.equal(msgs[0], '{"t":"time","now":1}')
@@ -165,7 +162,7 @@ t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected a
   t.teardown(() => c.stop())
   c.start()
   await waitFor(() => ups === 1, 'CONNACK')
-  await new Promise((r) => setTimeout(r, 2500))
+  await expectQuiet(2500, 'a drop of the idle link (its PINGREQs keep it up)')
   t.same(closes, [], 'idle for 2.5 keep-alives without being dropped')
   proxy.blackholeDown = true
   await waitFor(() => closes.length === 1, 'keep-alive timeout')

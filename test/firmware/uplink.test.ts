@@ -6,14 +6,9 @@ import { FlashRing } from '../../firmware/store.ts'
 import { Uplink } from '../../firmware/uplink.ts'
 import { dialNode, MemStorage } from './helpers/espruino-env.ts'
 import { LinkProxy } from './helpers/proxy.ts'
+import { waitFor } from '../helpers/wait.ts'
 
-const waitFor = async (cond: () => boolean, what: string, ms = 20000) => {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
+/** Paces frames like a board making them over time (not a wait for anything). */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function broker() {
@@ -61,23 +56,27 @@ t.test('WiFi drop: frames made offline go to flash and all arrive after reconnec
   const d = board(st, proxy.port)
   t.teardown(() => d.mq.stop())
   d.mq.start()
-  await waitFor(() => d.mq.connected, 'connect')
+  await waitFor(() => d.mq.connected, 'connect', 20_000)
   let seq = 0
   for (; seq < 10; seq++) {
     d.uplink.submit(frame(seq))
     await sleep(5)
   }
+  // All online frames acknowledged first, so the ring then holds exactly the offline ones
+  // (an unacknowledged frame would move to flash too: the next test covers that).
+  await waitFor(() => d.uplink.stats.acked === 10, 'the 10 online frames acknowledged', 20_000)
+  t.equal(d.ring.count, 0, 'nothing in flash while online with room in the window')
   proxy.cut(false) // link down, reconnects refused
-  await waitFor(() => !d.mq.connected, 'link loss noticed')
+  await waitFor(() => !d.mq.connected, 'link loss noticed', 20_000)
   for (; seq < 40; seq++) d.uplink.submit(frame(seq))
-  t.ok(d.ring.count >= 30, `offline frames in flash (${d.ring.count})`)
+  t.equal(d.ring.count, 30, 'the 30 frames made offline are in flash')
   proxy.up = true
   // Live frames keep coming while the backlog drains.
   for (; seq < 60; seq++) {
     d.uplink.submit(frame(seq))
     await sleep(10)
   }
-  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'backlog drained and all acked')
+  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'backlog drained and all acked', 20_000)
   const seqs = new Set(br.got.map(seqOf))
   t.same([...seqs].sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i), 'every frame arrived')
   t.ok(br.got.every((g) => g === frame(seqOf(g))), 'byte-exact')
@@ -101,7 +100,7 @@ t.test('reboot while offline: frames in flash are delivered by the next boot', a
   t.teardown(() => d2.mq.stop())
   t.equal(d2.ring.count, 15, 'the new boot finds 15 frames in flash')
   d2.mq.start()
-  await waitFor(() => d2.ring.count === 0, 'drained')
+  await waitFor(() => d2.ring.count === 0, 'drained', 20_000)
   t.same(br.got.map(seqOf), Array.from({ length: 15 }, (_, i) => i), 'in order, oldest first, once each')
 })
 
@@ -134,19 +133,22 @@ t.test('gateway refuses connections for a while (restart): nothing lost', async 
   const d = board(new MemStorage(), proxy.port)
   t.teardown(() => d.mq.stop())
   d.mq.start()
-  await waitFor(() => d.mq.connected, 'connect')
+  await waitFor(() => d.mq.connected, 'connect', 20_000)
   // Publish into a link whose PUBACKs are black-holed, then kill it: the frames were
-  // probably delivered, but unacknowledged ones must be sent again (at least once).
+  // delivered, but unacknowledged ones must be sent again (at least once). The window is
+  // 4: frames 0-3 go out live, frame 4 waits in flash.
   proxy.blackholeDown = true
   for (let s = 0; s < 5; s++) d.uplink.submit(frame(s))
-  await sleep(50)
+  await waitFor(() => br.got.length === 4, 'the broker to get the 4 frames of the window', 20_000)
   proxy.blackholeDown = false
   proxy.cut(false)
-  await sleep(100)
+  await waitFor(() => !d.mq.connected, 'link loss noticed', 20_000)
   for (let s = 5; s < 12; s++) d.uplink.submit(frame(s))
   proxy.up = true
-  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'drained')
+  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'drained', 20_000)
   const seqs = new Set(br.got.map(seqOf))
   t.equal(seqs.size, 12, 'all 12 arrived')
-  t.ok(br.got.length >= 12, `duplicates only where a PUBACK was lost (${br.got.length - 12}); the gateway dedups by seq`)
+  const twice = [...seqs].filter((s) => br.got.filter((g) => seqOf(g) === s).length > 1).sort((a, b) => a - b)
+  t.same(twice, [0, 1, 2, 3], 'sent twice: exactly the frames whose PUBACK was lost (the gateway dedups by seq)')
+  t.equal(br.got.length, 16, 'no other duplicates')
 })

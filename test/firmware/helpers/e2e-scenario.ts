@@ -11,17 +11,12 @@ import type { Test } from 'tap'
 import { verifyFrame, type DeviceKey } from '../../../protocol/node/verify.ts'
 import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
 import { startRealGateway, type RealGateway } from './real-gateway.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const SPEED = 20
-
-export async function waitFor(cond: () => boolean, what: string, realMs = 60_000): Promise<void> {
-  const t0 = Date.now()
-  if (process.env.RIG_DEBUG) console.error(`[${new Date().toISOString()}] waiting: ${what}`)
-  while (!cond()) {
-    if (Date.now() - t0 > realMs) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+/** Real time each step of the scenario may take; a step that drains a backlog gets more. */
+const STEP_MS = 60_000
+const DRAIN_MS = 90_000
 
 export interface ScenarioResult {
   id: string
@@ -69,36 +64,36 @@ export async function runScenario(profile: 'se' | 'bare', seed: number, cleanup:
     return !!s.connected && s.backlog === 0
   }
 
-  await waitFor(() => stored() >= 8, '8 frames online')
+  await waitFor(() => stored() >= 8, '8 frames online', STEP_MS)
   // 1. WiFi gone for 60 s.
   const dropAt = board.now
   board.wifiDrop(60_000)
-  await waitFor(() => board.now > dropAt + 61_000, '60 s offline')
+  await waitFor(() => board.now > dropAt + 61_000, '60 s offline', STEP_MS)
   const offlineStored = st().uplink!.stored
-  await waitFor(() => board.now > dropAt + 65_000 && drained(), 'reconnect and backlog drained after the WiFi drop', 90_000)
+  await waitFor(() => board.now > dropAt + 65_000 && drained(), 'reconnect and backlog drained after the WiFi drop', DRAIN_MS)
   // 2. Gateway restart (graceful stop, down for ~5 virtual s, same ports and data).
   const before = stored()
   await gw.restart(5000 / SPEED)
-  await waitFor(() => stored() > before + 5 && drained(), 'frames after the gateway restart', 90_000)
+  await waitFor(() => stored() > before + 5 && drained(), 'frames after the gateway restart', DRAIN_MS)
   // 3. Reboot while offline: frames made offline wait in flash for the next boot.
   const boot1 = st().boot!
   const drop2 = board.now
   board.wifiDrop(40_000)
-  await waitFor(() => board.now > drop2 + 10_000, '10 s offline before the reboot')
+  await waitFor(() => board.now > drop2 + 10_000, '10 s offline before the reboot', STEP_MS)
   board.boot()
-  await waitFor(() => st().up && st().boot === boot1 + 1, 'reboot')
-  await waitFor(() => board.now > drop2 + 41_000 && drained() && stored() > 0, 'backlog of the previous boot delivered', 90_000)
+  await waitFor(() => st().up && st().boot === boot1 + 1, 'reboot', STEP_MS)
+  await waitFor(() => board.now > drop2 + 41_000 && drained() && stored() > 0, 'backlog of the previous boot delivered', DRAIN_MS)
   // 4. Brown-out while offline: the next flash write (a frame into the ring) is cut.
   const brownOutBoot = st().boot!
   const drop3 = board.now
   board.wifiDrop(30_000)
-  await waitFor(() => board.now > drop3 + 5_000, '5 s offline')
+  await waitFor(() => board.now > drop3 + 5_000, '5 s offline', STEP_MS)
   board.brownOut(0.5)
-  await waitFor(() => rig.lines.some((l) => /brown-out: rebooting/.test(l)), 'brown-out reboot')
-  await waitFor(() => st().up && st().boot! > brownOutBoot, 'boot after the brown-out')
-  await waitFor(() => board.now > drop3 + 31_000 && drained(), 'everything delivered after the brown-out', 90_000)
+  await waitFor(() => rig.lines.some((l) => /brown-out: rebooting/.test(l)), 'brown-out reboot', STEP_MS)
+  await waitFor(() => st().up && st().boot! > brownOutBoot, 'boot after the brown-out', STEP_MS)
+  await waitFor(() => board.now > drop3 + 31_000 && drained(), 'everything delivered after the brown-out', DRAIN_MS)
   const endSeq = st().seq!
-  await waitFor(() => gw.store.frames.some((f) => f.meta.seq >= endSeq - 1), 'the last frames stored', 90_000)
+  await waitFor(() => gw.store.frames.some((f) => f.meta.seq >= endSeq - 1), 'the last frames stored', DRAIN_MS)
   const status = st()
   await stop()
 

@@ -8,7 +8,8 @@ import t from 'tap'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { runAttack, registerAttackers, type AttackOptions } from '../../../hardware-sim/faults/hostile.ts'
 import { startRealGateway } from '../../firmware/helpers/real-gateway.ts'
-import { checkBoards, drain, metric, waitFor } from './helpers.ts'
+import { checkBoards, drain, metric } from './helpers.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 t.setTimeout(120_000)
 
@@ -18,7 +19,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
   const fleet = await Fleet.start({ devices: 4, gateway: { httpUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort }, seed: 11, speed: 4 })
   t.teardown(() => fleet.close())
   const running = fleet.run({ pollMs: 250 })
-  await waitFor(() => fleet.poll().acked >= 8, 'good boards streaming')
+  await waitFor(() => fleet.poll().acked >= 8, 'good boards streaming', 60_000)
 
   const pair = await registerAttackers(gw.httpUrl, gw.adminToken)
   const o: AttackOptions = { url: `mqtt://127.0.0.1:${gw.mqttPort}`, key: pair.attacker, victimId: pair.victim.id, counter: pair.counter, flood: { frames: 300, perSecond: 1000 } }
