@@ -82,7 +82,7 @@ t.test('bundle shape and required fields', async (t) => {
     const data = (sd.data as string).split(' ')
     t.equal(data.length, 250)
     t.ok(data.every((x) => /^-?\d+$/.test(x)), 'data: decimals separated by single spaces')
-    t.ok(sd.factor > 0)
+    t.equal(sd.factor, 0.008056641, 'mV per count: 3.3 V over 4096 counts behind the AD8232 gain of 100')
     t.match(o.effectivePeriod, { start: /Z$/, end: /Z$/ })
   }
   const devices = resources.filter((r) => r.resourceType === 'Device')
