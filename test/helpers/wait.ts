@@ -26,8 +26,12 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, what: What
   }
 }
 
-/** Resolves with the first `event`'s arguments; rejects naming `what` after `timeoutMs`. */
-export function nextEvent<T extends unknown[] = unknown[]>(emitter: EventEmitter, event: string, what: What, timeoutMs = 10_000): Promise<T> {
+/**
+ * Resolves with the first `event`'s arguments; rejects naming `what` after `timeoutMs`.
+ * Any emitter with once/off (typed ones like mqtt.js' client included).
+ */
+export function nextEvent<T extends unknown[] = unknown[]>(source: { once: unknown; off: unknown }, event: string, what: What, timeoutMs = 10_000): Promise<T> {
+  const emitter = source as EventEmitter
   return new Promise((resolve, reject) => {
     const on = (...args: unknown[]) => {
       clearTimeout(timer)
