@@ -40,16 +40,18 @@ t.test('WiFi drop, gateway restart, clock skew, flash full, brown-out, I2C devic
     const nacks = fleet.boards[b.index]!.totals.nacks
     t.equal(b.stored, b.acked - nacks, `dev${b.index}: stored = acknowledged (${b.acked}) - NACKed (${nacks})`)
   }
-  // WiFi drop: frames made offline went to flash and arrived afterwards, none missing.
+  // WiFi drop: frames made offline went to flash and arrived afterwards, none missing. (A lower
+  // bound: the count also holds frames made while the gateway restarted or the window was full.)
   t.ok(fleet.boards[0]!.status!.uplink!.stored >= 15, `dev0: ${fleet.boards[0]!.status!.uplink!.stored} frames kept in flash during the drop`)
   t.same(c[0]!.gaps, [], 'dev0: no frame lost across the drop and the gateway restart')
   t.same(c[3]!.gaps, [], 'dev3: no frame lost with the flash full (its ring segments already existed)')
   // Gateway restart through the proxy: every board reconnected.
   t.equal(fleet.proxy!.stats.cuts, 1, 'the proxy cut every connection once')
+  // At least 2: the WiFi drops and a keep-alive lost on a loaded host add reconnects.
   for (const b of fleet.boards) t.ok(b.totals.connects >= 2, `dev${b.index}: reconnected after the restart (${b.totals.connects} connects)`)
   // Brown-out while offline: the board rebooted and later boots never reuse sequence numbers.
   const boots1 = [...new Set(c[1]!.frames.map((f) => f.boot))]
-  t.ok(boots1.length >= 2, `dev1: frames from boots ${boots1.join(', ')}`)
+  t.equal(boots1.length, 2, `dev1: frames from the first boot and the one after the brown-out (${boots1.join(', ')})`)
   t.ok(fleet.boards[1]!.rig.lines.some((l) => /brown-out: rebooting/.test(l)), 'dev1: brown-out reboot seen on the console')
   const last1 = Math.max(...c[1]!.frames.filter((f) => f.boot === boots1[0]).map((f) => f.seq))
   t.ok(c[1]!.frames.filter((f) => f.boot !== boots1[0]).every((f) => f.seq > last1), 'dev1: the next boot numbers frames above the last one before the brown-out')

@@ -65,6 +65,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
 
   before = attackerStored()
   const flood = await runAttack('flood', o)
+  // How many are held back (rather than let through or refused) depends on timing; 300 at 1000/s overrun the burst of 200 either way.
   t.ok((await metric(gw.httpUrl, 'mhealth_rate_limited_total')) > 0, 'flood: frames held back by the rate limit')
   t.equal(attackerStored() - before, flood.acked, 'flood: the attacker\'s own valid frames that were acknowledged are stored, no more')
   t.equal(await metric(gw.httpUrl, 'mhealth_frames_rejected_total', 'signature'), 1, 'one signature rejection in all')
@@ -78,6 +79,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
     t.equal(c.stored, c.acked, `dev${c.index}: stored exactly the ${c.acked} frames the board had acknowledged`)
     t.equal(new Set(c.seqs).size, c.seqs.length, `dev${c.index}: each sequence number once`)
     t.same(c.gaps, [], `dev${c.index}: no sequence number missing`)
+    // How many frames the boards make while the attacks run depends on the host's pace; 10 is a few simulated s.
     t.ok(c.stored >= 10, `dev${c.index}: kept streaming during the attacks (${c.stored} frames)`)
   }
   const good = checks.reduce((n, c) => n + c.stored, 0)
