@@ -95,7 +95,8 @@ t.test('deterministic ids; transaction type adds POST requests', async (t) => {
   t.same(buildFhirBundle(frames, opts), buildFhirBundle([...frames].reverse(), opts), 'same frames, same bytes, in any input order')
   const tx = buildFhirBundle(frames, { ...opts, type: 'transaction' })
   t.equal(tx.type, 'transaction')
-  t.ok(tx.entry.every((e) => e.request?.method === 'POST' && e.request.url === e.resource.resourceType))
+  t.equal(tx.entry.length, buildFhirBundle(frames, opts).entry.length, 'the same entries as the collection')
+  t.ok(tx.entry.every((e) => e.request?.method === 'POST' && e.request.url === e.resource.resourceType), 'each with a POST to its resource type')
 })
 
 t.test('bad options are refused by name', async (t) => {
