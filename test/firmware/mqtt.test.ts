@@ -1,11 +1,9 @@
-import t from 'tap'
-import net from 'node:net'
-import { Aedes } from 'aedes'
+import t, { type Test } from 'tap'
 import mqtt from 'mqtt'
 import { encodeLength, PacketReader, encodePublish, decodePublish, type Packet } from '../../firmware/mqtt-codec.ts'
 import { MqttClient, backoffDelay, idSeed } from '../../firmware/mqtt.ts'
 import { dialNode } from './helpers/espruino-env.ts'
-import { LinkProxy } from './helpers/proxy.ts'
+import { proxyTo, startAedes } from './helpers/aedes.ts'
 import { expectQuiet, waitFor } from '../helpers/wait.ts'
 
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString('latin1')
@@ -56,23 +54,14 @@ t.test('backoff doubles to the cap and the jitter depends on the device ID, not 
   t.not(backoffDelay(0, a, 1000, 30000), backoffDelay(0, b, 1000, 30000), 'devices spread out')
 })
 
-async function startBroker(opts: { auth?: (id: string, user: string, pass: Buffer) => boolean } = {}) {
-  const broker = await Aedes.createBroker()
+async function startBroker(t: Test, opts: { auth?: (id: string, user: string, pass: Buffer) => boolean } = {}) {
+  const { broker, port } = await startAedes(t)
   const auths: { id: string; user: string; pass: Buffer }[] = []
   broker.authenticate = (client, user, pass, done) => {
     auths.push({ id: client.id, user: user ?? '', pass: pass ?? Buffer.alloc(0) })
     done(null, opts.auth ? opts.auth(client.id, user ?? '', pass ?? Buffer.alloc(0)) : true)
   }
-  const server = net.createServer(broker.handle)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    broker, port, auths,
-    async close() {
-      await new Promise<void>((r) => broker.close(() => r()))
-      await new Promise<void>((r) => server.close(() => r()))
-    },
-  }
+  return { broker, port, auths }
 }
 
 function clientFor(port: number, extra: Partial<ConstructorParameters<typeof MqttClient>[0]> = {}) {
@@ -86,8 +75,7 @@ function clientFor(port: number, extra: Partial<ConstructorParameters<typeof Mqt
 }
 
 t.test('against Aedes: binary password, QoS 1 binary publish acked, control messages received', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
+  const b = await startBroker(t)
   const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { clientId: 'watcher' })
   t.teardown(() => sub.endAsync())
   const received: Buffer[] = []
@@ -124,11 +112,8 @@ t.test('against Aedes: binary password, QoS 1 binary publish acked, control mess
 })
 
 t.test('an unacknowledged publish is retransmitted with DUP after reconnect, then acked once', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
-  const proxy = new LinkProxy(b.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const b = await startBroker(t)
+  const proxy = await proxyTo(t, b.port)
   const seen: { dup: boolean; payload: string }[] = []
   b.broker.on('publish', (p, client) => {
     if (client && p.topic.endsWith('/frames')) seen.push({ dup: p.dup, payload: p.payload.toString('latin1') })
@@ -151,11 +136,8 @@ t.test('an unacknowledged publish is retransmitted with DUP after reconnect, the
 })
 
 t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected and left', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
-  const proxy = new LinkProxy(b.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const b = await startBroker(t)
+  const proxy = await proxyTo(t, b.port)
   const closes: string[] = []
   let ups = 0
   const c = clientFor(proxy.port, { keepAliveS: 1, onClose: (r) => closes.push(r), onConnect: () => ups++ })
@@ -173,8 +155,7 @@ t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected a
 
 t.test('a refused CONNECT is retried with backoff and a fresh password each time', async (t) => {
   let n = 0
-  const b = await startBroker({ auth: () => ++n >= 3 })
-  t.teardown(() => b.close())
+  const b = await startBroker(t, { auth: () => ++n >= 3 })
   let calls = 0
   let ups = 0
   const c = clientFor(b.port, {
@@ -188,8 +169,7 @@ t.test('a refused CONNECT is retried with backoff and a fresh password each time
 })
 
 t.test('kick(): when the network returns, a long backoff is cut back to the first step', async (t) => {
-  const b = await startBroker({})
-  t.teardown(() => b.close())
+  const b = await startBroker(t)
   let ups = 0
   let refuse = true
   const c = clientFor(b.port, {

@@ -1,31 +1,22 @@
-import t from 'tap'
-import net from 'node:net'
-import { Aedes } from 'aedes'
+import t, { type Test } from 'tap'
 import { MqttClient } from '../../firmware/mqtt.ts'
 import { FlashRing } from '../../firmware/store.ts'
 import { Uplink } from '../../firmware/uplink.ts'
 import { dialNode, MemStorage } from './helpers/espruino-env.ts'
-import { LinkProxy } from './helpers/proxy.ts'
+import { proxyTo, startAedes } from './helpers/aedes.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 /** Paces frames like a board making them over time (not a wait for anything). */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function broker() {
-  const b = await Aedes.createBroker()
+/** A broker recording the frames published to it, payloads as latin1 strings, in arrival order. */
+async function broker(t: Test) {
+  const { broker: b, port } = await startAedes(t)
   const got: string[] = []
   b.on('publish', (p, client) => {
     if (client && p.topic.endsWith('/frames')) got.push(p.payload.toString('latin1'))
   })
-  const server = net.createServer(b.handle)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  return {
-    b, got, port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      await new Promise<void>((r) => b.close(() => r()))
-      await new Promise<void>((r) => server.close(() => r()))
-    },
-  }
+  return { b, got, port }
 }
 
 /** One "board": ring over the given flash, MQTT client, uplink; like main.ts wires them. */
@@ -47,11 +38,8 @@ const frame = (seq: number) => `seq=${seq};` + String.fromCharCode(...Array.from
 const seqOf = (s: string) => Number(/^seq=(\d+);/.exec(s)![1])
 
 t.test('WiFi drop: frames made offline go to flash and all arrive after reconnect, none lost', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   const st = new MemStorage()
   const d = board(st, proxy.port)
   t.teardown(() => d.mq.stop())
@@ -84,11 +72,8 @@ t.test('WiFi drop: frames made offline go to flash and all arrive after reconnec
 })
 
 t.test('reboot while offline: frames in flash are delivered by the next boot', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   proxy.up = false
   const st = new MemStorage()
   const d1 = board(st, proxy.port)
@@ -125,11 +110,8 @@ t.test('a long backlog does not starve live frames: one window slot is kept for 
 })
 
 t.test('gateway refuses connections for a while (restart): nothing lost', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   const d = board(new MemStorage(), proxy.port)
   t.teardown(() => d.mq.stop())
   d.mq.start()
