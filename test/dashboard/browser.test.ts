@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { ADMIN, Board, CLINICIAN, Client, startDashEnv } from './helpers.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const CHROMIUM = '/usr/bin/chromium'
 if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian package chromium (apt-get install -y chromium)`)
@@ -104,9 +105,14 @@ t.test('waveforms draw and numbers change', async (t) => {
   const a = await ecg.screenshot()
   const pa = await pleth.screenshot()
   const spo2Before = await tile(page, falling.id).locator('.num.spo2 b').innerText()
-  await page.waitForTimeout(1200)
-  const b = await ecg.screenshot()
-  const pb = await pleth.screenshot()
+  // The traces move as frames arrive (one a second per board): screenshot until both changed;
+  // on a timeout the two checks below say which one did not.
+  let b = a
+  let pb = pa
+  await waitFor(async () => {
+    ;[b, pb] = await Promise.all([ecg.screenshot(), pleth.screenshot()])
+    return !a.equals(b) && !pa.equals(pb)
+  }, 'both canvases to redraw', 10_000, 200).catch(() => {})
   t.notOk(a.equals(b), 'ECG canvas pixels changed between two screenshots')
   t.notOk(pa.equals(pb), 'pleth canvas pixels changed between two screenshots')
   const lit = await page.evaluate((id) => {
@@ -118,7 +124,8 @@ t.test('waveforms draw and numbers change', async (t) => {
   }, calm.id)
   t.ok(lit > 200, `the ECG trace is drawn (${lit} pixels)`)
   await page.waitForFunction(([id, before]) => document.querySelector(`.tile[data-patient="${id}"] .num.spo2 b`)?.textContent !== before, [falling.id, spo2Before] as const, { timeout: 10_000 })
-  t.pass('the falling patient\'s SpO2 number changed')
+  const spo2After = await tile(page, falling.id).locator('.num.spo2 b').innerText()
+  t.ok(Number(spo2After) < Number(spo2Before), `the falling patient's SpO2 number went down: ${spo2Before} → ${spo2After}`)
 })
 
 t.test('falling SpO2 raises the alarm', async (t) => {

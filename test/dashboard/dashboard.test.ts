@@ -14,6 +14,7 @@ import { signFrame } from '../../protocol/node/sign.ts'
 import { syntheticPayload } from '../../protocol/node/synthetic.ts'
 import { newDeviceKey, publishAcked } from '../gateway/helpers/devices.ts'
 import { ADMIN, Board, CLINICIAN, Client, openSse, startDashEnv } from './helpers.ts'
+import { expectQuiet, waitFor } from '../helpers/wait.ts'
 
 const env = await startDashEnv(2)
 t.teardown(() => env.close())
@@ -121,7 +122,7 @@ t.test('consent gates the ward; live frames carry gateway-computed vitals; revok
   const end = await sse.next((e) => e.event === 'end')
   t.same(end.data, { patientId: pa.id, reason: 'consent-revoked' })
   await board.send(2)
-  await new Promise((r) => setTimeout(r, 200))
+  await expectQuiet(200, 'a frame on the stream after the revocation')
   t.notOk(sse.events.slice(before).some((e) => e.event === 'frame'), 'no frame after the revocation')
   t.equal((await alice.req('GET', `/api/dash/patients/${pa.id}/trends`)).status, 403)
   t.same(await alice.req('GET', '/api/dash/patients').then((r) => r.json()), [])
@@ -145,16 +146,16 @@ t.test('devices: list with rejected counts by reason, register, revoke', async (
   const forged = signFrame({ ...newDeviceKey('se'), id: pb.device.id }, { ...syntheticPayload(pb.device.id, { seconds: 1, seq: 500, seed: 1, t0: Date.now() - 1000 }) })
   await publishAcked(board.client!, `mhealth/dev/${pb.device.id}/frames`, Buffer.from(forged))
   await publishAcked(board.client!, `mhealth/dev/${pb.device.id}/frames`, Buffer.from([0xa1, 0x01]))
-  let dev
-  for (let i = 0; i < 50; i++) {
-    const list = await root.req('GET', '/api/dash/devices').then((r) => r.json<{ deviceId: string; rejected: Record<string, number>; online: boolean; lastSeenMs: number | null; status: string }[]>())
+  let dev!: { deviceId: string; rejected: Record<string, number>; online: boolean; lastSeenMs: number | null; status: string }
+  const rejections = () => Object.values(dev.rejected).reduce((a, b) => a + b, 0)
+  await waitFor(async () => {
+    const list = await root.req('GET', '/api/dash/devices').then((r) => r.json<(typeof dev)[]>())
     dev = list.find((d) => d.deviceId === pb.device.id)!
-    if (Object.keys(dev.rejected).length >= 2) break
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  t.equal(Object.values(dev!.rejected).reduce((a, b) => a + b, 0), 2, `two rejections counted: ${JSON.stringify(dev!.rejected)}`)
-  t.equal(dev!.rejected.signature, 1)
-  t.equal(dev!.online, true)
+    return rejections() >= 2
+  }, () => `both rejections in the device list (${JSON.stringify(dev?.rejected)})`)
+  t.equal(rejections(), 2, `two rejections counted: ${JSON.stringify(dev.rejected)}`)
+  t.equal(dev.rejected.signature, 1)
+  t.equal(dev.online, true)
 
   const fresh = newDeviceKey('se')
   const pub = Buffer.from((fresh as { publicKey: Uint8Array }).publicKey).toString('hex')
@@ -184,7 +185,8 @@ t.test('FHIR export of stored frames', async (t) => {
   t.equal(b.resourceType, 'Bundle')
   t.equal(b.type, 'collection')
   const ecg = b.entry.filter((e) => (e.resource.valueSampledData as unknown) !== undefined)
-  t.ok(ecg.length >= 12, `one ECG Observation per stored frame (${ecg.length})`)
+  // Patient A's board sent 3 + 9 frames while consented, 2 after the revocation, 1 after the new grant: all stored.
+  t.equal(ecg.length, 15, 'one ECG Observation per stored frame')
   const hr = b.entry.filter((e) => JSON.stringify(e.resource.code ?? {}).includes('"8867-4"') && !JSON.stringify(e.resource.code).includes('8889-8'))
   t.ok(hr.length > 0, 'heart rate Observations from gateway-computed values (the frames carried none)')
   t.match(hr[0].resource.valueQuantity, { unit: 'beats/minute', code: '/min' })

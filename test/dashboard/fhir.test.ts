@@ -82,7 +82,7 @@ t.test('bundle shape and required fields', async (t) => {
     const data = (sd.data as string).split(' ')
     t.equal(data.length, 250)
     t.ok(data.every((x) => /^-?\d+$/.test(x)), 'data: decimals separated by single spaces')
-    t.ok(sd.factor > 0)
+    t.equal(sd.factor, 0.008056641, 'mV per count: 3.3 V over 4096 counts behind the AD8232 gain of 100')
     t.match(o.effectivePeriod, { start: /Z$/, end: /Z$/ })
   }
   const devices = resources.filter((r) => r.resourceType === 'Device')
@@ -95,7 +95,8 @@ t.test('deterministic ids; transaction type adds POST requests', async (t) => {
   t.same(buildFhirBundle(frames, opts), buildFhirBundle([...frames].reverse(), opts), 'same frames, same bytes, in any input order')
   const tx = buildFhirBundle(frames, { ...opts, type: 'transaction' })
   t.equal(tx.type, 'transaction')
-  t.ok(tx.entry.every((e) => e.request?.method === 'POST' && e.request.url === e.resource.resourceType))
+  t.equal(tx.entry.length, buildFhirBundle(frames, opts).entry.length, 'the same entries as the collection')
+  t.ok(tx.entry.every((e) => e.request?.method === 'POST' && e.request.url === e.resource.resourceType), 'each with a POST to its resource type')
 })
 
 t.test('bad options are refused by name', async (t) => {

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot, runCli } from '../helpers/cli.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 interface Running {
   child: ChildProcess
@@ -54,13 +55,6 @@ async function metric(base: string, name: string): Promise<number> {
   return line ? Number(line.split(' ')[1]) : NaN
 }
 
-async function until(what: string, f: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
 
 t.test('npm start: gateway, ledger, dashboard and simulated patients, stopped and continued', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mh-demo-'))
@@ -80,21 +74,23 @@ t.test('npm start: gateway, ledger, dashboard and simulated patients, stopped an
   const patients = await (await fetch(`${url}/api/dash/patients`, { headers: { cookie } })).json() as unknown[]
   t.equal(patients.length, 3, 'the clinician sees the three consenting patients')
 
-  await until('frames from every board', async () => (await metric(url, 'mhealth_devices_connected')) === 3 && (await metric(url, 'mhealth_frames_accepted_total')) >= 9)
+  await waitFor(async () => (await metric(url, 'mhealth_devices_connected')) === 3 && (await metric(url, 'mhealth_frames_accepted_total')) >= 9, 'frames from every board', 60_000, 250)
   t.equal(await metric(url, 'mhealth_frames_rejected_total'), 0, 'no frame refused')
   first.child.kill('SIGINT')
   t.equal(await first.exited, 0, 'Ctrl-C stops cleanly')
-  t.ok(first.out.some((l) => /^stopped; \d+ frames stored this run$/.test(l)), 'says what it stored')
+  const storedLine = first.out.map((l) => /^stopped; (\d+) frames stored this run$/.exec(l)).find((m) => m)
+  t.ok(storedLine, 'says what it stored')
 
   const verify = await runCli(['ledger', 'verify', '--data', join(dir, 'gateway')])
   t.equal(verify.code, 0, `ledger verifies: ${verify.stdout.trim()}`)
+  t.match(verify.stdout, `(${storedLine?.[1]} frames,`, 'the ledger holds exactly the frames the demo said it stored')
   const before = Number(/(\d+) leaves/.exec(verify.stdout)![1])
 
   const second = startDemo(dir, 3)
   t.teardown(() => { second.child.kill('SIGKILL') })
   const url2 = (await second.waitLine(/^dashboard\s+(http:\/\/\S+)/))[1].replace(/\/$/, '')
   t.equal(second.out.filter((l) => l.startsWith('provisioning ')).length, 0, 'the same boards come back, nothing provisioned again')
-  await until('frames after the restart', async () => (await metric(url2, 'mhealth_frames_accepted_total')) >= 6)
+  await waitFor(async () => (await metric(url2, 'mhealth_frames_accepted_total')) >= 6, 'frames after the restart', 60_000, 250)
   second.child.kill('SIGTERM')
   t.equal(await second.exited, 0, 'SIGTERM stops cleanly too')
   const again = await runCli(['ledger', 'verify', '--data', join(dir, 'gateway')])

@@ -15,7 +15,7 @@ import { nodeHash } from '../../protocol/node/hash-node.ts'
 import { deviceIdFromPublicKey, isValidDeviceId } from '../../protocol/portable/device-id.ts'
 import { verifyFrame } from '../../protocol/node/verify.ts'
 import { startRealGateway } from '../../testing/real-gateway.ts'
-import { waitFor } from './helpers/e2e-scenario.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 // Nine boards, most flashed twice or three times in real time.
 t.setTimeout(300_000)

@@ -78,7 +78,7 @@ t.test('encodeWindow equals encodePayload(buildPayload) byte for byte', async (t
       }
     }
   }
-  t.ok(checked >= 20)
+  t.equal(checked, 24, '2 PPG settings x 6 windows x 2 metadata variants')
   // And the Node decoder reads the samples back.
   const w = windows(9, 1, true)[0]!
   const m: FrameMeta = { deviceId: 'selftestselftestt', seq: 1, boot: 1, t0: 1763990000000, ecgHz: 250, ppgHz: 100, fw: 'x', extraFlags: 0, dropped: 0 }

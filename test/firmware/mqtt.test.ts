@@ -1,11 +1,10 @@
-import t from 'tap'
-import net from 'node:net'
-import { Aedes } from 'aedes'
+import t, { type Test } from 'tap'
 import mqtt from 'mqtt'
 import { encodeLength, PacketReader, encodePublish, decodePublish, type Packet } from '../../firmware/mqtt-codec.ts'
 import { MqttClient, backoffDelay, idSeed } from '../../firmware/mqtt.ts'
 import { dialNode } from './helpers/espruino-env.ts'
-import { LinkProxy } from './helpers/proxy.ts'
+import { proxyTo, startAedes } from './helpers/aedes.ts'
+import { expectQuiet, waitFor } from '../helpers/wait.ts'
 
 const latin1 = (b: Uint8Array) => Buffer.from(b).toString('latin1')
 
@@ -55,23 +54,14 @@ t.test('backoff doubles to the cap and the jitter depends on the device ID, not 
   t.not(backoffDelay(0, a, 1000, 30000), backoffDelay(0, b, 1000, 30000), 'devices spread out')
 })
 
-async function startBroker(opts: { auth?: (id: string, user: string, pass: Buffer) => boolean } = {}) {
-  const broker = await Aedes.createBroker()
+async function startBroker(t: Test, opts: { auth?: (id: string, user: string, pass: Buffer) => boolean } = {}) {
+  const { broker, port } = await startAedes(t)
   const auths: { id: string; user: string; pass: Buffer }[] = []
   broker.authenticate = (client, user, pass, done) => {
     auths.push({ id: client.id, user: user ?? '', pass: pass ?? Buffer.alloc(0) })
     done(null, opts.auth ? opts.auth(client.id, user ?? '', pass ?? Buffer.alloc(0)) : true)
   }
-  const server = net.createServer(broker.handle)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    broker, port, auths,
-    async close() {
-      await new Promise<void>((r) => broker.close(() => r()))
-      await new Promise<void>((r) => server.close(() => r()))
-    },
-  }
+  return { broker, port, auths }
 }
 
 function clientFor(port: number, extra: Partial<ConstructorParameters<typeof MqttClient>[0]> = {}) {
@@ -84,17 +74,8 @@ function clientFor(port: number, extra: Partial<ConstructorParameters<typeof Mqt
   })
 }
 
-const waitFor = async (cond: () => boolean, what: string, ms = 10000) => {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
 t.test('against Aedes: binary password, QoS 1 binary publish acked, control messages received', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
+  const b = await startBroker(t)
   const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { clientId: 'watcher' })
   t.teardown(() => sub.endAsync())
   const received: Buffer[] = []
@@ -104,6 +85,11 @@ t.test('against Aedes: binary password, QoS 1 binary publish acked, control mess
   const acks: number[] = []
   const msgs: string[] = []
   let up = 0
+  // Aedes emits 'subscribe' after the SUBACK, once the subscription is live.
+  let subscribed = false
+  b.broker.on('subscribe', (subs, client) => {
+    if (client?.id === 'DEV1' && subs.some((s) => s.topic === 'mhealth/dev/DEV1/control')) subscribed = true
+  })
   const c = clientFor(b.port, { onAck: (id) => acks.push(id), onMessage: (_tp, p) => msgs.push(p), onConnect: () => up++ })
   t.teardown(() => c.stop())
   c.start()
@@ -119,19 +105,15 @@ t.test('against Aedes: binary password, QoS 1 binary publish acked, control mess
   t.same([...received[0]!], [...frame], 'payload is binary-safe')
   t.equal(c.inflightCount, 0)
 
-  await waitFor(() => Object.keys((b.broker as any).clients).length > 1, 'subscription')
-  await new Promise((r) => setTimeout(r, 100))
+  await waitFor(() => subscribed, 'the board to subscribe to its control topic')
   b.broker.publish({ cmd: 'publish', topic: 'mhealth/dev/DEV1/control', payload: Buffer.from('{"t":"time","now":1}'), qos: 1, retain: false, dup: false }, () => {})
   await waitFor(() => msgs.length === 1, 'control message')
   t.equal(msgs[0], '{"t":"time","now":1}')
 })
 
 t.test('an unacknowledged publish is retransmitted with DUP after reconnect, then acked once', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
-  const proxy = new LinkProxy(b.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const b = await startBroker(t)
+  const proxy = await proxyTo(t, b.port)
   const seen: { dup: boolean; payload: string }[] = []
   b.broker.on('publish', (p, client) => {
     if (client && p.topic.endsWith('/frames')) seen.push({ dup: p.dup, payload: p.payload.toString('latin1') })
@@ -154,18 +136,15 @@ t.test('an unacknowledged publish is retransmitted with DUP after reconnect, the
 })
 
 t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected and left', async (t) => {
-  const b = await startBroker()
-  t.teardown(() => b.close())
-  const proxy = new LinkProxy(b.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const b = await startBroker(t)
+  const proxy = await proxyTo(t, b.port)
   const closes: string[] = []
   let ups = 0
   const c = clientFor(proxy.port, { keepAliveS: 1, onClose: (r) => closes.push(r), onConnect: () => ups++ })
   t.teardown(() => c.stop())
   c.start()
   await waitFor(() => ups === 1, 'CONNACK')
-  await new Promise((r) => setTimeout(r, 2500))
+  await expectQuiet(2500, 'a drop of the idle link (its PINGREQs keep it up)')
   t.same(closes, [], 'idle for 2.5 keep-alives without being dropped')
   proxy.blackholeDown = true
   await waitFor(() => closes.length === 1, 'keep-alive timeout')
@@ -176,8 +155,7 @@ t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected a
 
 t.test('a refused CONNECT is retried with backoff and a fresh password each time', async (t) => {
   let n = 0
-  const b = await startBroker({ auth: () => ++n >= 3 })
-  t.teardown(() => b.close())
+  const b = await startBroker(t, { auth: () => ++n >= 3 })
   let calls = 0
   let ups = 0
   const c = clientFor(b.port, {
@@ -191,8 +169,7 @@ t.test('a refused CONNECT is retried with backoff and a fresh password each time
 })
 
 t.test('kick(): when the network returns, a long backoff is cut back to the first step', async (t) => {
-  const b = await startBroker({})
-  t.teardown(() => b.close())
+  const b = await startBroker(t)
   let ups = 0
   let refuse = true
   const c = clientFor(b.port, {

@@ -56,10 +56,11 @@ t.test('full ring drops the oldest segment, counts the loss, keeps order of the 
   const st = new MemStorage()
   const r = new FlashRing(st, ringOpts)
   r.open()
-  // 4 segments x 2048 bytes hold 6 frames of ~310 bytes each: 24 in total.
+  // 4 segments x 2048 bytes hold 6 frames of ~310 bytes each: 24 in total. Each push into a
+  // full ring erases the oldest segment (6 frames): 40 pushes erase three of them.
   for (let i = 0; i < 40; i++) r.push(frame(i))
   const d = r.takeDropped()
-  t.ok(d > 0, 'some dropped')
+  t.equal(d, 18, 'three whole segments dropped, 6 frames each')
   t.equal(r.takeDropped(), 0, 'reported once')
   const got = drain(r)
   t.equal(got.length + d, 40, 'every frame is either stored or counted as dropped')

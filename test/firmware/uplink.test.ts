@@ -1,36 +1,22 @@
-import t from 'tap'
-import net from 'node:net'
-import { Aedes } from 'aedes'
+import t, { type Test } from 'tap'
 import { MqttClient } from '../../firmware/mqtt.ts'
 import { FlashRing } from '../../firmware/store.ts'
 import { Uplink } from '../../firmware/uplink.ts'
 import { dialNode, MemStorage } from './helpers/espruino-env.ts'
-import { LinkProxy } from './helpers/proxy.ts'
+import { proxyTo, startAedes } from './helpers/aedes.ts'
+import { waitFor } from '../helpers/wait.ts'
 
-const waitFor = async (cond: () => boolean, what: string, ms = 20000) => {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
+/** Paces frames like a board making them over time (not a wait for anything). */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function broker() {
-  const b = await Aedes.createBroker()
+/** A broker recording the frames published to it, payloads as latin1 strings, in arrival order. */
+async function broker(t: Test) {
+  const { broker: b, port } = await startAedes(t)
   const got: string[] = []
   b.on('publish', (p, client) => {
     if (client && p.topic.endsWith('/frames')) got.push(p.payload.toString('latin1'))
   })
-  const server = net.createServer(b.handle)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  return {
-    b, got, port: (server.address() as net.AddressInfo).port,
-    close: async () => {
-      await new Promise<void>((r) => b.close(() => r()))
-      await new Promise<void>((r) => server.close(() => r()))
-    },
-  }
+  return { b, got, port }
 }
 
 /** One "board": ring over the given flash, MQTT client, uplink; like main.ts wires them. */
@@ -52,32 +38,33 @@ const frame = (seq: number) => `seq=${seq};` + String.fromCharCode(...Array.from
 const seqOf = (s: string) => Number(/^seq=(\d+);/.exec(s)![1])
 
 t.test('WiFi drop: frames made offline go to flash and all arrive after reconnect, none lost', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   const st = new MemStorage()
   const d = board(st, proxy.port)
   t.teardown(() => d.mq.stop())
   d.mq.start()
-  await waitFor(() => d.mq.connected, 'connect')
+  await waitFor(() => d.mq.connected, 'connect', 20_000)
   let seq = 0
   for (; seq < 10; seq++) {
     d.uplink.submit(frame(seq))
     await sleep(5)
   }
+  // All online frames acknowledged first, so the ring then holds exactly the offline ones
+  // (an unacknowledged frame would move to flash too: the next test covers that).
+  await waitFor(() => d.uplink.stats.acked === 10, 'the 10 online frames acknowledged', 20_000)
+  t.equal(d.ring.count, 0, 'nothing in flash while online with room in the window')
   proxy.cut(false) // link down, reconnects refused
-  await waitFor(() => !d.mq.connected, 'link loss noticed')
+  await waitFor(() => !d.mq.connected, 'link loss noticed', 20_000)
   for (; seq < 40; seq++) d.uplink.submit(frame(seq))
-  t.ok(d.ring.count >= 30, `offline frames in flash (${d.ring.count})`)
+  t.equal(d.ring.count, 30, 'the 30 frames made offline are in flash')
   proxy.up = true
   // Live frames keep coming while the backlog drains.
   for (; seq < 60; seq++) {
     d.uplink.submit(frame(seq))
     await sleep(10)
   }
-  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'backlog drained and all acked')
+  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'backlog drained and all acked', 20_000)
   const seqs = new Set(br.got.map(seqOf))
   t.same([...seqs].sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i), 'every frame arrived')
   t.ok(br.got.every((g) => g === frame(seqOf(g))), 'byte-exact')
@@ -85,11 +72,8 @@ t.test('WiFi drop: frames made offline go to flash and all arrive after reconnec
 })
 
 t.test('reboot while offline: frames in flash are delivered by the next boot', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   proxy.up = false
   const st = new MemStorage()
   const d1 = board(st, proxy.port)
@@ -101,7 +85,7 @@ t.test('reboot while offline: frames in flash are delivered by the next boot', a
   t.teardown(() => d2.mq.stop())
   t.equal(d2.ring.count, 15, 'the new boot finds 15 frames in flash')
   d2.mq.start()
-  await waitFor(() => d2.ring.count === 0, 'drained')
+  await waitFor(() => d2.ring.count === 0, 'drained', 20_000)
   t.same(br.got.map(seqOf), Array.from({ length: 15 }, (_, i) => i), 'in order, oldest first, once each')
 })
 
@@ -126,27 +110,27 @@ t.test('a long backlog does not starve live frames: one window slot is kept for 
 })
 
 t.test('gateway refuses connections for a while (restart): nothing lost', async (t) => {
-  const br = await broker()
-  t.teardown(() => br.close())
-  const proxy = new LinkProxy(br.port)
-  await proxy.listen()
-  t.teardown(() => proxy.close())
+  const br = await broker(t)
+  const proxy = await proxyTo(t, br.port)
   const d = board(new MemStorage(), proxy.port)
   t.teardown(() => d.mq.stop())
   d.mq.start()
-  await waitFor(() => d.mq.connected, 'connect')
+  await waitFor(() => d.mq.connected, 'connect', 20_000)
   // Publish into a link whose PUBACKs are black-holed, then kill it: the frames were
-  // probably delivered, but unacknowledged ones must be sent again (at least once).
+  // delivered, but unacknowledged ones must be sent again (at least once). The window is
+  // 4: frames 0-3 go out live, frame 4 waits in flash.
   proxy.blackholeDown = true
   for (let s = 0; s < 5; s++) d.uplink.submit(frame(s))
-  await sleep(50)
+  await waitFor(() => br.got.length === 4, 'the broker to get the 4 frames of the window', 20_000)
   proxy.blackholeDown = false
   proxy.cut(false)
-  await sleep(100)
+  await waitFor(() => !d.mq.connected, 'link loss noticed', 20_000)
   for (let s = 5; s < 12; s++) d.uplink.submit(frame(s))
   proxy.up = true
-  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'drained')
+  await waitFor(() => d.ring.count === 0 && d.uplink.n === 0, 'drained', 20_000)
   const seqs = new Set(br.got.map(seqOf))
   t.equal(seqs.size, 12, 'all 12 arrived')
-  t.ok(br.got.length >= 12, `duplicates only where a PUBACK was lost (${br.got.length - 12}); the gateway dedups by seq`)
+  const twice = [...seqs].filter((s) => br.got.filter((g) => seqOf(g) === s).length > 1).sort((a, b) => a - b)
+  t.same(twice, [0, 1, 2, 3], 'sent twice: exactly the frames whose PUBACK was lost (the gateway dedups by seq)')
+  t.equal(br.got.length, 16, 'no other duplicates')
 })

@@ -3,9 +3,9 @@
  * with which code and which log reason [MQTT-3.2.2-5: refuse then close].
  */
 import t from 'tap'
-import { connect as netConnect } from 'node:net'
 import { startTestGateway, cleanup } from './helpers/gateway.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, registerSim, token } from './helpers/devices.ts'
+import { RawClient, publishPacket } from './helpers/raw-mqtt.ts'
 
 const refusal = async (p: Promise<unknown>): Promise<number | undefined> => {
   try {
@@ -99,23 +99,11 @@ t.test('device admission', async (t) => {
 
   t.test('PUBLISH before CONNECT closes the connection and stores nothing [MQTT-3.1.0-1]', async (t) => {
     const before = gw.fileStore.pending() + gw.metrics.framesAccepted.get()
-    const f = frame(se, 1)
-    const topic = Buffer.from(`mhealth/dev/${se.id}/frames`)
-    const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 255]), topic, f])
-    // QoS 0 PUBLISH, remaining length as varint
-    const len: number[] = []
-    let n = body.length
-    do {
-      let b = n % 128
-      n = Math.floor(n / 128)
-      if (n > 0) b |= 128
-      len.push(b)
-    } while (n > 0)
-    const sock = netConnect(gw.ports.mqtt!, '127.0.0.1')
-    await new Promise((r) => sock.once('connect', r))
-    sock.write(Buffer.concat([Buffer.from([0x30, ...len]), body]))
-    await new Promise((r) => sock.once('close', r))
-    t.pass('connection closed')
+    const raw = await RawClient.open(gw.ports.mqtt!)
+    raw.send(publishPacket(`mhealth/dev/${se.id}/frames`, frame(se, 1)))
+    await raw.until(() => raw.closed, 5000, 'the gateway to close a connection that published before CONNECT')
+    t.same(raw.packets, [], 'closed without an answer')
     t.equal(gw.metrics.framesAccepted.get() + gw.fileStore.pending(), before)
+    t.notOk(gw.fileStore.hasFrame(se.id, 1), 'the frame is not stored')
   })
 })

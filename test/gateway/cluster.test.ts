@@ -19,6 +19,7 @@ import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, r
 import { parseRedisUrl, ClusterConfigError } from '../../gateway/cluster.ts'
 import { redisSkip, startRedis } from '../../testing/redis.ts'
 import { Redis } from 'ioredis'
+import { nextEvent, waitFor } from '../helpers/wait.ts'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
 const controlTopic = (id: string) => `mhealth/dev/${id}/control`
@@ -71,8 +72,8 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
   await subscribe(dev, controlTopic(key.id))
   const doc = await connect(b.mqttUrl, { clientId: 'u:dr.b', username: 'dr.b', password: Buffer.from('correct horse battery') })
   t.teardown(() => endClient(doc))
+  // No wait for Redis: Aedes sends the SUBACK only after its Redis SUBSCRIBE is confirmed.
   await subscribe(doc, 'mhealth/patient/p-1/frames')
-  await new Promise((r) => setTimeout(r, 200)) // subscriptions propagate through Redis
 
   t.test('a frame verified and stored by A reaches the clinician on B', async (t) => {
     const f = frame(key, 1)
@@ -91,10 +92,13 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
 
   t.test('the board moves to B: session, queued messages and stored frames follow it', async (t) => {
     await endClient(dev)
-    await new Promise((r) => setTimeout(r, 100))
-    // Published while the board is offline: queued in its persistent session in Redis.
-    b.broker.aedes.publish({ cmd: 'publish', topic: controlTopic(key.id), payload: Buffer.from('{"t":"config","queued":true}'), qos: 1, retain: false, dup: false } as PublishPacket, () => {})
-    await new Promise((r) => setTimeout(r, 200))
+    const aClients = (a.broker.aedes as unknown as { clients: Record<string, unknown> }).clients
+    await waitFor(() => !aClients[key.id], 'A to drop the board\'s connection')
+    // Published while the board is offline: queued in its persistent session in Redis (the
+    // callback runs once the message is enqueued for every offline subscription).
+    await new Promise<void>((resolve, reject) =>
+      b.broker.aedes.publish({ cmd: 'publish', topic: controlTopic(key.id), payload: Buffer.from('{"t":"config","queued":true}'), qos: 1, retain: false, dup: false } as PublishPacket, (err) => (err ? reject(err) : resolve())),
+    )
     const queued: Buffer[] = []
     const dev2 = mqtt.connect(b.mqttUrl, { clientId: key.id, username: key.id, password: token(key), clean: false, protocolVersion: 4, reconnectPeriod: 0 })
     dev2.on('message', (tp, p) => tp === controlTopic(key.id) && queued.push(p))
@@ -104,9 +108,8 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
     })
     t.teardown(() => endClient(dev2))
     t.equal(connack.sessionPresent, true, 'B finds the session A created [MQTT-3.2.2-2]')
-    const until = Date.now() + 3000
-    while (queued.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
-    t.ok(queued.some((p) => JSON.parse(p.toString()).queued === true), 'the queued control message is delivered by B')
+    await waitFor(() => queued.length > 0, 'the queued control message from B')
+    t.same(queued.map((p) => JSON.parse(p.toString())), [{ t: 'config', queued: true }], 'the queued control message is delivered by B, once')
 
     // Its PUBACK from A was "lost": the board resends seq 1 to B.
     await publishAcked(dev2, framesTopic(key.id), frame(key, 1))
@@ -117,10 +120,10 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
     t.ok(b.fileStore.hasFrame(key.id, 2), 'and continues with new frames on B')
 
     // A revocation written through A's registry cuts the board off B.
-    const closed = new Promise((r) => dev2.once('close', () => r(null)))
+    const closed = nextEvent(dev2, 'close', 'B to disconnect the board revoked through A')
     a.registry.revoke(key.id)
     await closed
-    t.pass('B disconnected the revoked board')
+    t.ok(b.logs.some((e) => e.msg === 'device disconnected: revoked' && e.deviceId === key.id), 'B disconnected the revoked board')
   })
 
   t.test('a frame resent to B while A is still storing it is stored once and acknowledged by both', async (t) => {
@@ -135,8 +138,7 @@ t.test('two gateways sharing one device population', { skip: redisSkip() }, asyn
     t.teardown(() => void (a.fileStore.syncDelayMs = 0))
     devA.publish(framesTopic(k.id), frame(k, 7), { qos: 1 })
     const claim = `mhealth:claim:${k.id}:7`
-    const until = Date.now() + 3000
-    while ((await probe.exists(claim)) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5))
+    await waitFor(async () => (await probe.exists(claim)) === 1, 'A to claim frame 7 in Redis', 3000, 5)
     t.equal(await probe.exists(claim), 1, 'A holds the claim while storing')
     // The board gives up on A (no PUBACK yet) and resends the same frame to B; connecting
     // there with its client ID takes the session over from A, A keeps storing.

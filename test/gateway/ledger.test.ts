@@ -18,6 +18,7 @@ import { generateKey } from '../../protocol/node/keys.ts'
 import { runCli } from '../helpers/cli.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, subscribe, type SimKey } from './helpers/devices.ts'
 import { spawnGateway } from './helpers/process.ts'
+import { expectQuiet, waitFor } from '../helpers/wait.ts'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
 
@@ -89,13 +90,13 @@ t.test('in process: the default store is the ledger', async (t) => {
     })
     const f10 = frame(se, 10)
     await publishAcked(dev, framesTopic(se.id), f10)
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => got.length > 0, 'the live frame at the clinician')
     t.same(got, [f10.length], 'live frame delivered')
 
     const revoke = signConsent(patient, { action: 'revoke', clinicianId: 'dr.house', scope: 'live', expiresAt: 0, issuedAt: t0 + 1 })
     t.equal((await post(revoke)).status, 201)
     await publishAcked(dev, framesTopic(se.id), frame(se, 11))
-    await new Promise((r) => setTimeout(r, 100))
+    await expectQuiet(200, 'frame 11 at the clinician whose consent was revoked')
     t.same(got, [f10.length], 'nothing after the revocation, on the same live subscription')
     t.equal(await subscribe(doc, topic), 128, 'a new subscription is refused')
 

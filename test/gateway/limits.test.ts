@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestGateway, cleanup } from './helpers/gateway.ts'
-import { connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim } from './helpers/devices.ts'
+import { connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim, subscribe } from './helpers/devices.ts'
+import { waitFor } from '../helpers/wait.ts'
 import { resolveConfig } from '../../gateway/config.ts'
 import { startGateway } from '../../gateway/gateway.ts'
 import { memoryLogger } from '../../gateway/log.ts'
@@ -54,7 +55,8 @@ t.test('limits', async (t) => {
     const flooder = await connectDevice(gw.mqttUrl, flood)
     const dev = await connectDevice(gw.mqttUrl, good)
     const nacks: string[] = []
-    flooder.subscribe(`mhealth/dev/${flood.id}/control`)
+    // Subscribed (SUBACK) before the flood, so every refusal's NACK reaches the flooder.
+    t.equal(await subscribe(flooder, `mhealth/dev/${flood.id}/control`), 0)
     flooder.on('message', (_topic, p) => {
       const m = JSON.parse(p.toString()) as { t: string; reason?: string }
       if (m.t === 'nack') nacks.push(m.reason!)
@@ -72,10 +74,13 @@ t.test('limits', async (t) => {
     for (let s = 10; s < 20; s++) t.ok(gw.fileStore.hasFrame(good.id, s), `good frame ${s} stored`)
     await floodDone
     const storedFlood = Array.from({ length: N }, (_, i) => gw.fileStore.hasFrame(flood.id, 1000 + i)).filter(Boolean).length
-    t.ok(storedFlood < N, `flooder: ${storedFlood} of ${N} stored, the rest refused`)
+    // How many get through depends on how fast the host runs: at least the burst (the bucket
+    // starts full), far fewer than all.
+    t.ok(storedFlood >= 10 && storedFlood < N, `flooder: ${storedFlood} of ${N} stored, the rest refused`)
     t.equal(gw.metrics.framesRejected.get({ reason: 'rate-limit' }), N - storedFlood, 'every refusal counted as rate-limit')
-    await new Promise((r) => setTimeout(r, 50))
-    t.ok(nacks.length > 0 && nacks.every((r) => r === 'rate-limit'), 'the flooder is told why')
+    await waitFor(() => nacks.length >= N - storedFlood, () => `a NACK for each of the ${N - storedFlood} refused frames (${nacks.length} so far)`)
+    t.equal(nacks.length, N - storedFlood, 'one NACK per refused frame')
+    t.ok(nacks.every((r) => r === 'rate-limit'), 'the flooder is told why')
     await Promise.all([endClient(flooder), endClient(dev)])
   })
 
@@ -128,6 +133,7 @@ t.test('graceful shutdown: every acknowledged frame is in the ledger', async (t)
   const l = await openLedgerReadOnly(join(dir, 'ledger'))
   const stored = new Set((await l.frames({ deviceId: k.id, limit: 1000 })).map((f) => f.seq))
   await l.close()
-  t.ok(acked.size > 0)
+  // How many were acknowledged before the close depends on timing; none would make the check below vacuous.
+  t.ok(acked.size > 0, `${acked.size} frames acknowledged before the shutdown`)
   t.same([...acked].filter((s) => !stored.has(s)), [], `all ${acked.size} acknowledged frames stored (${stored.size} stored)`)
 })

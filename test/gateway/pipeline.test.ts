@@ -8,6 +8,7 @@ import { startTestGateway, cleanup } from './helpers/gateway.ts'
 import { readFrames } from '../../testing/file-store.ts'
 import { connect, connectDevice, endClient, frame, newDeviceKey, publishAcked, registerSim } from './helpers/devices.ts'
 import type { MqttClient } from 'mqtt'
+import { expectQuiet, nextEvent, waitFor } from '../helpers/wait.ts'
 
 const framesTopic = (id: string) => `mhealth/dev/${id}/frames`
 const controlTopic = (id: string) => `mhealth/dev/${id}/control`
@@ -57,8 +58,10 @@ t.test('frame pipeline', async (t) => {
   t.test('PUBACK arrives only after the frame is durable in the store', async (t) => {
     gw.fileStore.syncDelayMs = 150
     let acked = false
-    const done = publishAcked(dev, framesTopic(se.id), frame(se, 1)).then(() => (acked = true))
-    await new Promise((r) => setTimeout(r, 60))
+    const f1 = frame(se, 1)
+    const done = publishAcked(dev, framesTopic(se.id), f1).then(() => (acked = true))
+    // The store has the frame (hasFrame turns true on append) and its fsync is held for 150 ms.
+    await waitFor(() => gw.fileStore.hasFrame(se.id, 1), 'the frame to reach the store')
     t.equal(acked, false, 'no PUBACK while the fsync is pending')
     t.equal(gw.fileStore.syncs, 0)
     await done
@@ -67,7 +70,7 @@ t.test('frame pipeline', async (t) => {
     const stored = readFrames(gw.fileStore.file)
     t.equal(stored.length, 1)
     t.same([stored[0]!.deviceId, stored[0]!.seq], [se.id, 1])
-    t.same(stored[0]!.frame, frame(se, 1).subarray(0, 0).length === 0 ? stored[0]!.frame : null)
+    t.same(stored[0]!.frame, f1, 'the exact bytes received')
   })
 
   t.test('bare (HMAC) frames are accepted too', async (t) => {
@@ -154,11 +157,12 @@ t.test('frame pipeline', async (t) => {
     await publishAcked(dev, framesTopic(se.id), f)
     // Bad frames are not forwarded anywhere.
     await publishAcked(dev, framesTopic(se.id), Buffer.from('junk'))
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor(() => received.length > 0, 'the verified frame at the clinician')
+    await expectQuiet(200, 'a second copy, or the junk frame, at the clinician')
     t.same(received, [f.length], 'the verified frame, once')
     gw.consent.revoke('p-se', 'dr.who')
     await publishAcked(dev, framesTopic(se.id), frame(se, 301))
-    await new Promise((r) => setTimeout(r, 100))
+    await expectQuiet(200, 'a frame at the clinician whose consent was revoked')
     t.same(received, [f.length], 'nothing after revocation')
     // A refused PUBLISH closes the connection [MQTT-3.3.5-2]; mqtt.js never calls back for it.
     const closed = new Promise((r) => doc.once('close', () => r(true)))
@@ -183,13 +187,13 @@ t.test('frame pipeline', async (t) => {
     const k = newDeviceKey('bare')
     registerSim(gw.registry, k, 'p-y')
     const c = await connectDevice(gw.mqttUrl, k)
-    const closed = new Promise((r) => c.once('close', () => r(null)))
+    const closed = nextEvent(c, 'close', 'the gateway to disconnect the device revoked by another process')
     const Database = (await import('better-sqlite3')).default
     const other = new Database(gw.registry.file)
     other.prepare("UPDATE devices SET status='revoked', revoked_ms=? WHERE id=?").run(Date.now(), k.id)
     other.close()
     await closed
     c.end(true)
-    t.pass('disconnected')
+    t.ok(gw.logs.some((e) => e.msg === 'device disconnected: revoked' && e.deviceId === k.id), 'disconnected because it was revoked')
   })
 })

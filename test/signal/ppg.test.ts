@@ -92,6 +92,7 @@ t.test('motion artefacts: numbers that are reported stay within Arms 2 % and 3 b
   // continuous motion as large as the pulse: no SpO2 at all, and the field is absent, not a sentinel
   const { readings } = simulate({ seed: 5, spo2: 90, bpm: 75, motion: { amplitude: 0.02 } }, 60)
   const late = readings.filter((x) => x.at > 15 * FS)
+  t.equal(late.length, 45, 'a reading every second from 15 s to 60 s')
   t.equal(late.filter((x) => x.spo2 !== undefined).length, 0, 'no SpO2 under heavy motion')
   t.ok(late.every((x) => !('spo2' in x) && x.quality < 50), 'field omitted and quality low')
 })
@@ -117,6 +118,7 @@ t.test('finger off and poor perfusion give no numbers', async (t) => {
   const after = readings.filter((r) => r.at > 52 * FS)
   t.ok(after.some((r) => r.spo2 !== undefined && Math.abs(r.spo2 - 96) < 2), 'numbers come back once the finger returns')
   const low = simulate({ seed: 2, spo2: 96, bpm: 70, perfusionIndex: 0.0002 }, 30).readings.filter((r) => r.at > 15 * FS)
+  t.equal(low.length, 15, 'still a reading every second from 15 s to 30 s')
   t.ok(low.every((r) => r.spo2 === undefined && r.pulseRate === undefined), 'PI 0.02 %: below the 0.05 % floor, nothing reported')
 })
 

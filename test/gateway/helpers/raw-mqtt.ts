@@ -2,8 +2,9 @@
  * A deliberately dumb MQTT 3.1.1 client on a raw socket, for the behaviours a
  * well-behaved client library will not produce: a client that stops talking
  * (keepalive expiry), never acknowledges (redelivery), sends CONNECT twice,
- * a wrong protocol name, or an empty client ID with a persistent session.
- * Encodes only CONNECT/SUBSCRIBE; splits incoming bytes into packets.
+ * a wrong protocol name, an empty client ID with a persistent session, or a PUBLISH
+ * before CONNECT. Encodes only CONNECT/SUBSCRIBE/PUBLISH (QoS 0); splits incoming bytes
+ * into packets.
  */
 import { connect as netConnect, type Socket } from 'node:net'
 
@@ -49,6 +50,11 @@ export function subscribePacket(id: number, filter: string, qos: 0 | 1 | 2): Buf
   const mid = Buffer.alloc(2)
   mid.writeUInt16BE(id)
   return packet(0x82, Buffer.concat([mid, str(filter), Buffer.from([qos])]))
+}
+
+/** A QoS 0 PUBLISH (no packet ID). */
+export function publishPacket(topic: string, payload: Buffer): Buffer {
+  return packet(0x30, Buffer.concat([str(topic), payload]))
 }
 
 export interface RawPacket {

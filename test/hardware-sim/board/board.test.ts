@@ -3,6 +3,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { makeBoard, FakeRegisters } from './helpers.ts'
 import { BoardError } from '../../../hardware-sim/board/board.ts'
 import { EspruinoCompatError } from '../../../firmware/build/syntax-gate.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 t.test('the context lacks what Espruino lacks, and keeps what it has', async (t) => {
   const { board } = makeBoard(t)
@@ -173,14 +174,22 @@ t.test('bad host input is refused with clear messages', async (t) => {
   t.throws(() => board.advance(-1), /expected a finite ms >= 0, got -1/)
   t.throws(() => board.load(42 as unknown as string), /expected bundle source as a string, got number|expected code as a string/)
   t.throws(() => makeBoard(t, { id: '' }), /expected options.id to be a non-empty string/)
-  t.ok(BoardError)
+  // Misuse of a working board is a BoardError: a second run() while one is going.
+  board.load('var n = 0; setInterval(function () { n++ }, 100);')
+  const running = board.run({ speed: 1 })
+  const second = await board.run({ speed: 1 }).then(() => null, (e: unknown) => e)
+  board.stop()
+  await running
+  t.type(second, BoardError)
+  t.match(second, { message: 'board is already running' })
 })
 
 t.test('an unhandled promise rejection is printed, not thrown into the host', async (t) => {
   const { board } = makeBoard(t)
   board.load(`setTimeout(function () { Promise.reject(new Error('nope')) }, 10)`)
   board.advance(20)
-  await new Promise((r) => setTimeout(r, 20))
+  // The host learns of the rejection asynchronously (after its microtasks), not inside advance().
+  await waitFor(() => board.console.lines.length > 0, 'the rejection on the console')
   t.same(board.console.lines, ['Uncaught (in promise) Error: nope'])
 })
 

@@ -12,7 +12,7 @@ import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../
 import { perSampleBundle } from '../../../hardware-sim/cost/baseline.ts'
 import { verifyFrame } from '../../../protocol/node/verify.ts'
 import { startRealGateway } from '../../../testing/real-gateway.ts'
-import { waitFor } from '../../firmware/helpers/e2e-scenario.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 t.setTimeout(120_000)
 

@@ -315,5 +315,5 @@ t.test('mangler: random and truncated packets never throw and always get a CRC-v
     t.ok(resp[resp.length - 2] === (c & 0xff) && resp[resp.length - 1] === c >> 8, `packet ${i}: response CRC valid`)
     answered++
   }
-  t.ok(answered > 1500)
+  t.equal(answered, 2000, 'every packet answered (the seeded stream holds no data-zone LOCK to skip)')
 })

@@ -64,11 +64,3 @@ export async function metric(httpUrl: string, name: string, reason?: string): Pr
   const m = re.exec(text)
   return m ? Number(m[1]) : 0
 }
-
-export async function waitFor(cond: () => boolean, what: string, realMs = 60_000): Promise<void> {
-  const t0 = Date.now()
-  while (!cond()) {
-    if (Date.now() - t0 > realMs) throw new Error('timed out waiting for ' + what)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}

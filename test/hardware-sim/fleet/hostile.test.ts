@@ -8,7 +8,8 @@ import t from 'tap'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { runAttack, registerAttackers, type AttackOptions } from '../../../hardware-sim/faults/hostile.ts'
 import { startRealGateway } from '../../../testing/real-gateway.ts'
-import { checkBoards, drain, metric, waitFor } from './helpers.ts'
+import { checkBoards, drain, metric } from './helpers.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 t.setTimeout(120_000)
 
@@ -18,7 +19,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
   const fleet = await Fleet.start({ devices: 4, gateway: { httpUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort }, seed: 11, speed: 4 })
   t.teardown(() => fleet.close())
   const running = fleet.run({ pollMs: 250 })
-  await waitFor(() => fleet.poll().acked >= 8, 'good boards streaming')
+  await waitFor(() => fleet.poll().acked >= 8, 'good boards streaming', 60_000)
 
   const pair = await registerAttackers(gw.httpUrl, gw.adminToken)
   const o: AttackOptions = { url: `mqtt://127.0.0.1:${gw.mqttPort}`, key: pair.attacker, victimId: pair.victim.id, counter: pair.counter, flood: { frames: 300, perSecond: 1000 } }
@@ -64,6 +65,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
 
   before = attackerStored()
   const flood = await runAttack('flood', o)
+  // How many are held back (rather than let through or refused) depends on timing; 300 at 1000/s overrun the burst of 200 either way.
   t.ok((await metric(gw.httpUrl, 'mhealth_rate_limited_total')) > 0, 'flood: frames held back by the rate limit')
   t.equal(attackerStored() - before, flood.acked, 'flood: the attacker\'s own valid frames that were acknowledged are stored, no more')
   t.equal(await metric(gw.httpUrl, 'mhealth_frames_rejected_total', 'signature'), 1, 'one signature rejection in all')
@@ -77,6 +79,7 @@ t.test('attacks are refused with the right reason; good boards keep streaming an
     t.equal(c.stored, c.acked, `dev${c.index}: stored exactly the ${c.acked} frames the board had acknowledged`)
     t.equal(new Set(c.seqs).size, c.seqs.length, `dev${c.index}: each sequence number once`)
     t.same(c.gaps, [], `dev${c.index}: no sequence number missing`)
+    // How many frames the boards make while the attacks run depends on the host's pace; 10 is a few simulated s.
     t.ok(c.stored >= 10, `dev${c.index}: kept streaming during the attacks (${c.stored} frames)`)
   }
   const good = checks.reduce((n, c) => n + c.stored, 0)

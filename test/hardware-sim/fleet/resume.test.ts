@@ -37,6 +37,7 @@ t.test('same state dir: same devices, admitted again, numbering continues', asyn
     t.equal(c.badSignatures, 0, `dev${c.index}: frames of both runs verify with one key`)
     t.equal(new Set(c.seqs).size, c.seqs.length, `dev${c.index}: no sequence number reused`)
     const newer = c.seqs.filter((s) => s > firstMax[c.index]!)
+    // 8 simulated s at 100 x real time: about 8 frames, fewer when the host is slow to connect.
     t.ok(newer.length >= 5, `dev${c.index}: the second run's frames numbered above the first's (${newer.length})`)
   }
 })

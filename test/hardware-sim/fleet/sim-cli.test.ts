@@ -31,6 +31,8 @@ t.test('sim record writes DIR/<id>/<seq>.cose and devices.json; every frame veri
   for (const d of devices) {
     const files = readdirSync(join(out, d.id)).filter((f) => f.endsWith('.cose'))
     t.equal(files.length, d.frames, `${d.id}: devices.json counts its ${files.length} files`)
+    // The boards run at 50 x real time against the recorder's real socket: whether the last
+    // second's frame is in before the end depends on the host, so 5 or 6 here.
     t.ok(files.length >= 4, `${d.id}: at least 4 frames in 6 simulated s (${files.length})`)
     for (const f of files) {
       const v = await runCli(['frame', 'verify', join(out, d.id, f), '--key', (d.publicKey ?? d.secret)!])
@@ -39,7 +41,7 @@ t.test('sim record writes DIR/<id>/<seq>.cose and devices.json; every frame veri
       checked++
     }
   }
-  t.ok(checked >= 8, `${checked} frames verified`)
+  t.equal(Number(/recorded (\d+) frames/.exec(r.stdout)?.[1]), checked, `the summary counts the ${checked} frames on disk, each verified`)
   // The wrong key fails: the check is real.
   const d0 = devices[0]!
   const f0 = readdirSync(join(out, d0.id))[0]!
@@ -65,6 +67,7 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
   t.match(r.stdout, /devices: dev0=\w{17}\(se\) dev1=\w{17}\(bare\)/, 'lists the provisioned boards')
   const done = /done: t=8\.0s up (\d)\/2 frames (\d+) sent (\d+)\s+acked (\d+)/.exec(r.stdout)
   t.ok(done, `summary line (${r.stdout.split('\n').slice(-3).join(' | ')})`)
+  // 2 boards x 8 simulated s at 4 x real time: about 16, fewer when the host is slow to connect them.
   t.ok(Number(done?.[4]) >= 8, `frames acknowledged by the gateway: ${done?.[4]}`)
   const metrics = await (await fetch(`http://127.0.0.1:${ready.ports.http}/metrics`)).text()
   const accepted = Number(/^mhealth_frames_accepted_total (\d+)/m.exec(metrics)?.[1])

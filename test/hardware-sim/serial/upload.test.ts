@@ -6,6 +6,7 @@ import { makeBoard } from '../board/helpers.ts'
 import { repoRoot } from '../../helpers/cli.ts'
 import { startSerialServer, startPty } from '../../../hardware-sim/serial/server.ts'
 import type { VirtualBoard } from '../../../hardware-sim/board/board.ts'
+import { waitFor } from '../../helpers/wait.ts'
 
 const espruinoCli = join(repoRoot, 'node_modules', 'espruino', 'bin', 'espruino-cli.js')
 
@@ -127,8 +128,7 @@ t.test('a pseudo-terminal bridge: serialport opens the pty path and talks to the
   port.on('data', (d: Buffer) => (got += d.toString('latin1')))
   await whileRunning(board, async () => {
     port.write('6*7\r')
-    const deadline = Date.now() + 10_000
-    while (!got.includes('=42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => got.includes('=42'), () => `the REPL's answer over the pty (got ${JSON.stringify(got)})`)
   })
   t.match(got, '6*7\r\n=42\r\n>')
 })

@@ -100,13 +100,15 @@ t.test('MIT-BIH 100: native-rate reads reproduce (adu - baseline) / gain exactly
   t.equal(mismatches, 0, `all ${adu.length} samples exact (first mismatch at ${first})`)
   // channel 1 (V5) with a start offset, also exact
   const v5 = new MitdbReplay({ record: rec, channel: 1, startSec: 60 })
+  let v5Mismatches = 0
+  let v5First = -1
   for (let i = 0; i < 36000; i++) {
     if (v5.mv((i * 1000) / 360) !== (rec.samples[1][21600 + i] - rec.signals[1].baseline) / rec.signals[1].gain) {
-      t.fail(`channel 1 sample ${i}`)
-      break
+      v5Mismatches++
+      if (v5First < 0) v5First = i
     }
   }
-  t.pass('channel 1 from 60 s exact for 100 s')
+  t.equal(v5Mismatches, 0, `channel 1 from 60 s exact for 100 s (first mismatch at ${v5First})`)
 })
 
 t.test('MIT-BIH: resampling to 250 Hz, looping or ending, R peaks line up with the annotations', async (t) => {
