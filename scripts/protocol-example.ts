@@ -16,8 +16,10 @@ import { toHex, fromHex } from '../protocol/portable/bytes.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
 import { ecgCounts, ppgCounts } from '../protocol/node/decode-v2.ts'
 
+
+const SECRET_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'
 export function exampleFrame() {
-  const secret = fromHex('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f')
+  const secret = fromHex(SECRET_HEX)
   const deviceId = deviceIdFromBytes(nodeHash, fromHex('00112233445566778899'))
   const payload: FramePayload = {
     v: 1, deviceId, seq: 42, boot: 3, t0: 1795500000000,
@@ -25,11 +27,15 @@ export function exampleFrame() {
     flags: 0, dropped: 0, batteryMv: 3900, fw: '0.1.0',
     hr: { value: 72.5, quality: 90 },
   }
-  const body = new Uint8Array(encodePayload(new CborWriter(256), payload))
+  return { ...macFrame(secret, deviceId, encodePayload(new CborWriter(256), payload)), payload }
+}
+
+/** The COSE_Mac0 frame of a payload body, with the MAC_structure and tag the docs show. */
+function macFrame(secret: Uint8Array, deviceId: string, payloadBody: Uint8Array) {
+  const body = new Uint8Array(payloadBody)
   const tbm = mac0ToBeMaced(deviceId, body)
   const tag = hmacSha256(nodeHash, secret, tbm)
-  const frame = buildMac0(deviceId, body, tag)
-  return { secret, deviceId, payload, body, tbm, tag, frame }
+  return { secret, deviceId, body, tbm, tag, frame: buildMac0(deviceId, body, tag) }
 }
 
 export function exampleText(): string {
@@ -50,7 +56,6 @@ export function exampleText(): string {
   ].join('\n')
 }
 
-const SECRET_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'
 const ETAG = ['valid', 'fast recovery', 'valid, last in FIFO', 'fast recovery, last in FIFO', '-', '-', 'FIFO empty', 'FIFO overflow']
 
 /**
@@ -74,11 +79,7 @@ export function exampleFrameV2() {
     faults: 1,
     flags: FLAG_GAP | FLAG_RECOVERED, dropped: 0, batteryMv: 3900, fw: '0.2.0',
   }
-  const body = new Uint8Array(encodePayloadV2(new CborWriter(256), payload))
-  const tbm = mac0ToBeMaced(deviceId, body)
-  const tag = hmacSha256(nodeHash, secret, tbm)
-  const frame = buildMac0(deviceId, body, tag)
-  return { secret, deviceId, payload, body, tbm, tag, frame }
+  return { ...macFrame(secret, deviceId, encodePayloadV2(new CborWriter(256), payload)), payload }
 }
 
 export function exampleTextV2(): string {
