@@ -12,13 +12,37 @@ export const CFG_FILE = 'mh.cfg'
  * the simulator wires its virtual boards (hardware-sim/rig.ts) to match.
  */
 export const DEFAULTS = {
-  /** ECG sampling rate, Hz (AD8232 on an ADC pin, one timer tick per sample). */
-  ecgHz: 250,
+  /**
+   * ECG samples/s of the MAX30003: 128, 256 or 512 (another value is taken to the nearest of
+   * them); the default 256 keeps a frame at about 1,050 B/s and the drains inside the CPU
+   * budget (docs/firmware.md, "Budget").
+   */
+  ecgHz: 256,
+  /** MAX30003 ECG gain, V/V (20, 40, 80, 160): 80 gives +-12.5 mV full scale at VREF 1 V. */
+  ecgGain: 80,
   /** Seconds of samples per frame. */
   windowS: 1,
-  /** PPG rate the MAX30102 is set up for, Hz, and how often its FIFO is drained, ms. */
-  ppgHz: 100,
-  ppgPollMs: 100,
+  /**
+   * MAX30102 FIFO rate (samples/s after SMP_AVE) of the burst pipeline: 100 conversions/s
+   * averaged 4 to 1 = 25 samples/s, 150 B/s of red/IR (the reasons: docs/firmware.md).
+   */
+  ppgHz: 25,
+  ppgSps: 100,
+  ppgAverage: 4,
+  /**
+   * Period of the one drain timer that empties both FIFOs, ms, by ECG rate: about half the
+   * MAX30003 FIFO's 32 words (125 ms at 256 sps), leaving the other half for the longest
+   * other callback (docs/firmware.md, "Budget"). 512 sps gets a 25 ms drain and still exceeds
+   * the CPU budget at the high cost: configurable, not recommended.
+   */
+  drainMs: { 128: 125, 256: 62.5, 512: 25 } as { [sps: number]: number },
+  /**
+   * Power profile: 'stream' (a frame every window, WiFi always on) or 'saver' (frames batched
+   * and sent every `saverBatchS` seconds with WiFi modem sleep between: hours against alarm
+   * latency, docs/firmware.md "Battery").
+   */
+  power: 'stream',
+  saverBatchS: 30,
   /** SE key slot that signs (ATECC608 slot 0 holds the device key). */
   slot: 0,
   /** Flash ring for frames kept while offline: segments of `ringSegBytes`, at most `ringMaxRecords` frames per segment. */
@@ -48,8 +72,15 @@ export const DEFAULTS = {
     ecg: 'D36', loPlus: 'D34', loMinus: 'D35', sda: 'D21', scl: 'D22', bat: 'D39',
     sck: 'D18', miso: 'D19', mosi: 'D23', ecgCs: 'D5', ecgInt: 'D4',
   },
-  /** I2C1 speed and addresses: ATECC608 (its factory address) and MAX30102. */
-  i2cBitrate: 100000,
+  /**
+   * I2C1 speed and addresses: ATECC608 (its factory address) and MAX30102. 400 kHz keeps a
+   * PPG burst short (the ESP32 I2C read blocks the interpreter: ~23 us per byte); the ATECC608
+   * wake drops the bus to 100 kHz for its 60 us low pulse (`i2cWakeBitrate`).
+   */
+  i2cBitrate: 400000,
+  i2cWakeBitrate: 100000,
+  /** SPI2 clock for the MAX30003, Hz (the part takes up to 12 MHz; 4 MHz: a 97-byte burst in ~0.2 ms). */
+  spiBaud: 4000000,
   seAddress: 0x60,
   ppgAddress: 0x57,
   /** Serial speed of the board's Espruino console (`mhealth flash` / `provision`). */
@@ -59,7 +90,7 @@ export const DEFAULTS = {
 /** What a configuration (mh.cfg, provisioning, the gateway's config message) may ask for. */
 export const RANGE = {
   ecgHzMin: 125,
-  ecgHzMax: 500,
+  ecgHzMax: 512,
   windowSMin: 1,
   windowSMax: 5,
 }
@@ -76,8 +107,15 @@ export interface Config {
   wifi?: { ssid: string; pass?: string }
   /** Gateway: MQTT port for frames, HTTP port for GET /api/time; fp = TLS certificate SHA-256. */
   gw: { host: string; mqttPort: number; httpPort: number; tls?: boolean; fp?: string }
-  /** ECG rate, RANGE.ecgHzMin..Max Hz (default DEFAULTS.ecgHz). */
+  /** ECG rate, RANGE.ecgHzMin..Max Hz (default DEFAULTS.ecgHz; MAX30003: nearest of 128/256/512). */
   ecgHz?: number
+  /** MAX30003 gain, V/V (default DEFAULTS.ecgGain). */
+  ecgGain?: number
+  /** Drain timer period, ms (default DEFAULTS.drainMs for the rate). */
+  drainMs?: number
+  /** 'stream' (default) or 'saver'; saverBatchS: seconds between uplinks in 'saver'. */
+  power?: string
+  saverBatchS?: number
   /** Seconds per frame, RANGE.windowSMin..Max (default DEFAULTS.windowS). */
   windowS?: number
   /** Flash ring segments of DEFAULTS.ringSegBytes (default DEFAULTS.ringSegments). */

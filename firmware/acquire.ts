@@ -1,0 +1,509 @@
+/**
+ * Acquisition with no JavaScript per sample (issue 24): one drain timer empties both sensor
+ * FIFOs in bursts into double-buffered raw byte windows.
+ *
+ * - ECG: the MAX30003 driver copies its FIFO words (3 bytes each, as read) straight into the
+ *   window's ECG bytes (`drain(into, offset)`), stopping at the window's end; the rest goes
+ *   into the next window in the same callback.
+ * - PPG: the MAX30102's waiting samples arrive in one I2C read (6 bytes each) and go into the
+ *   window's PPG bytes with one typed-array `set` (two when a window boundary falls inside the
+ *   burst: the burst is split in proportion to the ECG samples either side of the boundary,
+ *   so both lanes of a window cover the same time).
+ * - An overflow is a gap, never invented samples: the window records [lane, at, lost] (lost
+ *   estimated from the time since the last drain, since the chips cannot count past their
+ *   FIFO) and carries on. A stall longer than a whole window becomes whole windows not made,
+ *   reported as dropped frames, and the timeline resumes after it.
+ * - Lead-off and R-to-R come from the MAX30003's STATUS and RTOR, read when its INTB line says
+ *   something is pending.
+ *
+ * The ECG is the window clock: a window is full after windowS x ecgHz samples (lost ones
+ * included); the PPG is optional. Each window's t0 is the board time of its first sample:
+ * the timeline starts at the ECG SYNCH and follows the sample count, re-anchored to the board
+ * clock when they drift apart (the chip's crystal and the ESP32's differ by tens of ppm).
+ *
+ * A full window is handed on (setTimeout 0) and held by the consumer until `release`. If the
+ * consumer still holds the other buffer when it is needed again (a callback that never ran:
+ * the interpreter abandons callbacks on out-of-memory), the window is taken back, counted as a
+ * dropped frame and a fault, and a late release of it is ignored (token).
+ */
+import { samplesAgree, FLAG_PPG_OVERFLOW } from '../protocol/portable/frame.ts'
+import type { Max30003 } from './drivers/max30003.ts'
+import type { Max30102 } from './drivers/max30102.ts'
+
+export const LANE_ECG = 0
+export const LANE_PPG = 1
+/** Gap records and R-to-R intervals kept per window (more gaps merge into the last one). */
+export const MAX_GAPS = 6
+export const MAX_RR = 8
+export const FLAG_LEAD_OFF = 1
+export const FLAG_FINGER_OFF = 2
+/** The MAX30102's OVF_COUNTER saturates (datasheet: at 0x1F; a reading this high may be a floor). */
+const OVF_SATURATED = 15
+/** PPG samples the FIFO holds (datasheet: 32-sample FIFO). */
+const PPG_FIFO = 32
+/** Die temperature every 10 s. */
+const TEMP_EVERY_MS = 10000
+/** Without an INTB pin: read STATUS every this many drains. */
+const STATUS_EVERY = 4
+
+export interface RawWindow {
+  /** ECG bytes as read: 3 per sample. */
+  ecg: Uint8Array
+  ecgN: number
+  ecgLost: number
+  /** PPG bytes as read: 6 per sample (red 3, IR 3). */
+  ppg: Uint8Array
+  ppgN: number
+  ppgLost: number
+  /** PPG lane valid for this window (false: the sensor did not cover it). */
+  ppgOk: boolean
+  /** Flat [lane, at, lost] triples. */
+  gaps: number[]
+  /** R-to-R intervals, ms. */
+  rr: number[]
+  flags: number
+  /** Board time (ms) of the first sample. */
+  t0: number
+  tempC: number
+  inUse: boolean
+  token: number
+}
+
+export interface AcqOptions {
+  /** ECG samples/s (0 = no ECG lane). */
+  ecgHz: number
+  /** PPG FIFO samples/s (0 = no PPG lane). */
+  ppgHz: number
+  windowS: number
+  drainMs: number
+}
+
+export interface AcqStats {
+  drains: number
+  /** Samples drained. */
+  ecg: number
+  ppg: number
+  /** Samples lost to overflow (estimates). */
+  ecgLost: number
+  ppgLost: number
+  gaps: number
+  windows: number
+  /** Whole windows not made during a stall longer than a window (dropped frames). */
+  skipped: number
+  /** Held windows taken back from a consumer that never released them (dropped frames, faults). */
+  reclaimed: number
+  /** Windows sent without their PPG lane (the sensor did not cover them). */
+  ppgPartial: number
+  ppgErrors: number
+  ecgErrors: number
+  rr: number
+  leadOff: number
+  /** Drain timer lateness, ms. */
+  maxLateMs: number
+  sumLateMs: number
+  /** Time inside drains, ms of board time. */
+  busyMs: number
+}
+
+function makeWindow(ecgN: number, ppgCap: number): RawWindow {
+  return {
+    ecg: new Uint8Array(3 * ecgN), ecgN: 0, ecgLost: 0,
+    ppg: new Uint8Array(6 * ppgCap), ppgN: 0, ppgLost: 0, ppgOk: true,
+    gaps: [], rr: [], flags: 0, t0: 0, tempC: NaN, inUse: false, token: 0,
+  }
+}
+
+function clear(w: RawWindow, t0: number): void {
+  w.ecgN = 0
+  w.ecgLost = 0
+  w.ppgN = 0
+  w.ppgLost = 0
+  w.ppgOk = true
+  w.gaps.length = 0
+  w.rr.length = 0
+  w.flags = 0
+  w.t0 = t0
+  w.tempC = NaN
+}
+
+function addGap(w: RawWindow, lane: number, at: number, lost: number): void {
+  const g = w.gaps
+  const n = g.length
+  if (n >= 3 && g[n - 3] === lane && (g[n - 2] === at || n >= 3 * MAX_GAPS)) {
+    g[n - 1] += lost // same place, or no room left: one record says it
+    return
+  }
+  g.push(lane, at, lost)
+}
+
+export class Acquirer {
+  ecg: Max30003
+  ppg: Max30102 | null
+  /** INTB level (true = high, nothing pending); null = no pin, poll STATUS. */
+  intb: (() => boolean) | null
+  o: AcqOptions
+  now: () => number
+  onWindow: (w: RawWindow, token: number) => void
+  bufs: RawWindow[]
+  cur: number
+  /** ECG items (samples + lost) per window; PPG samples a window has room for. */
+  nom: number
+  ppgCap: number
+  /** ms per ECG sample; board time of sample 0; samples (and lost ones) before the current window. */
+  period: number
+  tStart: number
+  idx: number
+  timer: any
+  nextDue: number
+  lastPpgMs: number
+  lastTempMs: number
+  sinceStatus: number
+  /** Per drain: ECG items lost but not yet placed, items added before/after a window boundary, whole windows skipped. */
+  carry: number
+  added: number
+  k1: number
+  skip: number
+  full: RawWindow | null
+  /** Frames lost here and faults recovered here, since the consumer last took them. */
+  dropped: number
+  faults: number
+  stats: AcqStats
+
+  constructor(ecg: Max30003, intb: (() => boolean) | null, ppg: Max30102 | null, o: AcqOptions, now: () => number, onWindow: (w: RawWindow, token: number) => void) {
+    if (!(o.ecgHz > 0 && (!ppg || o.ppgHz > 0) && o.windowS >= 1 && o.windowS <= 5 && o.drainMs >= 5)) {
+      throw new Error('acquisition: expected ecgHz, ppgHz > 0, windowS 1..5, drainMs >= 5, got ' + JSON.stringify(o))
+    }
+    this.ecg = ecg
+    this.ppg = ppg
+    this.intb = intb
+    this.o = o
+    this.now = now
+    this.onWindow = onWindow
+    this.nom = Math.round(o.ecgHz * o.windowS)
+    // A window boundary splits bursts in proportion: a window may get a sample or two more
+    // than nominal; one FIFO's worth of room covers any phase.
+    this.ppgCap = ppg ? Math.round(o.ppgHz * o.windowS) + PPG_FIFO + 1 : 0
+    this.bufs = [makeWindow(this.nom, this.ppgCap), makeWindow(this.nom, this.ppgCap)]
+    this.cur = 0
+    this.period = 1000 / o.ecgHz
+    this.tStart = 0
+    this.idx = 0
+    this.timer = undefined
+    this.nextDue = 0
+    this.lastPpgMs = 0
+    this.lastTempMs = 0
+    this.sinceStatus = 0
+    this.carry = 0
+    this.added = 0
+    this.k1 = 0
+    this.skip = 0
+    this.full = null
+    this.dropped = 0
+    this.faults = 0
+    this.stats = {
+      drains: 0, ecg: 0, ppg: 0, ecgLost: 0, ppgLost: 0, gaps: 0, windows: 0, skipped: 0, reclaimed: 0,
+      ppgPartial: 0, ppgErrors: 0, ecgErrors: 0, rr: 0, leadOff: 0, maxLateMs: 0, sumLateMs: 0, busyMs: 0,
+    }
+  }
+
+  /** Starts the drain timer. Call after the sensors' init (the ECG's SYNCH is time zero). */
+  start(): void {
+    const self = this
+    const t = this.now()
+    this.tStart = this.ecg.lastMs
+    this.idx = 0
+    this.carry = 0
+    this.lastPpgMs = t
+    this.lastTempMs = t
+    this.cur = 0
+    for (let i = 0; i < 2; i++) {
+      const w = this.bufs[i]
+      if (w.inUse) w.token++ // a consumer still holding it from before a restart lets go of nothing
+      w.inUse = false
+    }
+    clear(this.bufs[0], this.tStart)
+    this.nextDue = t + this.o.drainMs
+    this.timer = setInterval(function () { self.drain() }, this.o.drainMs)
+  }
+
+  /** Stops the timer; windows still held by a consumer become stale (their tokens move on). */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    for (let i = 0; i < 2; i++) {
+      this.bufs[i].token++
+      this.bufs[i].inUse = false
+    }
+  }
+
+  /** Samples drained so far (the watchdog's "the sensors produce"). */
+  produced(): number {
+    return this.stats.ecg + this.stats.ppg
+  }
+
+  /** The consumer is done with a window (ignored if the window was taken back meanwhile). */
+  release(w: RawWindow, token: number): void {
+    if (w.token === token) w.inUse = false
+  }
+
+  takeDropped(): number {
+    const d = this.dropped
+    this.dropped = 0
+    return d
+  }
+
+  takeFaults(): number {
+    const f = this.faults
+    this.faults = 0
+    return f
+  }
+
+  /**
+   * One drain of both FIFOs: the timer callback, or `extra` (outside the timer's schedule:
+   * before a connect that may block the interpreter, so the FIFOs start it empty).
+   */
+  drain(extra?: boolean): void {
+    const t = this.now()
+    const st = this.stats
+    st.drains++
+    if (!extra) {
+      const dm = this.o.drainMs
+      let late = t - this.nextDue
+      if (late > 4 * dm || late < -dm) {
+        // A stall (or the board clock moved): measure from here on.
+        this.nextDue = t
+        late = 0
+      }
+      this.nextDue += dm
+      if (late > 0) {
+        st.sumLateMs += late
+        if (late > st.maxLateMs) st.maxLateMs = late
+      }
+    }
+    // PPG first: read now, placed once the ECG says where the window boundary falls.
+    let rx: Uint8Array | null = null
+    let pn = 0
+    let plost = 0
+    const ppg = this.ppg
+    if (ppg) {
+      try {
+        rx = ppg.burst(PPG_FIFO)
+        pn = ppg.n
+        plost = ppg.lost
+        if (plost >= OVF_SATURATED) {
+          // The counter may have saturated: the time since the last read says how many came.
+          const est = Math.round(((t - this.lastPpgMs) * this.o.ppgHz) / 1000) - PPG_FIFO
+          if (est > plost) plost = est
+        }
+        this.lastPpgMs = t
+        if (ppg.fingerOff) this.bufs[this.cur].flags |= FLAG_FINGER_OFF
+        if (ppg.tempPending) {
+          const tc = ppg.readTemp()
+          if (!ppg.tempPending) this.bufs[this.cur].tempC = tc
+        } else if (t - this.lastTempMs >= TEMP_EVERY_MS) {
+          ppg.startTemp()
+          this.lastTempMs = t
+        }
+      } catch (e) {
+        // A sensor gone from the bus costs this burst; the window is checked before it goes.
+        st.ppgErrors++
+        rx = null
+        pn = 0
+        plost = 0
+      }
+      if (plost > 0) st.ppgLost += plost
+      st.ppg += pn
+    }
+    this.added = 0
+    this.k1 = -1
+    this.skip = 0
+    this.drainEcg()
+    if (ppg) this.placePpg(rx, pn, plost)
+    this.reanchor(t)
+    if (this.full) {
+      this.handOn(this.full)
+      this.full = null
+    }
+    st.busyMs += this.now() - t
+  }
+
+  /** ECG items (samples and lost ones) in a window: what decides it is full. */
+  items(w: RawWindow): number {
+    return w.ecgN + w.ecgLost
+  }
+
+  drainEcg(): void {
+    const ecg = this.ecg
+    const st = this.stats
+    let w = this.bufs[this.cur]
+    for (let pass = 0; pass < 2; pass++) {
+      try {
+        const r = ecg.drain(w.ecg, 3 * w.ecgN)
+        if (r.overflow) {
+          this.carry += r.lostSamples
+          st.ecgLost += r.lostSamples
+        } else {
+          w.ecgN += r.n
+          this.added += r.n
+          st.ecg += r.n
+        }
+      } catch (e) {
+        st.ecgErrors++
+      }
+      this.placeCarry(w)
+      if (this.items(w) < this.nom || this.full) break // one window closes per drain at most
+      w = this.swap()
+      this.placeCarry(w)
+      if (!ecg.behind) break // the FIFO was emptied: nothing waits for the new window
+    }
+    this.status(this.bufs[this.cur])
+  }
+
+  /**
+   * ECG samples lost in an overflow go into the window as a gap at its current end, as many as
+   * it has room for; a loss longer than the window's room plus a whole window skips whole
+   * windows (counted as dropped frames) and leaves the remainder for the next window.
+   */
+  placeCarry(w: RawWindow): void {
+    if (this.carry <= 0) return
+    const room = this.nom - this.items(w)
+    if (this.carry > room + this.nom) {
+      const whole = Math.floor((this.carry - room) / this.nom)
+      this.skip += whole
+      this.carry -= whole * this.nom
+    }
+    const k = this.carry < room ? this.carry : room
+    if (k > 0) {
+      addGap(w, LANE_ECG, w.ecgN, k)
+      this.stats.gaps++
+      w.ecgLost += k
+      this.added += k
+      this.carry -= k
+    }
+  }
+
+  /** Lead-off and R-to-R, when INTB says the MAX30003 has something (or every few drains without the pin). */
+  status(w: RawWindow): void {
+    const ecg = this.ecg
+    const pending = this.intb ? !this.intb() : ++this.sinceStatus >= STATUS_EVERY
+    if (!pending) return
+    this.sinceStatus = 0
+    try {
+      const s = ecg.status()
+      if (s.leadsOff) {
+        w.flags |= FLAG_LEAD_OFF
+        this.stats.leadOff++
+      }
+      if (s.rrMs > 0 && w.rr.length < MAX_RR) {
+        w.rr.push(Math.round(s.rrMs))
+        this.stats.rr++
+      }
+    } catch (e) {
+      this.stats.ecgErrors++
+    }
+  }
+
+  /**
+   * Closes the current window and continues in the other buffer. The full one is handed on at
+   * the end of the drain, after the PPG burst has been placed.
+   */
+  swap(): RawWindow {
+    const full = this.bufs[this.cur]
+    const next = this.bufs[1 - this.cur]
+    if (next.inUse) {
+      // The consumer never gave it back within a window: its callback did not run. Take it.
+      next.token++
+      next.inUse = false
+      this.stats.reclaimed++
+      this.dropped++
+      this.faults++
+    }
+    if (this.k1 < 0) this.k1 = this.added
+    this.added = 0
+    this.idx += this.nom + this.skip * this.nom
+    if (this.skip > 0) {
+      this.stats.skipped += this.skip
+      this.dropped += this.skip
+    }
+    full.inUse = true
+    this.full = full
+    clear(next, this.tStart + this.idx * this.period)
+    this.cur = 1 - this.cur
+    return next
+  }
+
+  /** The PPG of this drain (plost lost, then pn samples), split over the windows the ECG filled. */
+  placePpg(rx: Uint8Array | null, pn: number, plost: number): void {
+    const total = plost + pn
+    if (total === 0) return
+    if (this.k1 < 0) {
+      this.assign(this.bufs[this.cur], 0, total, rx, plost)
+      return
+    }
+    const k2 = this.added
+    const e = this.k1 + this.skip * this.nom + k2
+    const m1 = e > 0 ? Math.round((total * this.k1) / e) : 0
+    const m2 = e > 0 ? Math.round((total * k2) / e) : total
+    if (m1 > 0) this.assign(this.full!, 0, m1, rx, plost)
+    if (m2 > 0) this.assign(this.bufs[this.cur], total - m2, total, rx, plost)
+  }
+
+  /**
+   * Items [a, b) of a PPG burst (items 0..plost-1 lost, then the samples of rx) into a window:
+   * the lost part as a gap at the window's current end, the samples with one `set`.
+   */
+  assign(w: RawWindow, a: number, b: number, rx: Uint8Array | null, plost: number): void {
+    const lostEnd = b < plost ? b : plost
+    if (lostEnd > a) {
+      addGap(w, LANE_PPG, w.ppgN, lostEnd - a)
+      this.stats.gaps++
+      w.ppgLost += lostEnd - a
+    }
+    let s0 = (a > plost ? a : plost) - plost
+    let s1 = b - plost
+    if (s1 > s0 && rx) {
+      if (w.ppgN + s1 - s0 > this.ppgCap) {
+        // Never expected (the cap is a FIFO beyond nominal): what does not fit is a gap.
+        const over = w.ppgN + s1 - s0 - this.ppgCap
+        s1 -= over
+        w.ppgLost += over
+        this.stats.ppgLost += over
+      }
+      w.ppg.set(rx.subarray(6 * s0, 6 * s1), 6 * w.ppgN)
+      w.ppgN += s1 - s0
+    }
+  }
+
+  /**
+   * Keeps the timeline on the board clock: after a drain that emptied the master FIFO, its
+   * newest sample was taken within about a sample period before now. Further apart than
+   * 40 ms plus two periods, the timeline moves to the clock (drift, or a stall whose loss the
+   * chip could not report).
+   */
+  reanchor(t: number): void {
+    if (this.ecg.behind) return
+    const e = t - (this.tStart + (this.idx + this.items(this.bufs[this.cur])) * this.period)
+    if (e > 40 + 2 * this.period || e < -40 - 2 * this.period) {
+      this.tStart += e
+      this.bufs[this.cur].t0 += e
+    }
+  }
+
+  /** Checks the lanes agree, then hands the window to the consumer in a callback of its own. */
+  handOn(full: RawWindow): void {
+    const self = this
+    if (this.ppg) {
+      const ppgItems = full.ppgN + full.ppgLost
+      if (ppgItems === 0 || !samplesAgree((full.ecgN + full.ecgLost) / this.o.ecgHz, ppgItems / this.o.ppgHz)) {
+        // The pulse oximeter stopped (or started) answering inside this window: a frame whose
+        // lanes cover different times is refused, so this one goes without its PPG.
+        full.ppgOk = false
+        full.flags |= FLAG_PPG_OVERFLOW
+        this.stats.ppgPartial++
+      }
+    }
+    this.stats.windows++
+    const token = full.token
+    setTimeout(function () { self.onWindow(full, token) }, 0)
+  }
+}
