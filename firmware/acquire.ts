@@ -45,6 +45,8 @@ const PPG_FIFO = 32
 const TEMP_EVERY_MS = 10000
 /** Without an INTB pin: read STATUS every this many drains. */
 const STATUS_EVERY = 4
+/** PPG LED control and finger-off: every this many bursts (about once a second), not every drain. */
+const TRACK_EVERY = 8
 
 export interface RawWindow {
   /** ECG bytes as read: 3 per sample. */
@@ -139,8 +141,8 @@ function addGap(w: RawWindow, lane: number, at: number, lost: number): void {
 export class Acquirer {
   ecg: Max30003
   ppg: Max30102 | null
-  /** INTB level (true = high, nothing pending); null = no pin, poll STATUS. */
-  intb: (() => boolean) | null
+  /** INTB level (truthy = high, nothing pending); null = no pin, poll STATUS. */
+  intb: (() => number | boolean) | null
   o: AcqOptions
   now: () => number
   onWindow: (w: RawWindow, token: number) => void
@@ -156,20 +158,32 @@ export class Acquirer {
   timer: any
   nextDue: number
   lastPpgMs: number
-  lastTempMs: number
+  /** Drains since the last PPG burst, and drains between bursts. */
+  sincePpg: number
+  ppgEvery: number
+  /** Board time of the next die temperature conversion; bursts since the last LED tracking. */
+  tempAt: number
+  sinceTrack: number
+  /** The timeline waits for the first samples to anchor it (the SYNCH may repeat after the PLL locks). */
+  anchor: boolean
   sinceStatus: number
-  /** Per drain: ECG items lost but not yet placed, items added before/after a window boundary, whole windows skipped. */
+  /**
+   * ECG items lost but not yet placed; since the last PPG burst: ECG items added to the current
+   * window, and (k1 >= 0) to the window that closed meanwhile, and whole windows skipped.
+   */
   carry: number
   added: number
   k1: number
   skip: number
   full: RawWindow | null
+  /** Callbacks to run right after the next drain (connects: the FIFOs have just been emptied). */
+  after: (() => void)[]
   /** Frames lost here and faults recovered here, since the consumer last took them. */
   dropped: number
   faults: number
   stats: AcqStats
 
-  constructor(ecg: Max30003, intb: (() => boolean) | null, ppg: Max30102 | null, o: AcqOptions, now: () => number, onWindow: (w: RawWindow, token: number) => void) {
+  constructor(ecg: Max30003, intb: (() => number | boolean) | null, ppg: Max30102 | null, o: AcqOptions, now: () => number, onWindow: (w: RawWindow, token: number) => void) {
     if (!(o.ecgHz > 0 && (!ppg || o.ppgHz > 0) && o.windowS >= 1 && o.windowS <= 5 && o.drainMs >= 5)) {
       throw new Error('acquisition: expected ecgHz, ppgHz > 0, windowS 1..5, drainMs >= 5, got ' + JSON.stringify(o))
     }
@@ -183,7 +197,8 @@ export class Acquirer {
     // A window boundary splits bursts in proportion: a window may get a sample or two more
     // than nominal; one FIFO's worth of room covers any phase.
     this.ppgCap = ppg ? Math.round(o.ppgHz * o.windowS) + PPG_FIFO + 1 : 0
-    this.bufs = [makeWindow(this.nom, this.ppgCap), makeWindow(this.nom, this.ppgCap)]
+    // ECG: a whole FIFO of room beyond nominal (see close()).
+    this.bufs = [makeWindow(this.nom + 32, this.ppgCap), makeWindow(this.nom + 32, this.ppgCap)]
     this.cur = 0
     this.period = 1000 / o.ecgHz
     this.tStart = 0
@@ -191,13 +206,21 @@ export class Acquirer {
     this.timer = undefined
     this.nextDue = 0
     this.lastPpgMs = 0
-    this.lastTempMs = 0
+    this.tempAt = 0
+    this.sinceTrack = 0
+    this.anchor = true
     this.sinceStatus = 0
     this.carry = 0
     this.added = 0
-    this.k1 = 0
+    this.k1 = -1
     this.skip = 0
     this.full = null
+    this.sincePpg = 0
+    // PPG bursts at most 85 % of its FIFO's time apart (32 samples: 640 ms at 50 sps; at a
+    // 180 ms drain, every third drain: 540 ms, leaving 100 ms for a late one, twice the
+    // longest callback at the high cost).
+    this.ppgEvery = ppg ? Math.max(1, Math.floor((PPG_FIFO * 850) / o.ppgHz / o.drainMs)) : 0
+    this.after = []
     this.dropped = 0
     this.faults = 0
     this.stats = {
@@ -213,8 +236,13 @@ export class Acquirer {
     this.tStart = this.ecg.lastMs
     this.idx = 0
     this.carry = 0
+    this.added = 0
+    this.k1 = -1
+    this.skip = 0
+    this.sincePpg = 0
     this.lastPpgMs = t
-    this.lastTempMs = t
+    this.tempAt = t + TEMP_EVERY_MS
+    this.anchor = true
     this.cur = 0
     for (let i = 0; i < 2; i++) {
       const w = this.bufs[i]
@@ -259,104 +287,134 @@ export class Acquirer {
   }
 
   /**
-   * One drain of both FIFOs: the timer callback, or `extra` (outside the timer's schedule:
-   * before a connect that may block the interpreter, so the FIFOs start it empty).
+   * One drain: the timer callback. This is the board's most frequent callback: the common path
+   * is a few dozen statements and one SPI burst; the PPG burst comes every `ppgEvery` drains
+   * (its FIFO holds 640 ms at 50 sps) and whenever a window closes; what happens once a window
+   * or once in a while is in methods of its own.
    */
-  drain(extra?: boolean): void {
+  drain(): void {
     const t = this.now()
     const st = this.stats
     st.drains++
-    if (!extra) {
-      const dm = this.o.drainMs
-      let late = t - this.nextDue
-      if (late > 4 * dm || late < -dm) {
-        // A stall (or the board clock moved): measure from here on.
-        this.nextDue = t
-        late = 0
-      }
-      this.nextDue += dm
-      if (late > 0) {
-        st.sumLateMs += late
-        if (late > st.maxLateMs) st.maxLateMs = late
-      }
+    const dm = this.o.drainMs
+    let late = t - this.nextDue
+    if (late > 4 * dm || late < -dm) {
+      // A stall (or the board clock moved): measure from here on.
+      this.nextDue = t
+      late = 0
     }
-    // PPG first: read now, placed once the ECG says where the window boundary falls.
-    let rx: Uint8Array | null = null
-    let pn = 0
-    let plost = 0
-    const ppg = this.ppg
-    if (ppg) {
-      try {
-        rx = ppg.burst(PPG_FIFO)
-        pn = ppg.n
-        plost = ppg.lost
-        if (plost >= OVF_SATURATED) {
-          // The counter may have saturated: the time since the last read says how many came.
-          const est = Math.round(((t - this.lastPpgMs) * this.o.ppgHz) / 1000) - PPG_FIFO
-          if (est > plost) plost = est
-        }
-        this.lastPpgMs = t
-        if (ppg.fingerOff) this.bufs[this.cur].flags |= FLAG_FINGER_OFF
-        if (ppg.tempPending) {
-          const tc = ppg.readTemp()
-          if (!ppg.tempPending) this.bufs[this.cur].tempC = tc
-        } else if (t - this.lastTempMs >= TEMP_EVERY_MS) {
-          ppg.startTemp()
-          this.lastTempMs = t
-        }
-      } catch (e) {
-        // A sensor gone from the bus costs this burst; the window is checked before it goes.
-        st.ppgErrors++
-        rx = null
-        pn = 0
-        plost = 0
-      }
-      if (plost > 0) st.ppgLost += plost
-      st.ppg += pn
+    this.nextDue += dm
+    if (late > 0) {
+      st.sumLateMs += late
+      if (late > st.maxLateMs) st.maxLateMs = late
     }
-    this.added = 0
-    this.k1 = -1
-    this.skip = 0
-    this.drainEcg()
-    if (ppg) this.placePpg(rx, pn, plost)
-    this.reanchor(t)
+    let w = this.bufs[this.cur]
+    try {
+      const r = this.ecg.drain(w.ecg, 3 * w.ecgN, t)
+      if (r.overflow) {
+        this.carry += r.lostSamples
+        st.ecgLost += r.lostSamples
+      } else {
+        w.ecgN += r.n
+        this.added += r.n
+        st.ecg += r.n
+      }
+    } catch (e) {
+      st.ecgErrors++
+    }
+    if (this.carry > 0) this.placeCarry(w)
+    if (w.ecgN + w.ecgLost >= this.nom) w = this.close(t)
+    else if (this.anchor && w.ecgN > 0) this.reanchor(t)
+    // Lead-off and R-to-R, when INTB says the MAX30003 has something (or every few drains without the pin).
+    if (this.intb ? !this.intb() : ++this.sinceStatus >= STATUS_EVERY) this.status(w)
+    if (this.ppg && (this.full || ++this.sincePpg >= this.ppgEvery)) this.drainPpg(t, w)
     if (this.full) {
       this.handOn(this.full)
       this.full = null
     }
-    st.busyMs += this.now() - t
-  }
-
-  /** ECG items (samples and lost ones) in a window: what decides it is full. */
-  items(w: RawWindow): number {
-    return w.ecgN + w.ecgLost
-  }
-
-  drainEcg(): void {
-    const ecg = this.ecg
-    const st = this.stats
-    let w = this.bufs[this.cur]
-    for (let pass = 0; pass < 2; pass++) {
-      try {
-        const r = ecg.drain(w.ecg, 3 * w.ecgN)
-        if (r.overflow) {
-          this.carry += r.lostSamples
-          st.ecgLost += r.lostSamples
-        } else {
-          w.ecgN += r.n
-          this.added += r.n
-          st.ecg += r.n
-        }
-      } catch (e) {
-        st.ecgErrors++
-      }
-      this.placeCarry(w)
-      if (this.items(w) < this.nom || this.full) break // one window closes per drain at most
-      w = this.swap()
-      this.placeCarry(w)
-      if (!ecg.behind) break // the FIFO was emptied: nothing waits for the new window
+    if (this.after.length > 0) {
+      for (let i = 0; i < this.after.length; i++) setTimeout(this.after[i], 0)
+      this.after = []
     }
-    this.status(this.bufs[this.cur])
+  }
+
+  /** The MAX30102 burst, placed in the window(s) the ECG samples since the last burst went to. */
+  drainPpg(t: number, w: RawWindow): void {
+    const ppg = this.ppg!
+    const st = this.stats
+    this.sincePpg = 0
+    let rx: Uint8Array | null = null
+    let pn = 0
+    let plost = 0
+    try {
+      rx = ppg.burst(PPG_FIFO)
+      pn = ppg.n
+      if (ppg.lost > 0) plost = this.ppgLoss(t, ppg.lost)
+      this.lastPpgMs = t
+      if (pn > 0 && ++this.sinceTrack >= TRACK_EVERY) {
+        this.sinceTrack = 0
+        ppg.track(rx!, pn)
+        if (ppg.fingerOff) w.flags |= FLAG_FINGER_OFF
+      }
+      if (t >= this.tempAt) this.temperature(t)
+    } catch (e) {
+      // A sensor gone from the bus costs this burst; the window is checked before it goes.
+      st.ppgErrors++
+    }
+    st.ppg += pn
+    if (pn + plost > 0) {
+      if (this.k1 < 0 && plost === 0 && w.ppgN + pn <= this.ppgCap) {
+        w.ppg.set(rx!, 6 * w.ppgN) // the common case: the whole burst into this window, one copy
+        w.ppgN += pn
+      } else this.placePpg(rx, pn, plost)
+    }
+    this.added = 0
+    this.k1 = -1
+    this.skip = 0
+  }
+
+  /** OVF_COUNTER saturates: past it, the time since the last read says how many came. */
+  ppgLoss(t: number, ovf: number): number {
+    let lost = ovf
+    if (ovf >= OVF_SATURATED) {
+      const est = Math.round(((t - this.lastPpgMs) * this.o.ppgHz) / 1000) - PPG_FIFO
+      if (est > lost) lost = est
+    }
+    this.stats.ppgLost += lost
+    return lost
+  }
+
+  /** Die temperature every TEMP_EVERY_MS: start a conversion, collect it at the next drain. */
+  temperature(t: number): void {
+    const ppg = this.ppg!
+    if (ppg.tempPending) {
+      const tc = ppg.readTemp()
+      if (ppg.tempPending) return // still converting
+      this.bufs[this.cur].tempC = tc
+      this.tempAt = t + TEMP_EVERY_MS
+    } else ppg.startTemp()
+  }
+
+  /**
+   * The window is full: hand it on and continue in the other buffer. A window's ECG buffer has
+   * room for a whole FIFO beyond its nominal length, so a drain never stops at the boundary:
+   * the samples past it move to the next window with one `set`.
+   */
+  close(t: number): RawWindow {
+    const old = this.bufs[this.cur]
+    // Past the nominal length there are only samples: lost ones are placed up to the room left.
+    const excess = old.ecgN + old.ecgLost - this.nom
+    this.added -= excess
+    const w = this.swap()
+    if (excess > 0) {
+      old.ecgN -= excess
+      w.ecg.set(old.ecg.subarray(3 * old.ecgN, 3 * (old.ecgN + excess)), 0)
+      w.ecgN = excess
+      this.added = excess
+    }
+    if (this.carry > 0) this.placeCarry(w)
+    this.reanchor(t)
+    return w
   }
 
   /**
@@ -366,7 +424,7 @@ export class Acquirer {
    */
   placeCarry(w: RawWindow): void {
     if (this.carry <= 0) return
-    const room = this.nom - this.items(w)
+    const room = this.nom - w.ecgN - w.ecgLost
     if (this.carry > room + this.nom) {
       const whole = Math.floor((this.carry - room) / this.nom)
       this.skip += whole
@@ -382,14 +440,11 @@ export class Acquirer {
     }
   }
 
-  /** Lead-off and R-to-R, when INTB says the MAX30003 has something (or every few drains without the pin). */
+  /** Lead-off and R-to-R from STATUS and RTOR (the drain calls it when something is pending). */
   status(w: RawWindow): void {
-    const ecg = this.ecg
-    const pending = this.intb ? !this.intb() : ++this.sinceStatus >= STATUS_EVERY
-    if (!pending) return
     this.sinceStatus = 0
     try {
-      const s = ecg.status()
+      const s = this.ecg.status()
       if (s.leadsOff) {
         w.flags |= FLAG_LEAD_OFF
         this.stats.leadOff++
@@ -481,11 +536,13 @@ export class Acquirer {
    * chip could not report).
    */
   reanchor(t: number): void {
+    this.anchor = false
     if (this.ecg.behind) return
-    const e = t - (this.tStart + (this.idx + this.items(this.bufs[this.cur])) * this.period)
+    const w = this.bufs[this.cur]
+    const e = t - (this.tStart + (this.idx + w.ecgN + w.ecgLost) * this.period)
     if (e > 40 + 2 * this.period || e < -40 - 2 * this.period) {
       this.tStart += e
-      this.bufs[this.cur].t0 += e
+      w.t0 += e
     }
   }
 

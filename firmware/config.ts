@@ -14,28 +14,32 @@ export const CFG_FILE = 'mh.cfg'
 export const DEFAULTS = {
   /**
    * ECG samples/s of the MAX30003: 128, 256 or 512 (another value is taken to the nearest of
-   * them); the default 256 keeps a frame at about 1,050 B/s and the drains inside the CPU
-   * budget (docs/firmware.md, "Budget").
+   * them). 128 is the rate the CPU budget affords (docs/firmware.md, "Budget": every halving of
+   * the FIFO's slack doubles the drains); it covers the 0.5-40 Hz monitoring band the chip
+   * filters to, and the chip's own R-to-R detector times beats at 7.8 ms whatever the rate.
    */
-  ecgHz: 256,
+  ecgHz: 128,
   /** MAX30003 ECG gain, V/V (20, 40, 80, 160): 80 gives +-12.5 mV full scale at VREF 1 V. */
   ecgGain: 80,
-  /** Seconds of samples per frame. */
-  windowS: 1,
   /**
-   * MAX30102 FIFO rate (samples/s after SMP_AVE) of the burst pipeline: 100 conversions/s
-   * averaged 4 to 1 = 25 samples/s, 150 B/s of red/IR (the reasons: docs/firmware.md).
+   * Seconds of samples per frame: 2 halves the per-frame work (build, MAC or signature, send)
+   * per second against 1 s more alarm latency (docs/firmware.md, "Budget").
    */
-  ppgHz: 25,
+  windowS: 2,
+  /**
+   * MAX30102 FIFO rate (samples/s after SMP_AVE): 100 conversions/s averaged 2 to 1 = 50
+   * samples/s, 300 B/s of red/IR; its 32-sample FIFO then holds 640 ms (docs/firmware.md).
+   */
+  ppgHz: 50,
   ppgSps: 100,
-  ppgAverage: 4,
+  ppgAverage: 2,
   /**
-   * Period of the one drain timer that empties both FIFOs, ms, by ECG rate: about half the
-   * MAX30003 FIFO's 32 words (125 ms at 256 sps), leaving the other half for the longest
-   * other callback (docs/firmware.md, "Budget"). 512 sps gets a 25 ms drain and still exceeds
-   * the CPU budget at the high cost: configurable, not recommended.
+   * Period of the one drain timer, ms, by ECG rate: inside the MAX30003 FIFO's 32 words
+   * (250 ms at 128 sps) with room left for the longest other callback (50 ms at the high
+   * cost) and the drain itself (docs/firmware.md, "Budget"). 256 and 512 sps must drain four
+   * and ten times as often: configurable, over the CPU budget.
    */
-  drainMs: { 128: 125, 256: 62.5, 512: 25 } as { [sps: number]: number },
+  drainMs: { 128: 180, 256: 62.5, 512: 25 } as { [sps: number]: number },
   /**
    * Power profile: 'stream' (a frame every window, WiFi always on) or 'saver' (frames batched
    * and sent every `saverBatchS` seconds with WiFi modem sleep between: hours against alarm

@@ -39,10 +39,11 @@ export const RING_ID_FILE = 'mh.qid'
 export const WD_FILE = 'mh.wd'
 
 const Storage = require('Storage')
+const crypto = require('crypto')
 
 const hash: HashProvider = {
   sha256: function (d: Uint8Array): Uint8Array {
-    return new Uint8Array(require('crypto').SHA256(d))
+    return new Uint8Array(crypto.SHA256(d))
   },
 }
 
@@ -141,8 +142,15 @@ function start(cfg: Config): void {
     const mv = Math.floor(analogRead(batPin) * 3300 * batDiv + 0.5)
     return mv >= 1000 ? mv : undefined
   }
-  /** Empties the FIFOs now: a connect blocks the interpreter, and the FIFOs' slack is what it may take. */
-  const drainNow = function () { if (acq) acq.drain(true) }
+  /**
+   * Runs `fn` in a callback right after the next drain: a connect blocks the interpreter until
+   * TCP answers, and what it may take without losing samples is the FIFOs' slack, all of it
+   * only when they have just been emptied.
+   */
+  const afterDrain = function (fn: () => void) {
+    if (acq) acq.after.push(fn)
+    else setTimeout(fn, 0)
+  }
 
   const mqtt: MqttClient = new MqttClient({
     clientId: cfg.id,
@@ -155,14 +163,13 @@ function start(cfg: Config): void {
     connectTimeoutMs: DEFAULTS.timeSyncTimeoutMs + 15000,
     // Optional TLS (Espruino's tls module; mbedtls needs ~40 KB of heap on the ESP32, see docs).
     // mqtt.ts catches a connect that throws (refused, DNS).
+    // The dial runs in the credentials' callback, itself right after a drain (below).
     dial: function (onOpen) {
-      drainNow()
       return (cfg.gw.tls ? require('tls') : net).connect({ host: cfg.gw.host, port: cfg.gw.mqttPort }, onOpen)
     },
     credentials: function (cb) {
       // Sync the clock before every CONNECT: the token's iat must be inside the gateway's window.
-      drainNow()
-      fetchTime(net, cfg.gw.host, cfg.gw.httpPort, boardMs, DEFAULTS.timeSyncTimeoutMs, function (err, serverMs, rtt, at) {
+      afterDrain(function () { fetchTime(net, cfg.gw.host, cfg.gw.httpPort, boardMs, DEFAULTS.timeSyncTimeoutMs, function (err, serverMs, rtt, at) {
         if (err) {
           stats.timeErrors++
           log(err)
@@ -174,9 +181,10 @@ function start(cfg: Config): void {
         }
         signer.sign(authPayload(cfg.id, clock.now(), persist.nextCounter()), function (e2, token) {
           if (e2 || !token) log('auth token: ' + e2)
-          cb(cfg.id, token ? u8ToStr(token) : '')
+          const pass = token ? u8ToStr(token) : ''
+          afterDrain(function () { cb(cfg.id, pass) })
         })
-      })
+      }) })
     },
     onConnect: function () { log('connected'); uplink.onConnect() },
     onClose: function (why) { log('disconnected: ' + why); uplink.onClose() },
@@ -217,9 +225,11 @@ function start(cfg: Config): void {
   const intbPin = p.ecgInt === '' ? null : pin(p.ecgInt, DEFAULTS.pins.ecgInt)
   spi.setup({ sck: pin(p.sck, DEFAULTS.pins.sck), miso: pin(p.miso, DEFAULTS.pins.miso), mosi: pin(p.mosi, DEFAULTS.pins.mosi), baud: DEFAULTS.spiBaud, mode: 0 })
   if (intbPin) pinMode(intbPin, 'input_pullup')
-  const ecgDrv = new Max30003({ send: function (tx) { return spi.send(tx, cs) } }, boardMs)
+  // SPI2 itself is the driver's bus (it frames each transfer on `cs`); INTB is read by a bound
+  // native: neither costs a JavaScript call per drain.
+  const ecgDrv = new Max30003(spi, boardMs, cs)
   const ppgDrv = new Max30102(I2C1, DEFAULTS.ppgAddress)
-  const intb = intbPin ? function () { return digitalRead(intbPin) === 1 } : null
+  const intb = intbPin ? (digitalRead as any).bind(null, intbPin) : null
   let acq: Acquirer | null = null
   let frame: Frame2 | null = null
   let missing = ''
@@ -228,10 +238,12 @@ function start(cfg: Config): void {
 
   const pipe: Pipeline<RawWindow> = new Pipeline<RawWindow>({
     build: function (w) {
-      const dropped = carryDropped + ring.takeDropped() + pipe.takeDropped() + (acq ? acq.takeDropped() : 0)
-      const f = faults.pending + pipe.takeFaults() + (acq ? acq.takeFaults() : 0)
-      carryDropped = 0
-      faults.pending = 0
+      // What was lost and recovered since the previous frame, everywhere (fields, not calls: this is per frame).
+      const a = acq!
+      const dropped = carryDropped + ring.dropped + pipe.dropped + a.dropped
+      const f = faults.pending + pipe.faults + a.faults
+      carryDropped = ring.dropped = pipe.dropped = a.dropped = 0
+      faults.pending = pipe.faults = a.faults = 0
       try {
         return frame!.build(w, {
           seq: persist.nextSeq(), boot: persist.boot, t0: clock.stamp(w.t0), flags: clock.synced ? 0 : FLAG_TIME_UNSYNCED,
@@ -255,6 +267,8 @@ function start(cfg: Config): void {
 
   /** (Re)starts acquisition: sensors set up, windows and frame builder for the configuration. */
   function restart(): void {
+    // Connects waiting for a drain wait for the new acquisition's (or run now, if there is none).
+    const waiting = acq ? acq.after : []
     if (acq) acq.stop()
     acq = null
     pipe.reset()
@@ -280,11 +294,15 @@ function start(cfg: Config): void {
     missing = why
     // Without the ECG front end there is no window clock: nothing is streamed, mhStatus()
     // says why, and the watchdog tries the sensors again every few windows.
-    if (!ecg) return
+    if (!ecg) {
+      for (let i = 0; i < waiting.length; i++) setTimeout(waiting[i], 0)
+      return
+    }
     frame = new Frame2({ deviceId: cfg.id, fw: FW_VERSION, ecgHz: rate, ppgHz: ppg ? DEFAULTS.ppgHz : 0, ecgGain: gain },
       rate * windowS, ppg ? DEFAULTS.ppgHz * windowS + 33 : 0)
     acq = new Acquirer(ecg, intb, ppg, { ecgHz: rate, ppgHz: DEFAULTS.ppgHz, windowS: windowS, drainMs: cfg.drainMs || DEFAULTS.drainMs[rate] },
       boardMs, function (w, token) { pipe.onWindow(w, token) })
+    acq.after = waiting
     acq.start()
     if (wd) wd.o.windowMs = windowS * 1000
   }
@@ -304,7 +322,7 @@ function start(cfg: Config): void {
   let wd: Watchdog | null = null
   restart()
   wd = new Watchdog({
-    periodMs: 1000,
+    periodMs: 2 * (cfg.windowS || DEFAULTS.windowS) * 1000,
     windowMs: (cfg.windowS || DEFAULTS.windowS) * 1000,
     stallWindows: 3,
     maxRestarts: 3,
@@ -414,7 +432,7 @@ function mhPubKey(): void {
 function mhHash(name: string): string {
   const s = Storage.read(name)
   if (s === undefined) return 'missing'
-  return toHex(new Uint8Array(require('crypto').SHA256(s)))
+  return toHex(new Uint8Array(crypto.SHA256(s)))
 }
 
 /**

@@ -58,7 +58,7 @@ export class Watchdog {
     this.lastProduced = this.o.produced()
     this.frameAt = t
     this.sampleAt = t
-    this.timer = setInterval(function () { self.tick() }, this.o.periodMs)
+    this.timer = setInterval(function () { self.watch() }, this.o.periodMs)
   }
 
   stop(): void {
@@ -66,7 +66,7 @@ export class Watchdog {
     this.timer = undefined
   }
 
-  tick(): void {
+  watch(): void {
     const o = this.o
     const t = o.now()
     try {

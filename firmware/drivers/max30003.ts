@@ -26,9 +26,13 @@
  * Nothing in a drain loops over the samples themselves.
  */
 
-/** The bus the driver needs: one CSB-framed, full-duplex transfer, returning what came back on MISO. */
+/**
+ * The bus the driver needs: one CSB-framed, full-duplex transfer, returning what came back on
+ * MISO. Espruino's SPI object is one: `send(data, nss)` frames the transfer on the chip-select
+ * pin given to the driver (passing SPI2 itself saves a JavaScript call per transfer).
+ */
 export interface SpiBus {
-  send(tx: Uint8Array): Uint8Array
+  send(tx: Uint8Array, cs?: any): Uint8Array
 }
 
 /** Register addresses (datasheet register map). */
@@ -154,6 +158,12 @@ export class Max30003 {
   lastMs: number
   /** The last drain stopped before the FIFO's end: the next reads a full FIFO and checks EOVF. */
   behind: boolean
+  /**
+   * Words the last drain asked for but left for lack of room in the caller's buffer (a window
+   * boundary): the next drain, normally in the same callback, asks for those instead of a full
+   * FIFO, and needs no STATUS read (nothing can have overflowed in between).
+   */
+  cut: number
   /** The PLL was not locked at SYNCH: drains wait for the lock, then SYNCH again. */
   pllWait: boolean
   /** STATUS bits seen by drains, handed to the next status() (STATUS reads clear some of them). */
@@ -169,16 +179,21 @@ export class Max30003 {
   result: DrainResult
   st: Max30003Status
 
-  constructor(bus: SpiBus, boardMs: () => number) {
+  /** Chip select handed to every send (undefined: the bus object frames transfers itself). */
+  cs: any
+
+  constructor(bus: SpiBus, boardMs: () => number, cs?: any) {
     if (!bus || typeof bus.send !== 'function') throw new Error('MAX30003: expected an SPI bus with send(tx), got ' + typeof bus)
     if (typeof boardMs !== 'function') throw new Error('MAX30003: expected a board clock function (ms), got ' + typeof boardMs)
     this.bus = bus
     this.boardMs = boardMs
+    this.cs = cs
     this.sps = 256
     this.rtorMs = 7.8125
     this.revision = -1
     this.lastMs = 0
     this.behind = false
+    this.cut = 0
     this.pllWait = false
     this.latched = 0
     this.overflows = 0
@@ -197,7 +212,7 @@ export class Max30003 {
     b[1] = (v >> 16) & 255
     b[2] = (v >> 8) & 255
     b[3] = v & 255
-    this.bus.send(b)
+    this.bus.send(b, this.cs)
   }
 
   read(reg: number): number {
@@ -206,7 +221,7 @@ export class Max30003 {
     b[1] = 0
     b[2] = 0
     b[3] = 0
-    const r = this.bus.send(b)
+    const r = this.bus.send(b, this.cs)
     if (!r || r.length < 4) throw new Error('MAX30003: expected 4 bytes back from SPI, got ' + (r ? r.length : r))
     return (r[1] << 16) | (r[2] << 8) | r[3]
   }
@@ -303,6 +318,7 @@ export class Max30003 {
     this.write(R_SYNCH, 0)
     this.lastMs = this.boardMs()
     this.behind = false
+    this.cut = 0
     this.latched = 0
   }
 
@@ -319,31 +335,55 @@ export class Max30003 {
    * The request size comes from the time since the last drain; the tags of the last words say
    * whether the FIFO was over-read (EMPTY: trimmed), still holds more (no EOF: another burst),
    * or overflowed (the burst is discarded, FIFO_RST, the gap is reported). Never invents samples.
+   * `nowMs`: the board time, if the caller has just read it (saves a call).
+   *
+   * The common case is kept short (a drain is the board's most frequent callback): the last
+   * drain emptied the FIFO, the samples due fit one burst and the caller's buffer, and the
+   * burst ends past the FIFO's end. Everything else continues in drainAll().
    */
-  drain(into: Uint8Array, offset: number): DrainResult {
+  drain(into: Uint8Array, offset: number, nowMs?: number): DrainResult {
+    const now = nowMs === undefined ? this.boardMs() : nowMs
+    const due = ((now - this.lastMs) * this.sps) / 1000
+    this.lastMs = now
+    const n = Math.ceil(due) + SLACK
+    if (this.pllWait || this.behind || n > FIFO_WORDS || 3 * n > into.length - offset) return this.drainAll(into, offset, due, null, 0)
+    const rx = this.bus.send(this.views[n] || this.view(n), this.cs)
+    if (((rx[3 * n] >> 3) & 7) !== T_EMPTY) return this.drainAll(into, offset, due, rx, n)
+    let k = n - 1
+    while (k > 0 && ((rx[3 * k] >> 3) & 7) === T_EMPTY) k--
+    if (k > 1 && ((rx[3 * k - 3] >> 3) & 7) === T_EMPTY) k = this.keep(rx, k, T_VALID)
+    into.set(rx.subarray(1, 1 + 3 * k), offset)
+    const r = this.result
+    r.n = k
+    r.lostSamples = 0
+    r.overflow = false
+    return r
+  }
+
+  /** The general drain: STATUS check when the FIFO may be full, follow-up bursts; `rx0`: a first burst of n0 words already read. */
+  drainAll(into: Uint8Array, offset: number, due: number, rx0: Uint8Array | null, n0: number): DrainResult {
     const r = this.result
     r.n = 0
     r.lostSamples = 0
     r.overflow = false
-    const now = this.boardMs()
-    const due = ((now - this.lastMs) * this.sps) / 1000
-    this.lastMs = now
     if (this.pllWait) return this.waitPll()
-    if (this.behind || due > FIFO_WORDS - SLACK) {
+    const cut = this.cut
+    this.cut = 0
+    if (!rx0 && ((this.behind && !cut) || due > FIFO_WORDS - SLACK - cut)) {
       // The FIFO may have filled. Which word of a burst carries the OVERFLOW tag is not
       // something to scan for; EOVF in STATUS is held until FIFO_RST, so one read settles it.
       const s = this.read(R_STATUS)
       this.latched |= s
       if (s & S_EOVF) return this.overflowed(due)
     }
-    let want = this.behind ? FIFO_WORDS : Math.min(FIFO_WORDS, Math.ceil(due) + SLACK)
+    let want = rx0 ? n0 : Math.min(FIFO_WORDS, cut ? cut + Math.ceil(due) : this.behind ? FIFO_WORDS : Math.ceil(due) + SLACK)
     let room = ((into.length - offset) / 3) | 0
     let at = offset
     this.behind = true
     for (let b = 0; b < MAX_BURSTS; b++) {
       const n = want < room ? want : room
       if (n <= 0) break
-      const rx = this.bus.send(this.view(n))
+      const rx = b === 0 && rx0 ? rx0 : this.bus.send(this.views[n] || this.view(n), this.cs)
       if (!rx || rx.length < 1 + 3 * n) throw new Error('MAX30003: expected ' + (1 + 3 * n) + ' bytes from a FIFO burst, got ' + (rx ? rx.length : rx))
       const tag = (rx[3 * n] >> 3) & 7 // ETAG of the last word
       if (tag === T_OVERFLOW) return this.overflowed(due)
@@ -355,6 +395,10 @@ export class Max30003 {
       if (tag !== T_VALID && tag !== T_FAST) {
         // An EOF tag, or EMPTY words after the last sample: the FIFO is empty.
         this.behind = false
+        break
+      }
+      if (n < want && room === 0) {
+        this.cut = want - n // stopped by the caller's buffer, not by the FIFO
         break
       }
       want = FOLLOW_UP // the last word was a sample but not the last one: more are waiting

@@ -32,8 +32,12 @@ export const REG = {
   PART_ID: 0xff,
 }
 
-// The registers the driver uses, as plain numbers (REG is for callers and tests).
+// The registers the driver uses, as plain numbers (REG is for callers and tests); the burst's
+// register pointers as the arrays writeTo takes, made once.
 const R_FIFO_CONFIG = 0x08, R_FIFO_DATA = 0x07, R_FIFO_RD_PTR = 0x06, R_FIFO_WR_PTR = 0x04, R_INT_ENABLE1 = 0x02, R_LED1_PA = 0x0c, R_LED2_PA = 0x0d, R_MODE_CONFIG = 0x09, R_OVF_COUNTER = 0x05, R_PART_ID = 0xff, R_SPO2_CONFIG = 0x0a, R_TEMP_CONFIG = 0x21, R_TEMP_INT = 0x1f
+
+const A_FIFO_WR_PTR = [R_FIFO_WR_PTR]
+const A_FIFO_DATA = [R_FIFO_DATA]
 
 export const PART_ID = 0x15
 /** SPO2_SR[4:2] codes for the conversion rates allowed at LED_PW 411 us in SpO2 mode (datasheet SpO2 configuration table). */
@@ -120,12 +124,12 @@ export class Max30102 {
    * The raw bytes of the samples waiting in the FIFO, at most `max`, in ONE readFrom of 6n
    * bytes (red then IR per sample, 3 bytes each, as the chip sends them); null when none.
    * Sets `n` (samples) and `lost` (OVF_COUNTER: samples lost since the last read; with
-   * rollover they are the oldest, so they come before this burst's samples). The returned
-   * array is the bus driver's: copy it (one `set`) before the next bus call.
-   * Work does not depend on n: LED control and finger-off look at the last sample only.
+   * rollover they are the oldest, so they come before this burst's samples). Work does not
+   * depend on n; LED control is track(), called now and then.
    */
   burst(max: number): Uint8Array | null {
-    const p = this.r(R_FIFO_WR_PTR, 3) // FIFO_WR_PTR, OVF_COUNTER, FIFO_RD_PTR
+    this.bus.writeTo(this.addr, A_FIFO_WR_PTR)
+    const p = this.bus.readFrom(this.addr, 3) // FIFO_WR_PTR, OVF_COUNTER, FIFO_RD_PTR
     let n = (p[0] - p[2]) & 31
     this.lost = p[1]
     if (p[1] > 0) {
@@ -134,12 +138,16 @@ export class Max30102 {
       n = 32 // full FIFO: WR_PTR == RD_PTR
     }
     if (n > max) n = max
-    this.n = n > 0 ? n : 0
+    this.n = n
     if (n <= 0) return null
-    const d = this.r(R_FIFO_DATA, n * 6)
+    this.bus.writeTo(this.addr, A_FIFO_DATA)
+    return this.bus.readFrom(this.addr, n * 6)
+  }
+
+  /** LED control and finger-off from the last sample of a burst (its DC level): once in a while, not per burst. */
+  track(d: Uint8Array, n: number): void {
     const o = n * 6 - 6
     this.control(((d[o] << 16) | (d[o + 1] << 8) | d[o + 2]) & FULL_SCALE, ((d[o + 3] << 16) | (d[o + 4] << 8) | d[o + 5]) & FULL_SCALE)
-    return d
   }
 
   /**
