@@ -30,7 +30,7 @@ t.test('bare rig without SE streams frames into flash when the gateway is unreac
   })
   t.teardown(() => rig.close())
   t.equal(rig.se, null)
-  rig.board.advance(5_000)
+  rig.board.advance(9_000) // 2 s windows
   const s = rig.status()!
   t.ok(s.up, 'firmware started from the configuration')
   t.ok(s.stats.frames >= 4, `frames built and signed (${s.stats.frames})`)
