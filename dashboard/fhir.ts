@@ -11,17 +11,26 @@
  *                   2708-6; 59408-5 says "by pulse oximetry")               %
  *   ECG             MDC 131328 MDC_ECG_ELEC_POTL (system urn:oid:2.16.840.1.113883.6.24),
  *                   the code HL7's own R4 SampledData example uses; our boards
- *                   record one unspecified lead (AD8232), not a 12-lead study,
+ *                   record one unspecified lead (AD8232 or MAX30003), not a 12-lead study,
  *                   so LOINC 11524-6 "EKG study" would overstate it. Category
  *                   'procedure' as in that example: a waveform is not a vital sign.
  *
  * References use `urn:uuid:` fullUrls, which resolve inside a collection and
  * which a server rewrites to its own ids when it processes a transaction.
+ *
+ * ECG scale: version-1 frames carry 12-bit AD8232 ADC codes (the options'
+ * ecgMvPerCount and ecgBaselineCount describe that board); version-2 frames
+ * carry signed MAX30003 counts and say their own scale (ecgUvPerLsb, from the
+ * chip's gain), so their factor is ecgUvPerLsb / 1000 mV per count around 0 and
+ * the limits are the chip's full scale. Samples the MAX30003 tagged as
+ * fast-recovery are written as "E" (SampledData's error value). Where a frame
+ * lost samples (gap records), the waveform is split: one Observation per
+ * contiguous run, each starting at its own time, never a filled-in stretch.
  */
 import { sha256 } from '@noble/hashes/sha2.js'
 import { toHex, utf8Encode } from '../protocol/portable/bytes.ts'
 import type { FramePayload } from '../protocol/portable/frame.ts'
-import { FLAG_FINGER_OFF, FLAG_LEAD_OFF } from '../protocol/portable/frame.ts'
+import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG } from '../protocol/portable/frame.ts'
 
 export const LOINC = 'http://loinc.org'
 export const UCUM = 'http://unitsofmeasure.org'
@@ -60,6 +69,29 @@ export interface FhirBundle {
 }
 
 export const DEFAULT_ECG_MV_PER_COUNT = 3300 / 4096 / 100
+
+/** Full scale of the MAX30003's signed 18-bit ECG counts. */
+const ECG_COUNTS_MIN = -131072
+const ECG_COUNTS_MAX = 131071
+
+/**
+ * The contiguous runs of a frame's ECG samples between gap records: samples
+ * [from, to), `slot` = samples plus lost samples before `from` (its time offset
+ * in sample periods from t0), `part` = its number among the non-empty runs.
+ */
+function ecgRuns(p: FramePayload): { from: number; to: number; slot: number; part: number }[] {
+  const n = p.ecg!.length
+  const gaps = (p.gaps ?? []).filter((g) => g.lane === LANE_ECG).sort((a, b) => a.at - b.at)
+  const runs: { from: number; to: number; slot: number; part: number }[] = []
+  let from = 0
+  let lost = 0
+  for (const g of [...gaps, { at: n, lost: 0 }]) {
+    if (g.at > from) runs.push({ from, to: g.at, slot: from + lost, part: runs.length })
+    from = g.at
+    lost += g.lost
+  }
+  return runs
+}
 
 /** A version-5-style name-based UUID (SHA-256 truncated, RFC 9562 layout bits set). */
 export function nameUuid(name: string): string {
@@ -158,7 +190,28 @@ export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOpt
         valueQuantity: { value: dec(p.spo2.value, 1), unit: '%', system: UCUM, code: '%' },
       })
     }
-    if (p.ecg && p.ecgHz && p.ecg.length > 0 && !(p.flags & FLAG_LEAD_OFF)) {
+    if (p.ecg && p.ecgHz && p.ecg.length > 0 && !(p.flags & FLAG_LEAD_OFF) && p.ecgUvPerLsb !== undefined) {
+      for (const seg of ecgRuns(p)) {
+        const data: string[] = []
+        for (let i = seg.from; i < seg.to; i++) data.push(p.ecgFast && p.ecgFast[i] === 1 ? 'E' : String(p.ecg[i]))
+        const factor = p.ecgUvPerLsb / 1000 // exact: 25 / 2^(16+k) mV for gain 20·2^k
+        const start = p.t0 + (seg.slot * 1000) / p.ecgHz
+        add({
+          resourceType: 'Observation', ...base(seg.part === 0 ? 'ecg' : `ecg-${seg.part + 1}`), category: category('procedure'),
+          code: { coding: [{ system: MDC, code: '131328', display: 'MDC_ECG_ELEC_POTL' }], text: 'ECG, single lead' },
+          effectivePeriod: { start: iso(Math.round(start)), end: iso(Math.round(start + ((seg.to - seg.from) * 1000) / p.ecgHz)) },
+          valueSampledData: {
+            origin: { value: 0, unit: 'mV', system: UCUM, code: 'mV' },
+            period: dec(1000 / p.ecgHz),
+            factor,
+            lowerLimit: dec(ECG_COUNTS_MIN * factor, 6),
+            upperLimit: dec(ECG_COUNTS_MAX * factor, 6),
+            dimensions: 1,
+            data: data.join(' '),
+          },
+        })
+      }
+    } else if (p.ecg && p.ecgHz && p.ecg.length > 0 && !(p.flags & FLAG_LEAD_OFF)) {
       const data: string[] = []
       for (let i = 0; i < p.ecg.length; i++) data.push(String(p.ecg[i] - baseline))
       add({

@@ -17,6 +17,8 @@ export interface LiveStreams {
   close(): void
 }
 
+const listOf = (a: ArrayLike<number> | undefined): ArrayLike<number> | undefined => (a && ArrayBuffer.isView(a) ? Array.from(a) : a)
+
 export function liveStreams(deps: DashboardDeps, o: { keepAliveMs: number }): LiveStreams {
   const streams = new Set<() => void>()
   let closing = false
@@ -53,7 +55,9 @@ export function liveStreams(deps: DashboardDeps, o: { keepAliveMs: number }): Li
           (f) => {
             // The red channel only feeds SpO2 (already in vitals); the pleth is drawn from IR.
             const { red: _red, ...payload } = f.payload
-            event('frame', { patientId: f.patientId, leafHash: f.leafHash, receivedMs: f.receivedMs, vitals: f.vitals, ...payload })
+            // Version-2 frames decode to typed arrays, which JSON would turn into objects.
+            const plain = { ...payload, ecg: listOf(payload.ecg), ir: listOf(payload.ir), ecgFast: listOf(payload.ecgFast) }
+            event('frame', { patientId: f.patientId, leafHash: f.leafHash, receivedMs: f.receivedMs, vitals: f.vitals, ...plain })
           },
           (reason) => {
             subs.delete(patientId)

@@ -6,8 +6,17 @@
  * its word, marked source 'device'; otherwise the values come from a streaming
  * EcgMonitor/PpgMonitor per device, fed frame after frame, marked 'gateway'.
  * Monitors are stateful, so frames must arrive in order per device; a gap
- * (sequence jump, reboot, sample-rate change) restarts them rather than
- * splicing unrelated signal together.
+ * (sequence jump, reboot, sample-rate or unit change, or a version-2 gap
+ * record: samples a chip's FIFO lost inside the frame) restarts them rather
+ * than splicing unrelated signal together, so no beat is ever measured across
+ * missing signal.
+ *
+ * Units fed to the ECG chain (signal/ecg.ts takes integers of any scale at any
+ * rate): version 1 frames give 12-bit AD8232 ADC codes (0..4095, saturated at
+ * either end); version 2 frames give signed MAX30003 counts, converted here to
+ * whole microvolts (counts × ecgUvPerLsb), saturated at the chip's full scale
+ * ±VREF/gain. Samples the MAX30003 tagged as fast-recovery are fed as no
+ * signal (like lead-off), so the detector starts over once they end.
  *
  * Trend points are kept per patient for `keepMs` (default one hour) in plain
  * arrays trimmed from the front: a board sends about one frame per second, so an
@@ -15,7 +24,7 @@
  */
 import { EcgMonitor } from '../signal/ecg.ts'
 import { PpgMonitor } from '../signal/ppg.ts'
-import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, type FramePayload } from '../protocol/portable/frame.ts'
+import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG, LANE_PPG, type FramePayload } from '../protocol/portable/frame.ts'
 
 export interface TrendPoint {
   t: number
@@ -45,7 +54,8 @@ export interface FrameVitals {
 
 interface DeviceState {
   ecg: EcgMonitor | null
-  ecgHz: number
+  /** Rate and unit the ECG monitor was built for. */
+  ecgKind: string
   ppg: PpgMonitor | null
   ppgHz: number
   lastSeq: number
@@ -53,6 +63,26 @@ interface DeviceState {
 }
 
 const round1 = (v: number): number => Math.round(v * 10) / 10
+
+/** Full scale of the MAX30003's signed 18-bit ECG counts. */
+const ECG_COUNTS_MIN = -131072
+const ECG_COUNTS_MAX = 131071
+
+/** A fresh ECG monitor for the frame's rate and unit (see the module comment). */
+function ecgMonitor(p: FramePayload): EcgMonitor {
+  const uv = p.ecgUvPerLsb
+  if (uv === undefined) return new EcgMonitor({ fs: p.ecgHz! })
+  return new EcgMonitor({ fs: p.ecgHz!, adcMin: Math.round(ECG_COUNTS_MIN * uv), adcMax: Math.round(ECG_COUNTS_MAX * uv) })
+}
+
+const ecgKind = (p: FramePayload): string => (p.ecgUvPerLsb === undefined ? `adc@${p.ecgHz}` : `uV/${p.ecgUvPerLsb}@${p.ecgHz}`)
+
+/** Sample indexes of one lane at which a gap record says samples were lost, ascending (`n` = after the last sample). */
+function gapsAt(p: FramePayload, lane: number): number[] {
+  const out: number[] = []
+  if (p.gaps) for (const g of p.gaps) if (g.lane === lane) out.push(g.at)
+  return out.sort((a, b) => a - b)
+}
 
 export class VitalsTracker {
   private readonly devices = new Map<string, DeviceState>()
@@ -101,7 +131,7 @@ export class VitalsTracker {
     let s = this.devices.get(p.deviceId)
     const contiguous = s !== undefined && s.boot === p.boot && p.seq === s.lastSeq + 1
     if (!s || !contiguous) {
-      s = { ecg: null, ecgHz: 0, ppg: null, ppgHz: 0, lastSeq: p.seq, boot: p.boot }
+      s = { ecg: null, ecgKind: '', ppg: null, ppgHz: 0, lastSeq: p.seq, boot: p.boot }
       this.devices.set(p.deviceId, s)
     }
     s.lastSeq = p.seq
@@ -112,13 +142,25 @@ export class VitalsTracker {
     if (p.hr) out.hr = { value: p.hr.value, quality: p.hr.quality, source: 'device' }
     if (p.ecg && p.ecgHz) {
       // Fed even when the board sent hr, so the monitor stays warm if a later frame omits it.
-      if (!s.ecg || s.ecgHz !== p.ecgHz) {
-        s.ecg = new EcgMonitor({ fs: p.ecgHz })
-        s.ecgHz = p.ecgHz
+      const kind = ecgKind(p)
+      if (!s.ecg || s.ecgKind !== kind) {
+        s.ecg = ecgMonitor(p)
+        s.ecgKind = kind
       }
-      for (let i = 0; i < p.ecg.length; i++) s.ecg.push(p.ecg[i], leadOff)
+      const uv = p.ecgUvPerLsb
+      const fast = p.ecgFast
+      const gaps = gapsAt(p, LANE_ECG)
+      let g = 0
+      for (let i = 0; i < p.ecg.length; i++) {
+        // Lost samples before sample i: what the detector holds belongs to signal that no longer continues here.
+        for (; g < gaps.length && gaps[g] <= i; g++) s.ecg = ecgMonitor(p)
+        const x = uv === undefined ? p.ecg[i] : Math.round(p.ecg[i] * uv)
+        s.ecg.push(x, leadOff || (fast !== undefined && fast[i] === 1))
+      }
       const hr = s.ecg.heartRate()
       if (!out.hr && hr !== undefined && !leadOff) out.hr = { value: round1(hr), quality: s.ecg.quality(), source: 'gateway' }
+      // Samples lost after the last one: the next frame starts over.
+      if (g < gaps.length) s.ecg = ecgMonitor(p)
     }
 
     if (p.pr) out.pr = { value: p.pr.value, quality: p.pr.quality, source: 'device' }
@@ -128,8 +170,14 @@ export class VitalsTracker {
         s.ppg = new PpgMonitor({ fs: p.ppgHz })
         s.ppgHz = p.ppgHz
       }
-      for (let i = 0; i < p.red.length; i++) s.ppg.push(p.red[i], p.ir[i])
+      const gaps = gapsAt(p, LANE_PPG)
+      let g = 0
+      for (let i = 0; i < p.red.length; i++) {
+        for (; g < gaps.length && gaps[g] <= i; g++) s.ppg = new PpgMonitor({ fs: p.ppgHz })
+        s.ppg.push(p.red[i], p.ir[i])
+      }
       const r = s.ppg.reading()
+      if (g < gaps.length) s.ppg = new PpgMonitor({ fs: p.ppgHz })
       if (!fingerOff && r.fingerOn) {
         if (!out.pr && r.pulseRate !== undefined) out.pr = { value: round1(r.pulseRate), quality: r.quality, source: 'gateway' }
         if (!out.spo2 && r.spo2 !== undefined) out.spo2 = { value: round1(r.spo2), quality: r.quality, source: 'gateway' }

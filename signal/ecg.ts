@@ -11,8 +11,10 @@ import { QrsDetector } from './qrs.ts'
 
 export interface EcgOptions {
   fs: number
-  /** Largest ADC code (4095 for 12 bits); samples stuck at 0 or adcMax count as saturated. */
+  /** Largest sample value (4095 for a 12-bit ADC); samples stuck at adcMin or adcMax count as saturated. */
   adcMax?: number
+  /** Smallest sample value (default 0, an unsigned ADC; a signed front end such as the MAX30003 sits around 0). */
+  adcMin?: number
   /** Quality (0..100) below which no heart rate is reported (default 50). */
   minQuality?: number
   onBeat?: (rIndex: number, rrSamples: number) => void
@@ -24,6 +26,7 @@ export class EcgMonitor {
   readonly fs: number
   readonly detector: QrsDetector
   private adcMax: number
+  private adcMin: number
   private minQuality: number
   private onBeatCb: ((rIndex: number, rrSamples: number) => void) | undefined
   private off = false
@@ -44,6 +47,8 @@ export class EcgMonitor {
     if (!opts || typeof opts.fs !== 'number') throw new Error('EcgMonitor: expected options with fs, got ' + opts)
     this.fs = opts.fs
     this.adcMax = opts.adcMax === undefined ? 4095 : opts.adcMax
+    this.adcMin = opts.adcMin === undefined ? 0 : opts.adcMin
+    if (!(this.adcMin < this.adcMax)) throw new Error('EcgMonitor: expected adcMin < adcMax, got ' + this.adcMin + ', ' + this.adcMax)
     this.minQuality = opts.minQuality === undefined ? 50 : opts.minQuality
     this.onBeatCb = opts.onBeat
     this.satLimit = Math.round(opts.fs * 0.2)
@@ -88,7 +93,7 @@ export class EcgMonitor {
       this.flags &= ~1
       this.restart(i)
     }
-    if (x <= 0 || x >= this.adcMax) {
+    if (x <= this.adcMin || x >= this.adcMax) {
       this.satRun++
       if (this.satRun >= this.satLimit) this.flags |= 8
     } else {

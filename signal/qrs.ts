@@ -4,7 +4,8 @@
  * Espruino subset: one `push(sample)` per ADC sample, fixed-size typed-array
  * rings allocated in the constructor, no allocation per sample, and every
  * length and time constant derived from the sample rate, so the same code
- * serves the board (250 Hz) and MIT-BIH records (360 Hz).
+ * serves the AD8232 board (250 Hz), the MAX30003 (128, 256, 512 sps) and
+ * MIT-BIH records (360 Hz); samples may be of any integer scale.
  *
  * Chain per sample (integer-exact up to the squarer):
  *   1. low-pass   y = 2y1 - y2 + x - 2x[n-m] + x[n-2m]   (two moving sums, m = 30 ms)
@@ -71,7 +72,8 @@ export class QrsDetector {
   // Hot fields first: Espruino finds an object's properties by walking a list.
   /** Samples pushed since construction or the last reset. */
   n = 0
-  private raw: Int16Array
+  /** Int32: any integer scale fits (12-bit ADC codes, MIT-BIH's 11 bits, 18-bit MAX30003 counts, microvolts). */
+  private raw: Int32Array
   /** Band-passed signal, aligned with `raw` (same index), to locate the QRS and for the derivative. */
   private bp: Float32Array
   /** Mask of the raw/bp rings (power-of-two length, so `i & mask` wraps any index, negative too). */
@@ -170,7 +172,7 @@ export class QrsDetector {
     // raw history must reach back from a confirmed integrator peak to its QRS
     this.rawLen = pow2(this.delay + this.W + Math.round(fs * 0.45))
     this.rm = this.rawLen - 1
-    this.raw = new Int16Array(this.rawLen)
+    this.raw = new Int32Array(this.rawLen)
     this.bp = new Float32Array(this.rawLen)
     this.rr = new Int32Array(RR_HISTORY)
     // a rival is classified at most W samples after its own integrator peak
@@ -241,13 +243,21 @@ export class QrsDetector {
     return this.pendIdx >= 0 ? this.flush() : 0
   }
 
-  /** Feeds one raw ADC sample (any integer scale, e.g. 12-bit). Returns the number of beats emitted by this call. */
-  push(x: number): number {
+  /**
+   * Feeds one raw sample: an integer of any scale within ±2^31 (12-bit ADC codes,
+   * signed 18-bit counts, microvolts); the detector adapts to amplitude. Returns
+   * the number of beats emitted by this call.
+   */
+  push(sample: number): number {
     const n = this.n
-    if (n === 0) this.prime(x)
     const raw = this.raw
     const rm = this.rm
-    raw[n & rm] = x
+    // The low-pass below cancels x against the copies it reads back from the ring
+    // m and 2m samples later, so it must use exactly what the ring kept (a
+    // fraction or an out-of-range value would otherwise drift the recursion).
+    raw[n & rm] = sample
+    const x = raw[n & rm]
+    if (n === 0) this.prime(x)
     // 1. low-pass: triangular FIR as a recursive integer filter (gain m*m), taps read from the raw ring
     const lp = 2 * this.lpY1 - this.lpY2 + x - 2 * raw[(n - this.m) & rm] + raw[(n - this.m2) & rm]
     this.lpY2 = this.lpY1

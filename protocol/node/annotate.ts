@@ -3,10 +3,11 @@
  * with the meaning of frame map keys and COSE header labels. For docs and for
  * engineers comparing a board's bytes with a known answer.
  */
-import { K } from '../portable/frame.ts'
+import { K, K2 } from '../portable/frame.ts'
 import { toHex } from '../portable/bytes.ts'
 
-const KEY_NAMES: Record<number, string> = Object.fromEntries(Object.entries(K).map(([n, k]) => [k, n]))
+// Version 2 adds keys 18..23; no key means two things in different versions.
+const KEY_NAMES: Record<number, string> = Object.fromEntries(Object.entries({ ...K, ...K2 }).map(([n, k]) => [k, n]))
 const COSE_LABELS: Record<number, string> = { 1: 'alg', 2: 'crit', 3: 'content type', 4: 'kid' }
 const MAJOR = ['uint', 'nint', 'bytes', 'text', 'array', 'map', 'tag', 'simple/float']
 

@@ -1,17 +1,18 @@
 /**
  * Strict decoding of frames and auth tokens: the well-formedness gate
- * (cbor-strict.ts), then cbor-x, then the COSE profile and the payload schema.
+ * (cbor-strict.ts), then cbor-x, then the COSE profile and the payload schema
+ * of the frame's version (1 here; 2, the sensors' FIFO bytes, in decode-v2.ts).
  * Every rejection is a FrameError whose code says which layer refused it and
  * whose message names the field.
  */
 import { Decoder, Tag } from 'cbor-x'
 import { assertStrictCbor } from './cbor-strict.ts'
 import { FrameError } from './errors.ts'
-import { nodeHash } from './hash-node.ts'
 import { ALG_ES256, ALG_HMAC256, HDR_ALG, HDR_KID, TAG_MAC0, TAG_SIGN1, sigStructure, macStructure } from '../portable/cose.ts'
-import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, samplesAgree, type FramePayload, type Derived } from '../portable/frame.ts'
+import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, FRAME_VERSION_2, samplesAgree, type FramePayload } from '../portable/frame.ts'
+import { checkPayloadMapV2 } from './decode-v2.ts'
+import { headerFields, isBytes, isUint, schema, trailerFields, uintField, validDeviceId } from './payload-fields.ts'
 import { unpack, PACK_LIMIT } from '../portable/pack.ts'
-import { isValidDeviceId } from '../portable/device-id.ts'
 import { AUTH_MARKER, type AuthClaims } from '../portable/auth-token.ts'
 
 // int64AsNumber: 8-byte heads arrive as numbers; assertStrictCbor has already refused any beyond 2^53.
@@ -41,24 +42,7 @@ export interface DecodedAuthToken extends CoseMessage {
   claims: AuthClaims
 }
 
-/**
- * isValidDeviceId hashes the ID for its check character; every frame carries its ID
- * twice (kid, payload deviceId) and a device sends thousands of frames. Validity is a
- * pure function of the string, so IDs that passed are remembered (bounded; failures
- * are never cached and always re-checked).
- */
-const validIds = new Set<string>()
-function validDeviceId(id: string): boolean {
-  if (validIds.has(id)) return true
-  if (!isValidDeviceId(nodeHash, id)) return false
-  if (validIds.size >= 10_000) validIds.clear()
-  validIds.add(id)
-  return true
-}
-
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array
-const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 
 function decodeStrict(bytes: Uint8Array, what: string): unknown {
   assertStrictCbor(bytes)
@@ -107,21 +91,6 @@ export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): 
   const payloadBytes = u8(payload)
   const toBeAuthenticated = kind === 'sign1' ? sigStructure(protectedBytes, payloadBytes, EMPTY) : macStructure(protectedBytes, payloadBytes, EMPTY)
   return { kind, alg, kid, protectedBytes, payloadBytes, tag: u8(tag), toBeAuthenticated }
-}
-
-function schema(msg: string): never {
-  throw new FrameError('schema', msg)
-}
-
-function uintField(m: Map<unknown, unknown>, key: number, name: string, required: boolean, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const v = m.get(key)
-  if (v === undefined) {
-    if (required) schema(`missing ${name} (key ${key})`)
-    return undefined
-  }
-  if (!isUint(v)) schema(`${name} (key ${key}) must be an unsigned integer, got ${typeof v === 'number' ? v : typeof v}`)
-  if (v > max) schema(`${name} (key ${key}) must be at most ${max}, got ${v}`)
-  return v
 }
 
 /**
@@ -199,19 +168,10 @@ function samplesField(m: Map<unknown, unknown>, key: number, name: string, hz: n
   return s
 }
 
-function derivedField(m: Map<unknown, unknown>, key: number, name: string, max: number): Derived | undefined {
-  const v = m.get(key)
-  if (v === undefined) return undefined
-  if (!Array.isArray(v) || v.length !== 2 || !isUint(v[0]) || !isUint(v[1])) schema(`${name} (key ${key}) must be [value×10, quality]`)
-  if (v[0] > max * 10) schema(`${name} (key ${key}) value ${v[0] / 10} exceeds ${max}`)
-  if (v[1] > 100) schema(`${name} (key ${key}) quality must be 0..100, got ${v[1]}`)
-  return { value: v[0] / 10, quality: v[1] }
-}
-
 /** A payload checked exactly like FramePayload but whose samples were only counted. */
-export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir'>
+export type LeanPayload = Omit<FramePayload, 'ecg' | 'red' | 'ir' | 'ecgFast'>
 
-/** Checks a decoded payload map against the frame schema and converts it. */
+/** Checks a decoded payload map against the frame schema of its version and converts it. */
 export function payloadFromMap(m: unknown): FramePayload {
   return checkPayloadMap(m, true)
 }
@@ -220,24 +180,12 @@ function checkPayloadMap(m: unknown, materialize: true): FramePayload
 function checkPayloadMap(m: unknown, materialize: false): LeanPayload
 function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanPayload {
   if (!(m instanceof Map)) schema('payload must be a CBOR map')
+  if (m.get(K.v) === FRAME_VERSION_2) return materialize ? checkPayloadMapV2(m, true) : checkPayloadMapV2(m, false)
   const known = new Set(Object.values(K))
   for (const key of m.keys()) if (typeof key !== 'number' || !known.has(key)) schema(`unknown payload key ${typeof key === 'string' ? JSON.stringify(key) : String(key)}`)
   const v = uintField(m, K.v, 'version', true)!
-  if (v !== FRAME_VERSION) schema(`unsupported frame version ${v}, expected ${FRAME_VERSION}`)
-  const deviceId = m.get(K.deviceId)
-  if (typeof deviceId !== 'string' || !validDeviceId(deviceId)) schema('deviceId (key 1) must be a valid device ID')
-  const fw = m.get(K.fw)
-  if (typeof fw !== 'string' || fw.length === 0 || fw.length > LIMITS.fwMaxLen) schema(`fw (key ${K.fw}) must be a text string of 1..${LIMITS.fwMaxLen} characters`)
-  const p: FramePayload = {
-    v,
-    deviceId,
-    seq: uintField(m, K.seq, 'seq', true)!,
-    boot: uintField(m, K.boot, 'boot', true)!,
-    t0: uintField(m, K.t0, 't0', true)!,
-    flags: uintField(m, K.flags, 'flags', true)!,
-    dropped: uintField(m, K.dropped, 'dropped', true)!,
-    fw,
-  }
+  if (v !== FRAME_VERSION) schema(`unsupported frame version ${v}, expected ${FRAME_VERSION} or ${FRAME_VERSION_2}`)
+  const p = headerFields(m, v)
   if (p.flags & ~FLAGS_KNOWN) schema(`flags ${p.flags} sets unknown bits`)
   const hasEcg = m.has(K.ecg) || m.has(K.ecgHz)
   const hasPpg = m.has(K.red) || m.has(K.ir) || m.has(K.ppgHz)
@@ -272,19 +220,7 @@ function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanP
   if (hasEcg && hasPpg && !samplesAgree(ecgDur, ppgDur)) {
     schema(`ECG covers ${ecgDur.toFixed(2)} s but PPG covers ${ppgDur.toFixed(2)} s`)
   }
-  const hr = derivedField(m, K.hr, 'hr', 400)
-  const pr = derivedField(m, K.pr, 'pr', 400)
-  const spo2 = derivedField(m, K.spo2, 'spo2', 100)
-  if (hr) p.hr = hr
-  if (pr) p.pr = pr
-  if (spo2) p.spo2 = spo2
-  const batteryMv = uintField(m, K.batteryMv, 'batteryMv', false, 10000)
-  if (batteryMv !== undefined) p.batteryMv = batteryMv
-  const t = m.get(K.tempC)
-  if (t !== undefined) {
-    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < -5000 || t > 15000) schema(`tempC (key ${K.tempC}) must be an integer in hundredths of °C, got ${String(t)}`)
-    p.tempC = t
-  }
+  trailerFields(m, p)
   return p
 }
 

@@ -2,6 +2,10 @@
  * The frame payload: one window of a board's samples plus metadata, as a CBOR
  * map with small integer keys (docs/protocol.md). This module encodes it; the
  * strict decoder lives on the Node side (protocol/node/decode.ts).
+ *
+ * Two versions: 1 carries delta-packed samples the board packed in JavaScript
+ * (encodePayload); 2 carries the sensors' FIFO bytes as the board drained them,
+ * so the board runs no JavaScript per sample (encodePayloadV2, issue 24).
  */
 import { CborWriter } from './cbor.ts'
 import { maxPackedSize, packInto } from './pack.ts'
@@ -78,7 +82,7 @@ export interface FramePayload {
   /** Time of the first sample, ms since the Unix epoch (board clock; see FLAG_TIME_UNSYNCED). */
   t0: number
   ecgHz?: number
-  /** 12-bit ADC values. */
+  /** 12-bit ADC values; decoded from version 2: signed 18-bit MAX30003 counts (see ecgUvPerLsb). */
   ecg?: ArrayLike<number>
   ppgHz?: number
   /** MAX30102 18-bit counts. */
@@ -94,6 +98,16 @@ export interface FramePayload {
   fw: string
   /** MAX30102 die temperature, hundredths of a degree Celsius. */
   tempC?: number
+  // What the Node decoder adds for a version-2 frame (never read by encodePayload):
+  /** MAX30003 ECG gain, V/V (20, 40, 80 or 160). */
+  ecgGain?: number
+  /** Microvolts per ECG count: 1e6 / (131072 × ecgGain) (VREF 1000 mV). With it, `ecg` holds signed 18-bit counts. */
+  ecgUvPerLsb?: number
+  /** 1 for each ECG sample the MAX30003 tagged as taken in fast-recovery mode; absent when there were none. */
+  ecgFast?: ArrayLike<number>
+  gaps?: Gap[]
+  rr?: number[]
+  faults?: number
 }
 
 function countKeys(p: FramePayload): number {
@@ -163,5 +177,174 @@ export function encodePayload(w: CborWriter, p: FramePayload): Uint8Array {
   if (p.batteryMv !== undefined) w.uint(K.batteryMv).uint(p.batteryMv)
   w.uint(K.fw).ascii(p.fw)
   if (p.tempC !== undefined) w.uint(K.tempC).int(p.tempC)
+  return w.buf.subarray(start, w.pos)
+}
+
+// ---------------------------------------------------------------------------
+// Version 2: the sensors' FIFO bytes as read (docs/protocol.md, "Version 2").
+
+export const FRAME_VERSION_2 = 2
+
+/**
+ * Map keys only version 2 uses. Version 2 also uses K's v, deviceId, seq, boot,
+ * t0, ecgHz, ppgHz, hr, pr, spo2, flags, dropped, batteryMv, fw and tempC, and
+ * never K.ecg, K.red or K.ir (the version-1 sample lanes).
+ */
+export const K2 = {
+  ecgRaw: 18,
+  ppgRaw: 19,
+  ecgGain: 20,
+  gaps: 21,
+  rr: 22,
+  faults: 23,
+}
+
+/** A lane lost samples (a chip FIFO overflowed): see `gaps`. Version 2 only. */
+export const FLAG_GAP = 32
+/** The board recovered from a fault since the previous frame: see `faults`. Version 2 only. */
+export const FLAG_RECOVERED = 64
+export const FLAGS_KNOWN_V2 = 127
+
+/** Lanes of a gap record. */
+export const LANE_ECG = 0
+export const LANE_PPG = 1
+
+/** MAX30003 ECG FIFO word: 3 bytes, D[23:6] sample, D[5:3] ETAG, D[2:0] PTAG (datasheet, ECG FIFO). */
+export const ECG_WORD_BYTES = 3
+/** MAX30102 FIFO sample in SpO2 mode: LED1 (red) then LED2 (IR), 3 bytes each (datasheet, FIFO data). */
+export const PPG_SAMPLE_BYTES = 6
+/** MAX30003 data rates at FMSTR = 00 (datasheet, CNFG_ECG RATE). */
+export const ECG_HZ_V2 = [128, 256, 512]
+/** MAX30003 CNFG_ECG GAIN settings, V/V. */
+export const ECG_GAINS = [20, 40, 80, 160]
+
+/** Limits version 2 adds to LIMITS. */
+export const LIMITS_V2 = {
+  /** RTOR is 14 bits of tRTOR (about 8 ms): nothing longer can come from the chip. */
+  rrMaxMs: 131071,
+  /** R-to-R intervals in one frame (a 5 s window at 400 /min has 34). */
+  rrMaxCount: 64,
+  /** Gap records in one frame. */
+  gapsMax: 64,
+}
+
+/**
+ * Samples a lane lost, at one place: `at` is the index, among this frame's
+ * samples of that lane, of the first sample after the gap (0..n); `lost` (>= 1)
+ * is an estimate from elapsed time, since an overflowing FIFO cannot count.
+ */
+export interface Gap {
+  lane: number
+  at: number
+  lost: number
+}
+
+/** What encodePayloadV2 writes: FramePayload's metadata plus the raw FIFO bytes. */
+export interface FramePayloadV2 {
+  v: number
+  deviceId: string
+  seq: number
+  boot: number
+  /** ms since the epoch of the first ECG sample (first PPG sample without ECG). */
+  t0: number
+  /** 128, 256 or 512; required with ecgRaw. */
+  ecgHz?: number
+  /** 20, 40, 80 or 160 V/V; required with ecgRaw. */
+  ecgGain?: number
+  /** n × 3 bytes: MAX30003 ECG FIFO words as read, tags included. */
+  ecgRaw?: Uint8Array
+  /** MAX30102 FIFO rate after SMP_AVE; required with ppgRaw. */
+  ppgHz?: number
+  /** n × 6 bytes: MAX30102 FIFO as read in SpO2 mode (red 3 bytes, IR 3 bytes). */
+  ppgRaw?: Uint8Array
+  hr?: Derived
+  pr?: Derived
+  spo2?: Derived
+  /** v1 bits plus FLAG_GAP (iff gaps) and FLAG_RECOVERED (iff faults). */
+  flags: number
+  dropped: number
+  batteryMv?: number
+  fw: string
+  tempC?: number
+  /** Omitted (or empty) when no lane lost samples. */
+  gaps?: Gap[]
+  /** R-to-R intervals (ms) the MAX30003 reported during the window, in order. */
+  rr?: number[]
+  /** Faults recovered from since the previous frame; present iff FLAG_RECOVERED. */
+  faults?: number
+}
+
+/** Checks what the encoder relies on (lengths, required companions, flag agreement); the Node decoder checks everything again. */
+function checkPayloadV2(p: FramePayloadV2): void {
+  if (p.v !== FRAME_VERSION_2) throw new Error('encodePayloadV2: expected v ' + FRAME_VERSION_2 + ', got ' + p.v)
+  if (!p.ecgRaw && !p.ppgRaw) throw new Error('frame needs ecgRaw or ppgRaw')
+  if (p.ecgRaw) {
+    if (p.ecgRaw.length === 0 || p.ecgRaw.length % ECG_WORD_BYTES !== 0) throw new Error('ecgRaw: expected a non-zero multiple of 3 bytes, got ' + p.ecgRaw.length)
+    if (!p.ecgHz || !p.ecgGain) throw new Error('ecgHz and ecgGain are required with ecgRaw')
+  }
+  if (p.ppgRaw) {
+    if (p.ppgRaw.length === 0 || p.ppgRaw.length % PPG_SAMPLE_BYTES !== 0) throw new Error('ppgRaw: expected a non-zero multiple of 6 bytes, got ' + p.ppgRaw.length)
+    if (!p.ppgHz) throw new Error('ppgHz is required with ppgRaw')
+  }
+  const hasGaps = !!p.gaps && p.gaps.length > 0
+  if (hasGaps !== ((p.flags & FLAG_GAP) !== 0)) throw new Error('flags: FLAG_GAP must be set exactly when gaps are present')
+  if ((p.faults !== undefined) !== ((p.flags & FLAG_RECOVERED) !== 0)) throw new Error('flags: FLAG_RECOVERED must be set exactly when faults is present')
+  if (p.fw.length > LIMITS.fwMaxLen) throw new Error('fw longer than ' + LIMITS.fwMaxLen)
+}
+
+function countKeysV2(p: FramePayloadV2): number {
+  let n = 8 // v, deviceId, seq, boot, t0, flags, dropped, fw
+  if (p.ecgRaw) n += 3 // ecgHz, ecgRaw, ecgGain
+  if (p.ppgRaw) n += 2 // ppgHz, ppgRaw
+  if (p.hr) n++
+  if (p.pr) n++
+  if (p.spo2) n++
+  if (p.batteryMv !== undefined) n++
+  if (p.tempC !== undefined) n++
+  if (p.gaps && p.gaps.length > 0) n++
+  if (p.rr) n++
+  if (p.faults !== undefined) n++
+  return n
+}
+
+/**
+ * Encodes a version-2 payload into `w` (after `w.reset()` by the caller if
+ * reusing) and returns a view of it. Keys ascend; the FIFO bytes are copied
+ * as they are: no loop here runs per sample.
+ */
+export function encodePayloadV2(w: CborWriter, p: FramePayloadV2): Uint8Array {
+  checkPayloadV2(p)
+  const start = w.pos
+  w.mapHeader(countKeysV2(p))
+  w.uint(K.v).uint(p.v)
+  w.uint(K.deviceId).ascii(p.deviceId)
+  w.uint(K.seq).uint(p.seq)
+  w.uint(K.boot).uint(p.boot)
+  w.uint(K.t0).uint(p.t0)
+  if (p.ecgRaw) w.uint(K.ecgHz).uint(p.ecgHz as number)
+  if (p.ppgRaw) w.uint(K.ppgHz).uint(p.ppgHz as number)
+  if (p.hr) derived(w, K.hr, p.hr)
+  if (p.pr) derived(w, K.pr, p.pr)
+  if (p.spo2) derived(w, K.spo2, p.spo2)
+  w.uint(K.flags).uint(p.flags)
+  w.uint(K.dropped).uint(p.dropped)
+  if (p.batteryMv !== undefined) w.uint(K.batteryMv).uint(p.batteryMv)
+  w.uint(K.fw).ascii(p.fw)
+  if (p.tempC !== undefined) w.uint(K.tempC).int(p.tempC)
+  if (p.ecgRaw) w.uint(K2.ecgRaw).bytes(p.ecgRaw)
+  if (p.ppgRaw) w.uint(K2.ppgRaw).bytes(p.ppgRaw)
+  if (p.ecgRaw) w.uint(K2.ecgGain).uint(p.ecgGain as number)
+  if (p.gaps && p.gaps.length > 0) {
+    w.uint(K2.gaps).arrayHeader(p.gaps.length)
+    for (let i = 0; i < p.gaps.length; i++) {
+      const g = p.gaps[i]
+      w.arrayHeader(3).uint(g.lane).uint(g.at).uint(g.lost)
+    }
+  }
+  if (p.rr) {
+    w.uint(K2.rr).arrayHeader(p.rr.length)
+    for (let i = 0; i < p.rr.length; i++) w.uint(p.rr[i])
+  }
+  if (p.faults !== undefined) w.uint(K2.faults).uint(p.faults)
   return w.buf.subarray(start, w.pos)
 }
