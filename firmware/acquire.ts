@@ -419,13 +419,14 @@ export class Acquirer {
 
   /**
    * ECG samples lost in an overflow go into the window as a gap at its current end, as many as
-   * it has room for; a loss longer than the window's room plus a whole window skips whole
-   * windows (counted as dropped frames) and leaves the remainder for the next window.
+   * it has room for; a loss of the window's room plus a whole window or more skips whole
+   * windows (counted as dropped frames) and leaves the remainder (less than a window, so the
+   * next window always gets samples too) for the next window.
    */
   placeCarry(w: RawWindow): void {
     if (this.carry <= 0) return
     const room = this.nom - w.ecgN - w.ecgLost
-    if (this.carry > room + this.nom) {
+    if (this.carry >= room + this.nom) {
       const whole = Math.floor((this.carry - room) / this.nom)
       this.skip += whole
       this.carry -= whole * this.nom

@@ -110,12 +110,12 @@ export class Frame2 extends CborOut {
 
   /**
    * The payload of a window: a view of this builder's buffer, valid until the next build.
-   * `w.ppgOk` false leaves the PPG lane out (it did not cover the window). Every frame has
-   * the ECG lane (the firmware's window clock). Heads of small values (keys, flags, boot,
+   * `w.ppgOk` false, or no PPG sample, leaves the PPG lane out. Every frame has the ECG lane
+   * (the firmware's window clock), with at least one sample (the caller sees to it). Heads of small values (keys, flags, boot,
    * counts) are written inline; h() is called only for values that need it (seq, t0, lengths).
    */
   build(w: RawWindow, m: Frame2Meta): Uint8Array {
-    const hasP = this.c.ppgHz > 0 && w.ppgOk
+    const hasP = this.c.ppgHz > 0 && w.ppgOk && w.ppgN > 0
     const g = w.gaps
     let nGaps = 0
     if (g.length > 0) for (let i = 0; i < g.length; i += 3) if (g[i] === 0 || hasP) nGaps++

@@ -238,6 +238,9 @@ function start(cfg: Config): void {
 
   const pipe: Pipeline<RawWindow> = new Pipeline<RawWindow>({
     build: function (w) {
+      // A window with no ECG sample (all of it lost in a stall) makes no frame: version 2
+      // needs samples in a lane it carries. Counted as dropped, in the next frame.
+      if (w.ecgN === 0) return null
       // What was lost and recovered since the previous frame, everywhere (fields, not calls: this is per frame).
       const a = acq!
       const dropped = carryDropped + ring.dropped + pipe.dropped + a.dropped

@@ -15,8 +15,8 @@
 import type { Signer } from './signer.ts'
 
 export interface PipelineParts<W> {
-  /** The payload of a window (a view valid until the next build); throws to drop the window. */
-  build: (w: W) => Uint8Array
+  /** The payload of a window (a view valid until the next build); null or a throw drops the window. */
+  build: (w: W) => Uint8Array | null
   /** The window's buffers are free again. */
   release: (w: W, token: number) => void
   /** Whether the window is still the consumer's (false: the acquisition took it back). */
@@ -118,6 +118,7 @@ export class Pipeline<W> {
     this.job = j
     try {
       j.payload = this.p.build(w)
+      if (!j.payload) this.dropped++ // nothing a frame could carry (a window all gap)
     } catch (e) {
       this.p.log('frame: ' + e)
       this.stats.buildErrors++

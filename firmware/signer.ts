@@ -66,6 +66,9 @@ export function authPayload(deviceId: string, iatMs: number, counter: number): U
   return cbor(function (w) { w.h(4, 4).str(3, 'mh-auth').str(3, deviceId).h(0, iatMs).h(0, counter) })
 }
 
+/** Payload bytes the buffers are made for at first: a 2 s frame at the default rates (about 1,450). */
+const ROOM = 2048
+
 /** Writes the shortest CBOR byte-string head for n bytes at `at`; returns its length. */
 export function bstrHead(buf: Uint8Array, at: number, n: number): number {
   if (n < 24) {
@@ -112,14 +115,15 @@ class Staging {
 
 export function seSigner(h: HashProvider, se: Atecc608, slot: number, kid: string, now: () => number): Signer {
   const k = coseConstants(ALG_ES256, kid)
-  const tbs = new Staging(k.toBeSigned, 1024)
-  const out = new Staging(k.head, 1024 + 66)
+  const tbs = new Staging(k.toBeSigned, ROOM)
+  const out = new Staging(k.head, ROOM + 66)
   const s: Signer = {
     profile: 'se',
     stats: { count: 0, errors: 0, busyMs: 0 },
     sign: function (payload, cb) {
       const t = now()
-      const digest = h.sha256(tbs.buf.subarray(0, tbs.fill(payload, 0)))
+      const n = tbs.fill(payload, 0) // first: fill may move to a larger buffer
+      const digest = h.sha256(tbs.buf.subarray(0, n))
       s.stats.busyMs += now() - t
       se.signDigest(slot, digest, function (err, sig) {
         if (err || !sig || sig.length !== 64) {
@@ -152,14 +156,15 @@ export function bareSigner(h: HashProvider, key: Uint8Array, kid: string, now: (
     outer[i] = kb ^ 0x5c
   }
   pre.set(k.toBeSigned, 64)
-  const inner = new Staging(pre, 1024)
-  const out = new Staging(k.head, 1024 + 34)
+  const inner = new Staging(pre, ROOM)
+  const out = new Staging(k.head, ROOM + 34)
   const s: Signer = {
     profile: 'bare',
     stats: { count: 0, errors: 0, busyMs: 0 },
     sign: function (payload, cb) {
       const t = now()
-      outer.set(h.sha256(inner.buf.subarray(0, inner.fill(payload, 0))), 64)
+      const m = inner.fill(payload, 0) // first: fill may move to a larger buffer
+      outer.set(h.sha256(inner.buf.subarray(0, m)), 64)
       const tag = h.sha256(outer)
       const n = out.fill(payload, 34)
       out.buf.set(k.tailHead, n)
