@@ -272,7 +272,12 @@ function start(cfg: Config): void {
   function restart(): void {
     // Connects waiting for a drain wait for the new acquisition's (or run now, if there is none).
     const waiting = acq ? acq.after : []
-    if (acq) acq.stop()
+    if (acq) {
+      acq.stop()
+      // What the old acquisition counted, and the window it was filling, go into the next frame.
+      carryDropped += acq.dropped + 1
+      faults.pending += acq.faults
+    }
     acq = null
     pipe.reset()
     const rate = max30003Rate(cfg.ecgHz || DEFAULTS.ecgHz)

@@ -86,8 +86,10 @@ export class Pipeline<W> {
     return f
   }
 
-  /** Forgets any job and waiting window (a watchdog restart). */
+  /** Forgets any job and waiting window (a watchdog restart): each is a frame not sent. */
   reset(): void {
+    if (this.job) this.dropped++
+    if (this.pending) this.dropped++
     this.job = null
     this.pending = null
   }
