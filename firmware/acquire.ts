@@ -325,8 +325,10 @@ export class Acquirer {
     if (this.carry > 0) this.placeCarry(w)
     if (w.ecgN + w.ecgLost >= this.nom) w = this.close(t)
     else if (this.anchor && w.ecgN > 0) this.reanchor(t)
-    // Lead-off and R-to-R, when INTB says the MAX30003 has something (or every few drains without the pin).
-    if (this.intb ? !this.intb() : ++this.sinceStatus >= STATUS_EVERY) this.status(w)
+    // Lead-off and R-to-R, when INTB says the MAX30003 has something (or every few drains
+    // without the pin). Not in a drain that closes a window (the longest one): INTB stays low,
+    // the next drain reads it.
+    if (!this.full && (this.intb ? !this.intb() : ++this.sinceStatus >= STATUS_EVERY)) this.status(w)
     if (this.ppg && (this.full || ++this.sincePpg >= this.ppgEvery)) this.drainPpg(t, w)
     if (this.full) {
       this.handOn(this.full)
@@ -356,7 +358,7 @@ export class Acquirer {
         ppg.track(rx!, pn)
         if (ppg.fingerOff) w.flags |= FLAG_FINGER_OFF
       }
-      if (t >= this.tempAt) this.temperature(t)
+      if (t >= this.tempAt && !this.full) this.temperature(t)
     } catch (e) {
       // A sensor gone from the bus costs this burst; the window is checked before it goes.
       st.ppgErrors++
