@@ -377,8 +377,9 @@ function start(cfg: Config): void {
           return
         }
         log('wifi up')
-        // Power saving: the radio sleeps between the access point's beacons (modem sleep).
-        if (saver && wifi.setConfig) wifi.setConfig({ powersave: 'ps-poll' })
+        // The power profile's radio: asleep between the access point's beacons (modem sleep),
+        // or always on; said explicitly, whatever the port's default.
+        if (wifi.setConfig) wifi.setConfig({ powersave: saver ? 'ps-poll' : 'none' })
         startMqtt()
       })
     }
