@@ -55,6 +55,8 @@ TIMING[OP_LOCK] = [32, 80]
 TIMING[OP_GENKEY] = [115, 250]
 TIMING[OP_SIGN] = [115, 250]
 
+/** Wake polls, 2 ms apart, before the part is reported absent: longer than its longest command (a busy part NACKs). */
+const WAKE_POLLS = 65
 /** Polling interval once the execution time has passed, ms. */
 export const POLL_MS = 5
 /**
@@ -155,20 +157,37 @@ export class Atecc608 {
     }
   }
 
-  /** Wake pulse, then poll for the 04 11 33 43 token (tWHI 1.5 ms, allow up to 10 ms). */
+  /**
+   * Wake pulse, then poll for the 04 11 33 43 token (tWHI 1.5 ms). A part that answers
+   * something else is already awake, holding the answer of a session cut short (the
+   * interpreter was reset, or a callback abandoned, mid-command): it is sent to sleep and woken
+   * afresh, once. A part still executing such a command NACKs until it is done (Sign: up to
+   * 115 ms), so the polls go on that long before the part is reported absent.
+   */
   wake(cb: (err: string | null) => void): void {
     const self = this
-    if (this.slowWake) this.slowWake(true)
-    this.tryWrite(0x00, [0]) // NACKed by design: only the low SDA time matters
-    if (this.slowWake) this.slowWake(false)
     let tries = 0
+    let again = true
+    const pulse = function () {
+      if (self.slowWake) self.slowWake(true)
+      self.tryWrite(0x00, [0]) // NACKed by design: only the low SDA time matters
+      if (self.slowWake) self.slowWake(false)
+      setTimeout(poll, 2)
+    }
     const poll = function () {
       const r = self.tryRead(4)
       if (r && r[0] === 0x04 && r[1] === 0x11 && r[2] === 0x33 && r[3] === 0x43) return cb(null)
-      if (++tries > 5) return cb(r ? 'unexpected wake response' : 'secure element does not answer at 0x' + self.addr.toString(16))
+      if (r && again) {
+        again = false
+        tries = 0
+        self.sleep()
+        setTimeout(pulse, 1)
+        return
+      }
+      if (++tries > WAKE_POLLS) return cb(r ? 'unexpected wake response' : 'secure element does not answer at 0x' + self.addr.toString(16))
       setTimeout(poll, 2)
     }
-    setTimeout(poll, 2)
+    pulse()
   }
 
   sleep(): void {
