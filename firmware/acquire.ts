@@ -103,8 +103,6 @@ export interface AcqStats {
   /** Drain timer lateness, ms. */
   maxLateMs: number
   sumLateMs: number
-  /** Time inside drains, ms of board time. */
-  busyMs: number
 }
 
 function makeWindow(ecgN: number, ppgCap: number): RawWindow {
@@ -225,7 +223,7 @@ export class Acquirer {
     this.faults = 0
     this.stats = {
       drains: 0, ecg: 0, ppg: 0, ecgLost: 0, ppgLost: 0, gaps: 0, windows: 0, skipped: 0, reclaimed: 0,
-      ppgPartial: 0, ppgErrors: 0, ecgErrors: 0, rr: 0, leadOff: 0, maxLateMs: 0, sumLateMs: 0, busyMs: 0,
+      ppgPartial: 0, ppgErrors: 0, ecgErrors: 0, rr: 0, leadOff: 0, maxLateMs: 0, sumLateMs: 0,
     }
   }
 
