@@ -160,7 +160,7 @@ function start(cfg: Config): void {
     backoffMinMs: DEFAULTS.backoffMinMs,
     backoffMaxMs: DEFAULTS.backoffMaxMs,
     maxPacket: DEFAULTS.maxPacketBytes,
-    connectTimeoutMs: DEFAULTS.timeSyncTimeoutMs + 15000,
+    connectTimeoutMs: DEFAULTS.timeSyncTimeoutMs + 25000,
     // Optional TLS (Espruino's tls module; mbedtls needs ~40 KB of heap on the ESP32, see docs).
     // mqtt.ts catches a connect that throws (refused, DNS).
     // The dial runs in the credentials' callback, itself right after a drain (below).

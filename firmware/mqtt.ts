@@ -163,6 +163,8 @@ export class MqttClient {
       }
       self.sock = sock
       sock.on('data', function (d: string) {
+        // A socket given up by check() may still deliver (a late CONNACK): it is not ours any more.
+        if (sock !== self.sock) return
         self.lastRx = Date.now()
         try {
           self.reader.push(d, function (p) { self.handle(p) })

@@ -128,3 +128,18 @@ t.test('MQTT: a retry timer whose callback never ran is replaced', async (t) => 
   t.equal(dials, 2, 'the check opened a new attempt itself')
   c.stop()
 })
+
+t.test('MQTT: a CONNACK that comes after the deadline, on the given-up socket, is ignored', async (t) => {
+  const clock = fakeNow(9_000_000)
+  t.teardown(() => clock.restore())
+  const log: string[] = []
+  const data: ((d: string) => void)[] = []
+  const dial = (): Socket => ({ write: () => true, end: () => {}, on: (ev: string, cb: (a?: any) => void) => { if (ev === 'data') data.push(cb) } })
+  const c = client({ dial, connectTimeoutMs: 20_000 }, log)
+  c.start()
+  clock.set(9_030_000)
+  t.equal(c.check(), true, 'given up')
+  data[0]!('\x20\x02\x00\x00') // CONNACK, accepted, on the old socket
+  t.equal(c.connected, false, 'not taken as connected: publishes would go nowhere')
+  c.stop()
+})
