@@ -312,6 +312,7 @@ function start(cfg: Config): void {
       boardMs, function (w, token) { pipe.onWindow(w, token) })
     acq.after = waiting
     acq.start()
+    pipe.p.jobMaxMs = 750 * windowS
     if (wd) wd.o.windowMs = windowS * 1000
   }
 
