@@ -295,17 +295,13 @@ export class Acquirer {
     const st = this.stats
     st.drains++
     const dm = this.o.drainMs
-    let late = t - this.nextDue
-    if (late > 4 * dm || late < -dm) {
-      // A stall (or the board clock moved): measure from here on.
-      this.nextDue = t
-      late = 0
-    }
-    this.nextDue += dm
+    const late = t - this.nextDue
     if (late > 0) {
       st.sumLateMs += late
       if (late > st.maxLateMs) st.maxLateMs = late
     }
+    // After a stall (or a jump of the board clock) the schedule starts again from here.
+    this.nextDue = (late > 4 * dm || late < -dm ? t : this.nextDue) + dm
     let w = this.bufs[this.cur]
     try {
       const r = this.ecg.drain(w.ecg, 3 * w.ecgN, t)

@@ -63,3 +63,30 @@ t.test('v2 frames carry the chips\' FIFO bytes as read, at the configured rates'
   t.ok((st.sampler as any).rr > 0, 'the MAX30003 reported R-to-R intervals')
   t.ok(frames.some((p) => (p.rr ?? []).length > 0), 'R-to-R intervals reach the frames')
 })
+
+t.test('drains held up for 1.1 s (as a long callback would): a gap in each lane, in a frame the decoder accepts', async (t) => {
+  const { firmwareBundle } = await import('../../hardware-sim/rig.ts')
+  // Before the firmware: an interval wrapper that can skip the drain timer's next firings.
+  const skipper = 'var __skipDrains=0;(function(){var si=setInterval;setInterval=function(f,ms){if(String(f).indexOf(".drain(")>=0){var g=f;f=function(){if(__skipDrains>0){__skipDrains--;return}g()}}return si(f,ms)}})();\n'
+  const rig = await createBoardRig({ seed: 8, se: false, boot: false, bundle: skipper + (await firmwareBundle()) })
+  t.teardown(() => rig.close())
+  rig.configure({ id, profile: 'bare', secret: Buffer.from(secret).toString('hex'), t: Date.now(), gw: { host: '127.0.0.1', mqttPort: 1, httpPort: 1 } })
+  rig.board.boot()
+  rig.board.advance(5_000)
+  t.ok(rig.board.repl('__skipDrains = 6').ok) // 7 x 180 ms between two drains: both FIFOs overflow
+  rig.board.advance(10_000)
+  const frames = ringFrames(rig.board).map((b) => verifyFrame(b, { profile: 'bare', secret }).payload).sort((a, b) => a.seq - b.seq)
+  const withGaps = frames.filter((p) => p.gaps && p.gaps.length > 0)
+  t.equal(withGaps.length, 1, 'one frame carries the gaps')
+  const p = withGaps[0]!
+  t.ok((p.flags & 32) !== 0, 'FLAG_GAP')
+  const ecgGap = p.gaps!.find((g) => g.lane === 0)!
+  const ppgGap = p.gaps!.find((g) => g.lane === 1)
+  t.ok(ecgGap.lost >= 150 && ecgGap.lost <= 170, `ECG: ${ecgGap.lost} samples lost at index ${ecgGap.at} (1.26 s without a drain at 128 sps, the FIFO's 32 included)`)
+  t.equal((p.ecg as Int32Array).length + ecgGap.lost, 256, 'the window still spans 2 s: samples plus lost ones')
+  t.ok(ppgGap && ppgGap.lost >= 20, `PPG: ${ppgGap?.lost} samples lost (its 640 ms FIFO overflowed)`)
+  // The decoder (verifyFrame above) refuses lanes that cover different times, lost samples counted.
+  const st = rig.status()! as any
+  t.ok(st.sampler.ecgLost >= 100, 'counted in mhStatus()')
+  t.equal(st.sampler.maxLateMs >= 1000, true, `the late drain is measured (${st.sampler.maxLateMs} ms)`)
+})
