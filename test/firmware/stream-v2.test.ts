@@ -90,3 +90,21 @@ t.test('drains held up for 1.1 s (as a long callback would): a gap in each lane,
   t.ok(st.sampler.ecgLost >= 100, 'counted in mhStatus()')
   t.equal(st.sampler.maxLateMs >= 1000, true, `the late drain is measured (${st.sampler.maxLateMs} ms)`)
 })
+
+for (const [rate, windowS] of [[256, 2], [512, 1]] as const) {
+  t.test(`ecgHz ${rate} (configurable, over the CPU budget): frames of the configured rate, nothing lost`, async (t) => {
+    const rig = await createBoardRig({ seed: 12, se: false, boot: false })
+    t.teardown(() => rig.close())
+    rig.configure({ id, profile: 'bare', secret: Buffer.from(secret).toString('hex'), ecgHz: rate, windowS, t: Date.now(), gw: { host: '127.0.0.1', mqttPort: 1, httpPort: 1 } })
+    rig.board.boot()
+    rig.board.advance(7_000)
+    const frames = ringFrames(rig.board).map((b) => verifyFrame(b, { profile: 'bare', secret }).payload)
+    t.ok(frames.length >= 2, `${frames.length} frames`)
+    for (const p of frames) {
+      t.equal(p.ecgHz, rate)
+      t.equal((p.ecg as Int32Array).length, rate * windowS)
+      t.notOk(p.gaps, 'no gap')
+    }
+    t.equal(rig.status()!.sampler!.missed, 0)
+  })
+}
