@@ -46,6 +46,12 @@ interface EspruinoI2C {
   readFrom(address: number | { address: number; stop?: boolean }, quantity: number): Uint8Array
 }
 
+interface EspruinoSPI {
+  setup(opts: { sck?: Pin; miso?: Pin; mosi?: Pin; baud?: number; mode?: number }): void
+  send(data: Uint8Array, nss?: Pin): Uint8Array
+  write(...data: (number | number[] | Uint8Array | string | Pin)[]): void
+}
+
 interface EspruinoE {
   toString(...data: (Uint8Array | ArrayBuffer | string | number[])[]): string
   toUint8Array(...data: (string | number[] | Uint8Array)[]): Uint8Array
@@ -53,6 +59,8 @@ interface EspruinoE {
   on(event: 'init' | 'kill', cb: () => void): void
   on(event: 'errorFlag', cb: (flags: string[]) => void): void
   getErrorFlags(): string[]
+  /** Restarts the interpreter as at power-on (Storage is kept). */
+  reboot(): void
 }
 
 interface EspruinoMemory {
@@ -126,6 +134,8 @@ declare const E: EspruinoE
 declare const process: EspruinoProcess
 declare const I2C1: EspruinoI2C
 declare const I2C2: EspruinoI2C
+declare const SPI1: EspruinoSPI
+declare const SPI2: EspruinoSPI
 declare function require(name: 'Storage'): EspruinoStorage
 declare function require(name: 'net'): EspruinoNet
 declare function require(name: 'tls'): EspruinoTls

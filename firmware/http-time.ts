@@ -2,6 +2,11 @@
  * GET /api/time from the gateway over a plain socket (HTTP/1.0, so the server closes
  * the connection and no chunked decoding is needed). Espruino's http module is not
  * needed for one tiny request, and this works the same on every build.
+ *
+ * Espruino's net.connect throws synchronously when the port refuses ("Unable to create
+ * socket") or the name does not resolve ("Unable to locate host") (issue 12): that is caught
+ * and reported through the callback like any other failure, always asynchronously. The fetch
+ * runs before every MQTT attempt, so it is retried with the MQTT client's backoff.
  */
 export interface Dialer {
   connect(opts: { host: string; port: number }, onOpen: () => void): {
@@ -38,21 +43,26 @@ export function fetchTime(net: Dialer, host: string, port: number, boardMs: () =
       cb('' + e, 0, 0, t1)
     }
   }
+  let sock: ReturnType<Dialer['connect']> | null = null
   const timer = setTimeout(function () {
     finish('time: no answer in ' + timeoutMs + ' ms')
-    try { sock.end() } catch (e) { /* already closed */ }
+    try { if (sock) sock.end() } catch (e) { /* already closed */ }
   }, timeoutMs)
-  let sock: ReturnType<Dialer['connect']>
   try {
-    // Espruino's connect throws at once on a refused port or an unknown host (and blocks while TCP tries).
-    sock = net.connect({ host: host, port: port }, function () {
-      sock.write('GET /api/time HTTP/1.0\r\nHost: ' + host + '\r\n\r\n')
+    const s = net.connect({ host: host, port: port }, function () {
+      try {
+        s.write('GET /api/time HTTP/1.0\r\nHost: ' + host + '\r\n\r\n')
+      } catch (e) {
+        finish('time: ' + e)
+      }
     })
+    sock = s
+    s.on('data', function (d: string) { buf += d })
+    s.on('close', function () { finish(null) })
+    s.on('error', function (e: any) { finish('time: ' + (e && e.message ? e.message : e)) })
   } catch (e) {
-    finish('time: ' + ((e as any) && (e as any).message ? (e as any).message : e))
-    return
+    // Refused or no such host: the callback still comes from a callback of its own.
+    const why = 'time: connect failed: ' + e
+    setTimeout(function () { finish(why) }, 0)
   }
-  sock.on('data', function (d: string) { buf += d })
-  sock.on('close', function () { finish(null) })
-  sock.on('error', function (e: any) { finish('time: ' + (e && e.message ? e.message : e)) })
 }

@@ -32,6 +32,12 @@ export interface MqttOptions {
   backoffMaxMs: number
   /** Max bytes of one incoming packet. */
   maxPacket: number
+  /**
+   * An attempt (credentials, dial, CONNECT) without a CONNACK after this long is given up and
+   * retried with the backoff: a gateway that accepts TCP and never answers, or a credentials
+   * callback that never ran (out of memory). Default 20,000 ms. Enforced by check().
+   */
+  connectTimeoutMs?: number
   onConnect?: () => void
   onClose?: (reason: string) => void
   onMessage?: (topic: string, payload: string) => void
@@ -88,8 +94,12 @@ export class MqttClient {
   retryTimer: any
   lastRx: number
   lastTx: number
-  /** Counters for the status report. */
-  stats: { connects: number; publishes: number; acks: number; retransmits: number; drops: number }
+  /** Board time (Date.now) an attempt began, 0 when none is in progress; when the retry is due. */
+  openedAt: number
+  retryAt: number
+  attemptId: number
+  /** Counters for the status report: dialErrors = connects that threw (refused, DNS); stalls = attempts given up by check(). */
+  stats: { connects: number; publishes: number; acks: number; retransmits: number; drops: number; dialErrors: number; stalls: number; writeErrors: number }
 
   constructor(o: MqttOptions) {
     this.o = o
@@ -106,7 +116,10 @@ export class MqttClient {
     this.retryTimer = undefined
     this.lastRx = 0
     this.lastTx = 0
-    this.stats = { connects: 0, publishes: 0, acks: 0, retransmits: 0, drops: 0 }
+    this.openedAt = 0
+    this.retryAt = 0
+    this.attemptId = 0
+    this.stats = { connects: 0, publishes: 0, acks: 0, retransmits: 0, drops: 0, dialErrors: 0, stalls: 0, writeErrors: 0 }
   }
 
   log(m: string): void {
@@ -121,6 +134,7 @@ export class MqttClient {
   open(): void {
     const self = this
     this.retryTimer = undefined
+    this.openedAt = Date.now()
     this.reader = new PacketReader(this.o.maxPacket)
     let sock: Socket
     let closed = false
@@ -129,8 +143,10 @@ export class MqttClient {
       closed = true
       self.closed(sock, reason)
     }
+    const attempt = ++this.attemptId
     this.o.credentials(function (username, password) {
-      if (self.stopped) return
+      // Stopped, or this attempt was given up (check()) and a newer one owns the client.
+      if (self.stopped || attempt !== self.attemptId) return
       try {
         sock = self.o.dial(function () {
           self.send(encodeConnect({
@@ -139,11 +155,16 @@ export class MqttClient {
           }))
         })
       } catch (e) {
+        // Espruino's connect throws at once when the port refuses or DNS fails (issue 12).
+        self.stats.dialErrors++
+        self.openedAt = 0
         self.scheduleRetry('dial failed: ' + e)
         return
       }
       self.sock = sock
       sock.on('data', function (d: string) {
+        // A socket given up by check() may still deliver (a late CONNACK): it is not ours any more.
+        if (sock !== self.sock) return
         self.lastRx = Date.now()
         try {
           self.reader.push(d, function (p) { self.handle(p) })
@@ -160,9 +181,18 @@ export class MqttClient {
   }
 
   send(s: string): void {
-    if (!this.sock) return
+    const sock = this.sock
+    if (!sock) return
     this.lastTx = Date.now()
-    this.sock.write(s)
+    try {
+      sock.write(s)
+    } catch (e) {
+      // The link went away under the write (WiFi dropped mid-publish): close and retry; the
+      // message stays in flight and is resent after the reconnect.
+      this.stats.writeErrors++
+      try { sock.end() } catch (e2) { /* already closed */ }
+      this.closed(sock, 'write failed: ' + e)
+    }
   }
 
   handle(p: Packet): void {
@@ -174,6 +204,7 @@ export class MqttClient {
         return
       }
       this.connected = true
+      this.openedAt = 0
       this.attempt = 0
       this.stats.connects++
       this.startPing()
@@ -264,6 +295,7 @@ export class MqttClient {
   closed(sock: Socket | null, reason: string): void {
     if (sock !== this.sock) return
     this.sock = null
+    this.openedAt = 0
     const was = this.connected
     this.connected = false
     this.stopPing()
@@ -277,7 +309,40 @@ export class MqttClient {
     const d = backoffDelay(this.attempt, this.seed, this.o.backoffMinMs, this.o.backoffMaxMs)
     this.attempt++
     this.log('mqtt: ' + reason + ', retry in ' + d + ' ms')
+    this.retryAt = Date.now() + d
     this.retryTimer = setTimeout(function () { self.open() }, d)
+  }
+
+  /**
+   * Deadlines that no callback of the client's own can enforce (it may be the one that never
+   * ran): an attempt without a CONNACK after connectTimeoutMs is ended and retried; a retry
+   * timer whose callback did not run within 5 s of its time is replaced. Returns whether it
+   * had to (called by the firmware's watchdog).
+   */
+  check(): boolean {
+    if (this.stopped || this.connected) return false
+    const now = Date.now()
+    const limit = this.o.connectTimeoutMs || 20000
+    if (this.openedAt > 0 && now - this.openedAt > limit) {
+      const s = this.sock
+      this.stats.stalls++
+      this.openedAt = 0
+      this.attemptId++ // a late credentials callback of the given-up attempt dials nothing
+      this.sock = null
+      if (s) {
+        try { s.end() } catch (e) { /* already closed */ }
+      }
+      this.scheduleRetry('no CONNACK within ' + limit + ' ms')
+      return true
+    }
+    if (this.retryTimer !== undefined && now - this.retryAt > 5000) {
+      this.stats.stalls++
+      try { clearTimeout(this.retryTimer) } catch (e) { /* already fired */ }
+      this.retryTimer = undefined
+      this.open()
+      return true
+    }
+    return false
   }
 
   /**

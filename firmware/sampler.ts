@@ -16,7 +16,7 @@
 import { maxPackedSize } from '../protocol/portable/pack.ts'
 import { samplesAgree, FLAG_PPG_OVERFLOW as FLAG_PPG_LOST } from '../protocol/portable/frame.ts'
 import type { Ad8232 } from './drivers/ad8232.ts'
-import type { Max30102 } from './drivers/max30102.ts'
+import type { Max30102Decoding as Max30102 } from './drivers/max30102-decode.ts'
 import { RANGE } from './config.ts'
 
 export const FLAG_LEAD_OFF = 1

@@ -267,6 +267,28 @@ export class FlashRing {
     this.sending.fill(0)
   }
 
+  /**
+   * Erases every segment and forgets the index: the records were written under another
+   * identity (re-provisioning) and the gateway would refuse them forever. Returns how many
+   * live records went.
+   */
+  erase(): number {
+    const n = this.count
+    for (let s = 0; s < this.o.segments; s++) {
+      this.st.erase(this.name(s))
+      this.gen[s] = -1
+      this.live[s] = 0
+    }
+    this.ids.fill(0)
+    this.sending.fill(0)
+    this.head = 0
+    this.len = 0
+    this.count = 0
+    this.wSeg = -1
+    this.wOff = 0
+    return n
+  }
+
   takeDropped(): number {
     const d = this.dropped
     this.dropped = 0

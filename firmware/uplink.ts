@@ -7,6 +7,8 @@
  * - offline, or window full: the frame goes to flash;
  * - link lost: unacknowledged live frames move to flash and the backlog is resent from flash
  *   (RAM does not survive a reboot; flash does). A ring entry is removed only on PUBACK.
+ * - held (the power-saving profile): every frame goes to flash and the ring is sent in one
+ *   batch when flush() is called, so the radio wakes once per batch instead of once a frame.
  */
 import type { FlashRing } from './store.ts'
 
@@ -28,7 +30,11 @@ export class Uplink {
   window: number
   inflight: { [pid: string]: Pending }
   n: number
-  stats: { live: number; backlog: number; stored: number; acked: number }
+  stats: { live: number; backlog: number; stored: number; acked: number; flushes: number }
+  /** Frames wait in flash until flush() (power-saving profile). */
+  hold: boolean
+  /** A flush is sending the ring; it ends when the ring has nothing left to send. */
+  flushing: boolean
 
   constructor(mq: Publisher, ring: FlashRing, topic: string, window: number) {
     this.mq = mq
@@ -37,11 +43,13 @@ export class Uplink {
     this.window = window < 2 ? 2 : window
     this.inflight = {}
     this.n = 0
-    this.stats = { live: 0, backlog: 0, stored: 0, acked: 0 }
+    this.stats = { live: 0, backlog: 0, stored: 0, acked: 0, flushes: 0 }
+    this.hold = false
+    this.flushing = false
   }
 
   submit(frame: string): void {
-    if (this.mq.connected && this.n < this.window) {
+    if (!this.hold && this.mq.connected && this.n < this.window) {
       const pid = this.mq.publish(this.topic, frame)
       this.inflight[pid] = { slot: -1, data: frame }
       this.n++
@@ -53,16 +61,28 @@ export class Uplink {
     }
   }
 
-  /** Backlog into free window slots, leaving one for the next live frame. */
+  /** Backlog into free window slots, leaving one for the next live frame (held: only while flushing, all slots). */
   pump(): void {
-    while (this.mq.connected && this.n < this.window - 1) {
+    if (this.hold && !this.flushing) return
+    const keep = this.hold ? 0 : 1
+    while (this.mq.connected && this.n < this.window - keep) {
       const slot = this.ring.next()
-      if (slot < 0) return
+      if (slot < 0) {
+        this.flushing = false
+        return
+      }
       const pid = this.mq.publish(this.topic, this.ring.read(slot))
       this.inflight[pid] = { slot: slot, data: '' }
       this.n++
       this.stats.backlog++
     }
+  }
+
+  /** Held profile: send everything in the ring now (what does not fit the window follows on PUBACKs). */
+  flush(): void {
+    this.stats.flushes++
+    this.flushing = true
+    this.pump()
   }
 
   onAck(pid: number): void {

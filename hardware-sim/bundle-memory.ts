@@ -4,6 +4,7 @@
  * firmware bench prints. The board's JsVar model (board/memory.ts) is calibrated against the
  * real interpreter on this project's bundle (docs/hardware-sim-board.md, "Memory budget").
  */
+import { DEFAULTS } from '../firmware/config.ts'
 import net from 'node:net'
 import { createBoardRig } from './rig.ts'
 import { FirmwareBuildError } from '../firmware/build/bundle.ts'
@@ -68,7 +69,10 @@ export async function estimateMemory(code: string): Promise<MemoryEstimate> {
       await board.collect()
     }
     const s = rig.status()
-    if (!s || !s.up || !(s.stats.frames >= 8)) throw new FirmwareBuildError(`the firmware did not stream on the virtual board: ${rig.lines.slice(-5).join(' | ')}`)
+    // 10 virtual seconds make one frame per window (windowS from the firmware's defaults, 2 s);
+    // the first window is shortened by the sensors' start-up.
+    const windows = Math.floor(10 / DEFAULTS.windowS)
+    if (!s || !s.up || !(s.stats.frames >= windows - 1)) throw new FirmwareBuildError(`the firmware did not stream on the virtual board: ${rig.lines.slice(-5).join(' | ')}`)
     return { loaded, loadedFromRam, steady: board.memory().usage, peak, total: board.memory().total }
   } finally {
     rig.close()

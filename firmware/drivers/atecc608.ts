@@ -10,8 +10,19 @@
  * - word address 0x01 = sleep (TempKey lost), 0x02 = idle (TempKey kept).
  * - the watchdog puts the part to sleep 1.3 s after wake, so every operation starts with a wake.
  *
- * All operations are asynchronous (setTimeout polling) so the sampler's timers keep running
- * while the part computes a signature (tens of ms).
+ * All operations are asynchronous so the sampler's timers keep running while the part
+ * computes a signature: after a command the driver waits the command's execution time in one
+ * setTimeout, then polls every POLL_MS until the give-up time (never a busy loop; polling every
+ * 2 ms from the start cost ~50 callbacks per signature, each a few ms on an ESP32).
+ *
+ * A session whose callbacks never run (the interpreter abandons a callback when it runs out of
+ * memory) would keep the driver busy forever: a session older than SESSION_MAX_MS is
+ * abandoned by the next request (counted in `resets`), and whatever the abandoned one does
+ * later is ignored (session token).
+ *
+ * The wake needs SDA low for tWLO >= 60 us: eight zero bits at 100 kHz (80 us), but only 20 us
+ * at 400 kHz. A bus run at 400 kHz for the pulse oximeter passes `slowWake`, called with true
+ * before the wake write and false after it, to drop the bus to 100 kHz for the pulse.
  */
 import { crc16 } from '../crc16.ts'
 
@@ -28,15 +39,32 @@ export const OP_INFO = 0x30
 export const OP_GENKEY = 0x40
 export const OP_SIGN = 0x41
 
-/** [first poll ms, give up after ms] per opcode: typical and maximum execution times. */
+/**
+ * [first poll ms, give up after ms] per opcode. The first poll comes after the command's
+ * execution time for the ATECC608 at its default clock (the table Microchip's CryptoAuthLib
+ * uses for the 608, which the simulator's device model follows: hardware-sim/devices/
+ * atecc608.ts EXEC_MS): Sign and GenKey 115 ms, Nonce 7, Random 23, Lock 32, Info/Read 1.
+ * The part NACKs while it still executes; the driver then polls every POLL_MS until give-up.
+ */
 const TIMING: { [op: number]: number[] } = {}
-TIMING[OP_INFO] = [1, 5]
-TIMING[OP_READ] = [1, 5]
-TIMING[OP_NONCE] = [1, 10]
-TIMING[OP_RANDOM] = [2, 30]
-TIMING[OP_LOCK] = [5, 40]
-TIMING[OP_GENKEY] = [20, 160]
-TIMING[OP_SIGN] = [20, 160]
+TIMING[OP_INFO] = [1, 10]
+TIMING[OP_READ] = [1, 10]
+TIMING[OP_NONCE] = [7, 30]
+TIMING[OP_RANDOM] = [23, 60]
+TIMING[OP_LOCK] = [32, 80]
+TIMING[OP_GENKEY] = [115, 250]
+TIMING[OP_SIGN] = [115, 250]
+
+/** Wake polls, 2 ms apart, before the part is reported absent: longer than its longest command (a busy part NACKs). */
+const WAKE_POLLS = 65
+/** Polling interval once the execution time has passed, ms. */
+export const POLL_MS = 5
+/**
+ * A session older than this is taken for abandoned (its callbacks never ran). Longer than
+ * any legitimate one (wake, Nonce, Sign: about 130 ms; personalisation about 300 ms), and
+ * about the part's own watchdog (1.3 s), after which it has gone back to sleep anyway.
+ */
+export const SESSION_MAX_MS = 1500
 
 const STATUS_TEXT: { [s: number]: string } = {
   1: 'miscompare', 3: 'parse error', 5: 'ECC fault', 7: 'self-test error', 15: 'execution error',
@@ -88,15 +116,27 @@ export class Atecc608 {
   /** Statistics for the status report. */
   signs: number
   errors: number
+  /** Sessions abandoned after SESSION_MAX_MS (their callbacks never ran). */
+  resets: number
   queue: { steps: (next: Done) => void; cb: Done }[]
+  now: () => number
+  slowWake: ((slow: boolean) => void) | null
+  /** Token of the running session; since: when it started. */
+  sid: number
+  since: number
 
-  constructor(bus: I2CBus, addr: number) {
+  constructor(bus: I2CBus, addr: number, now?: () => number, slowWake?: (slow: boolean) => void) {
     this.bus = bus
     this.addr = addr
     this.busy = false
     this.signs = 0
     this.errors = 0
+    this.resets = 0
     this.queue = []
+    this.now = now || Date.now
+    this.slowWake = slowWake || null
+    this.sid = 0
+    this.since = 0
   }
 
   tryWrite(addr: number, data: number[] | Uint8Array): boolean {
@@ -117,26 +157,41 @@ export class Atecc608 {
     }
   }
 
-  /** Wake pulse, then poll for the 04 11 33 43 token (tWHI 1.5 ms, allow up to 10 ms). */
+  /**
+   * Wake pulse, then poll for the 04 11 33 43 token (tWHI 1.5 ms). A part that answers
+   * something else is already awake, holding the answer of a session cut short (the
+   * interpreter was reset, or a callback abandoned, mid-command): it is sent to sleep and woken
+   * afresh, once. A part still executing such a command NACKs until it is done (Sign: up to
+   * 115 ms), so the polls go on that long before the part is reported absent.
+   */
   wake(cb: (err: string | null) => void): void {
     const self = this
-    this.tryWrite(0x00, [0]) // NACKed by design: only the low SDA time matters
     let tries = 0
+    let again = true
+    const pulse = function () {
+      if (self.slowWake) self.slowWake(true)
+      self.tryWrite(0x00, [0]) // NACKed by design: only the low SDA time matters
+      if (self.slowWake) self.slowWake(false)
+      setTimeout(poll, 2)
+    }
     const poll = function () {
       const r = self.tryRead(4)
       if (r && r[0] === 0x04 && r[1] === 0x11 && r[2] === 0x33 && r[3] === 0x43) return cb(null)
-      if (++tries > 5) return cb(r ? 'unexpected wake response' : 'secure element does not answer at 0x' + self.addr.toString(16))
+      if (r && again) {
+        again = false
+        tries = 0
+        self.sleep()
+        setTimeout(pulse, 1)
+        return
+      }
+      if (++tries > WAKE_POLLS) return cb(r ? 'unexpected wake response' : 'secure element does not answer at 0x' + self.addr.toString(16))
       setTimeout(poll, 2)
     }
-    setTimeout(poll, 2)
+    pulse()
   }
 
   sleep(): void {
     this.tryWrite(this.addr, [0x01])
-  }
-
-  idle(): void {
-    this.tryWrite(this.addr, [0x02])
   }
 
   /** One command on an awake part: send, poll for the response block, check CRC and status. */
@@ -151,12 +206,17 @@ export class Atecc608 {
       if (r === null) {
         // Still executing (NACK): poll again until the datasheet maximum.
         if (waited >= t[1]) return cb('timeout after ' + waited + ' ms', null)
-        waited += 2
-        setTimeout(poll, 2)
+        waited += POLL_MS
+        setTimeout(poll, POLL_MS)
         return
       }
       // A 4-byte status block may come where data was expected (an error).
       const n = r[0] === 4 ? 4 : want
+      // A signature of the right length is taken without its CRC check: a bit flipped on the
+      // bus makes it fail verification at the gateway, where the frame is lost just as it
+      // would be here, and the check is 65 bytes of CRC in JavaScript on every frame (about
+      // 1,500 interpreted units: docs/firmware.md, "Budget"). Every other response is checked.
+      if (opcode === OP_SIGN && n === want && r[0] === want) return cb(null, r.subarray(1, want - 2))
       const res = parseResponse(n === want ? r : r.subarray(0, 4), respData)
       if (typeof res === 'string') return cb(res, null)
       cb(null, res)
@@ -171,13 +231,21 @@ export class Atecc608 {
    */
   session(steps: (next: Done) => void, cb: Done): void {
     const self = this
+    if (this.busy && this.now() - this.since > SESSION_MAX_MS) {
+      // The running session's callbacks never came back: free the driver (see the header).
+      this.resets++
+      this.busy = false
+    }
     if (this.busy) {
       if (this.queue.length >= MAX_QUEUE) return cb('secure element busy', null)
       this.queue.push({ steps: steps, cb: cb })
       return
     }
     this.busy = true
+    const sid = ++this.sid
+    this.since = this.now()
     const finish: Done = function (err, data) {
+      if (sid !== self.sid) return // abandoned and superseded: another session owns the part
       self.sleep()
       self.busy = false
       if (err) self.errors++

@@ -26,9 +26,13 @@
  * Nothing in a drain loops over the samples themselves.
  */
 
-/** The bus the driver needs: one CSB-framed, full-duplex transfer, returning what came back on MISO. */
+/**
+ * The bus the driver needs: one CSB-framed, full-duplex transfer, returning what came back on
+ * MISO. Espruino's SPI object is one: `send(data, nss)` frames the transfer on the chip-select
+ * pin given to the driver (passing SPI2 itself saves a JavaScript call per transfer).
+ */
 export interface SpiBus {
-  send(tx: Uint8Array): Uint8Array
+  send(tx: Uint8Array, cs?: any): Uint8Array
 }
 
 /** Register addresses (datasheet register map). */
@@ -79,6 +83,12 @@ export const ETAG = {
   EMPTY: 6, // read past the end of the FIFO: not a sample, not a time step
   OVERFLOW: 7, // the FIFO overflowed: samples are missing
 }
+
+// The registers, STATUS bits and tags the driver itself uses, as plain numbers (the tables
+// above are for callers and tests; a bundle that does not use them leaves them out).
+const R_CNFG_ECG = 0x15, R_CNFG_EMUX = 0x14, R_CNFG_GEN = 0x10, R_CNFG_RTOR1 = 0x1d, R_ECG_FIFO_BURST = 0x20, R_EN_INT = 0x02, R_FIFO_RST = 0x0a, R_INFO = 0x0f, R_MNGR_INT = 0x04, R_RTOR = 0x25, R_STATUS = 0x01, R_SW_RST = 0x08, R_SYNCH = 0x09
+const S_DCLOFFINT = 0x100000, S_EOVF = 0x400000, S_PLLINT = 0x000100, S_RRINT = 0x000400
+const T_EMPTY = 6, T_FAST = 1, T_OVERFLOW = 7, T_VALID = 0
 
 /**
  * INFO (0x0F), datasheet register map: D[23:20] the fixed pattern 0101, D[19:16] REV_ID; the
@@ -148,6 +158,12 @@ export class Max30003 {
   lastMs: number
   /** The last drain stopped before the FIFO's end: the next reads a full FIFO and checks EOVF. */
   behind: boolean
+  /**
+   * Words the last drain asked for but left for lack of room in the caller's buffer (a window
+   * boundary): the next drain, normally in the same callback, asks for those instead of a full
+   * FIFO, and needs no STATUS read (nothing can have overflowed in between).
+   */
+  cut: number
   /** The PLL was not locked at SYNCH: drains wait for the lock, then SYNCH again. */
   pllWait: boolean
   /** STATUS bits seen by drains, handed to the next status() (STATUS reads clear some of them). */
@@ -163,22 +179,27 @@ export class Max30003 {
   result: DrainResult
   st: Max30003Status
 
-  constructor(bus: SpiBus, boardMs: () => number) {
+  /** Chip select handed to every send (undefined: the bus object frames transfers itself). */
+  cs: any
+
+  constructor(bus: SpiBus, boardMs: () => number, cs?: any) {
     if (!bus || typeof bus.send !== 'function') throw new Error('MAX30003: expected an SPI bus with send(tx), got ' + typeof bus)
     if (typeof boardMs !== 'function') throw new Error('MAX30003: expected a board clock function (ms), got ' + typeof boardMs)
     this.bus = bus
     this.boardMs = boardMs
+    this.cs = cs
     this.sps = 256
     this.rtorMs = 7.8125
     this.revision = -1
     this.lastMs = 0
     this.behind = false
+    this.cut = 0
     this.pllWait = false
     this.latched = 0
     this.overflows = 0
     this.lostSamples = 0
     this.tx = new Uint8Array(1 + 3 * FIFO_WORDS)
-    this.tx[0] = (REG.ECG_FIFO_BURST << 1) | 1
+    this.tx[0] = (R_ECG_FIFO_BURST << 1) | 1
     this.views = []
     this.w4 = new Uint8Array(4)
     this.result = { n: 0, lostSamples: 0, overflow: false }
@@ -191,7 +212,7 @@ export class Max30003 {
     b[1] = (v >> 16) & 255
     b[2] = (v >> 8) & 255
     b[3] = v & 255
-    this.bus.send(b)
+    this.bus.send(b, this.cs)
   }
 
   read(reg: number): number {
@@ -200,7 +221,7 @@ export class Max30003 {
     b[1] = 0
     b[2] = 0
     b[3] = 0
-    const r = this.bus.send(b)
+    const r = this.bus.send(b, this.cs)
     if (!r || r.length < 4) throw new Error('MAX30003: expected 4 bytes back from SPI, got ' + (r ? r.length : r))
     return (r[1] << 16) | (r[2] << 8) | r[3]
   }
@@ -219,11 +240,11 @@ export class Max30003 {
     if (typeof efit !== 'number' || efit !== Math.floor(efit) || efit < 1 || efit > 32) throw new Error('MAX30003: efit: expected an integer 1..32, got ' + efit)
 
     // SW_RST (0x08): executes only with DIN[23:0] = 0; same as a power cycle (datasheet SW_RST).
-    this.write(REG.SW_RST, 0)
+    this.write(R_SW_RST, 0)
     // INFO does not read back valid data as the first command after a power cycle or SW_RST
     // (datasheet INFO note): the first read only satisfies that rule, the second is checked.
-    this.read(REG.INFO)
-    const info = this.read(REG.INFO)
+    this.read(R_INFO)
+    const info = this.read(R_INFO)
     if ((info & INFO_ID_MASK) !== INFO_ID) {
       const dead = info === 0 || info === 0xffffff
       throw new Error('MAX30003: expected INFO ' + hex6(INFO_ID) + ' under mask ' + hex6(INFO_ID_MASK) + ' (pattern 0101 in D[23:20]), got ' + hex6(info) +
@@ -244,7 +265,7 @@ export class Max30003 {
     //   RBIASV[3:2]       = 01  100 MOhm
     //   RBIASP[1]         = 1   ECGP biased to VMID
     //   RBIASN[0]         = 1   ECGN biased to VMID
-    this.write(REG.CNFG_GEN, 0x081217)
+    this.write(R_CNFG_GEN, 0x081217)
 
     // CNFG_ECG (0x15), datasheet CNFG_ECG table (rates by FMSTR: the table CNFG_ECG cites, Table 29):
     //   RATE[23:22]  = 00/01/10  512/256/128 sps at FMSTR = 00
@@ -255,13 +276,13 @@ export class Max30003 {
     //                            most mains pickup, and is the one setting valid at every rate
     // A monitor shows rhythm and rate, not ST morphology: 0.5-40 Hz is the monitoring band
     // (the 0.05-150 Hz diagnostic band would keep baseline wander and muscle noise).
-    this.write(REG.CNFG_ECG, (RATES[rate] << 22) | (GAINS[gain] << 16) | (1 << 14) | (1 << 12))
+    this.write(R_CNFG_ECG, (RATES[rate] << 22) | (GAINS[gain] << 16) | (1 << 14) | (1 << 12))
     this.sps = rate
 
     // CNFG_EMUX (0x14), datasheet CNFG_EMUX table: 0x000000
     //   POL[23] = 0 non-inverted; OPENP[21] = 0, OPENN[20] = 0 inputs connected (reset value 1 =
     //   isolated); CALP_SEL[19:18] = 00, CALN_SEL[17:16] = 00 no calibration source
-    this.write(REG.CNFG_EMUX, 0x000000)
+    this.write(R_CNFG_EMUX, 0x000000)
 
     // CNFG_RTOR1 (0x1D), datasheet CNFG_RTOR1 table: 0x3FA300 (reset values, detection on)
     //   WNDW[23:20] = 0011 12 x 8 ms = 96 ms averaging window (QRS width)
@@ -269,7 +290,7 @@ export class Max30003 {
     //   EN_RTOR[15] = 1    R-to-R detection on (needs EN_ECG)
     //   PAVG[13:12] = 10   peak averaging weight 8
     //   PTSF[11:8]  = 0011 threshold 4/16 of the peak average
-    this.write(REG.CNFG_RTOR1, 0x3fa300)
+    this.write(R_CNFG_RTOR1, 0x3fa300)
 
     // MNGR_INT (0x04), datasheet MNGR_INT table:
     //   EFIT[23:19]     = efit - 1  EINT (INTB low) once efit words are unread; clears when the
@@ -281,22 +302,23 @@ export class Max30003 {
     //   SAMP_IT[1:0]    = 00
     // Other terms: DCLOFFINT and PLLINT are held until a STATUS read after the condition ends;
     // EOVF is held until FIFO_RST or SYNCH (datasheet STATUS table).
-    this.write(REG.MNGR_INT, ((efit - 1) << 19) | 0x000014)
+    this.write(R_MNGR_INT, ((efit - 1) << 19) | 0x000014)
 
     // EN_INT (0x02), datasheet EN_INT table: 0xD00403
     //   EN_EINT[23] = 1, EN_EOVF[22] = 1, EN_DCLOFFINT[20] = 1, EN_RRINT[10] = 1 on INTB
     //   INTB_TYPE[1:0] = 11 open-drain with the internal 125 kOhm pull-up (shareable line)
-    this.write(REG.EN_INT, 0xd00403)
+    this.write(R_EN_INT, 0xd00403)
 
     // The datasheet (SYNCH) asks to wait for PLL lock before SYNCH after a CNFG_GEN change.
     // Waiting here would stall every timer on the board, so SYNCH now and, if STATUS says the
     // PLL is still unlocked, let the drains poll STATUS and SYNCH again once it locks.
-    this.pllWait = (this.read(REG.STATUS) & STATUS.PLLINT) !== 0
+    this.pllWait = (this.read(R_STATUS) & S_PLLINT) !== 0
     // SYNCH (0x09): DIN = 0; restarts the ECG and R-to-R timing, clears the FIFO and the
     // filters: time zero of the record.
-    this.write(REG.SYNCH, 0)
+    this.write(R_SYNCH, 0)
     this.lastMs = this.boardMs()
     this.behind = false
+    this.cut = 0
     this.latched = 0
   }
 
@@ -313,42 +335,70 @@ export class Max30003 {
    * The request size comes from the time since the last drain; the tags of the last words say
    * whether the FIFO was over-read (EMPTY: trimmed), still holds more (no EOF: another burst),
    * or overflowed (the burst is discarded, FIFO_RST, the gap is reported). Never invents samples.
+   * `nowMs`: the board time, if the caller has just read it (saves a call).
+   *
+   * The common case is kept short (a drain is the board's most frequent callback): the last
+   * drain emptied the FIFO, the samples due fit one burst and the caller's buffer, and the
+   * burst ends past the FIFO's end. Everything else continues in drainAll().
    */
-  drain(into: Uint8Array, offset: number): DrainResult {
+  drain(into: Uint8Array, offset: number, nowMs?: number): DrainResult {
+    const now = nowMs === undefined ? this.boardMs() : nowMs
+    const due = ((now - this.lastMs) * this.sps) / 1000
+    this.lastMs = now
+    const n = Math.ceil(due) + SLACK
+    if (this.pllWait || this.behind || n > FIFO_WORDS || 3 * n > into.length - offset) return this.drainAll(into, offset, due, null, 0)
+    const rx = this.bus.send(this.views[n] || this.view(n), this.cs)
+    if (((rx[3 * n] >> 3) & 7) !== T_EMPTY) return this.drainAll(into, offset, due, rx, n)
+    let k = n - 1
+    while (k > 0 && ((rx[3 * k] >> 3) & 7) === T_EMPTY) k--
+    if (k > 1 && ((rx[3 * k - 3] >> 3) & 7) === T_EMPTY) k = this.keep(rx, k, T_VALID)
+    into.set(rx.subarray(1, 1 + 3 * k), offset)
+    const r = this.result
+    r.n = k
+    r.lostSamples = 0
+    r.overflow = false
+    return r
+  }
+
+  /** The general drain: STATUS check when the FIFO may be full, follow-up bursts; `rx0`: a first burst of n0 words already read. */
+  drainAll(into: Uint8Array, offset: number, due: number, rx0: Uint8Array | null, n0: number): DrainResult {
     const r = this.result
     r.n = 0
     r.lostSamples = 0
     r.overflow = false
-    const now = this.boardMs()
-    const due = ((now - this.lastMs) * this.sps) / 1000
-    this.lastMs = now
     if (this.pllWait) return this.waitPll()
-    if (this.behind || due > FIFO_WORDS - SLACK) {
+    const cut = this.cut
+    this.cut = 0
+    if (!rx0 && ((this.behind && !cut) || due > FIFO_WORDS - SLACK - cut)) {
       // The FIFO may have filled. Which word of a burst carries the OVERFLOW tag is not
       // something to scan for; EOVF in STATUS is held until FIFO_RST, so one read settles it.
-      const s = this.read(REG.STATUS)
+      const s = this.read(R_STATUS)
       this.latched |= s
-      if (s & STATUS.EOVF) return this.overflowed(due)
+      if (s & S_EOVF) return this.overflowed(due)
     }
-    let want = this.behind ? FIFO_WORDS : Math.min(FIFO_WORDS, Math.ceil(due) + SLACK)
+    let want = rx0 ? n0 : Math.min(FIFO_WORDS, cut ? cut + Math.ceil(due) : this.behind ? FIFO_WORDS : Math.ceil(due) + SLACK)
     let room = ((into.length - offset) / 3) | 0
     let at = offset
     this.behind = true
     for (let b = 0; b < MAX_BURSTS; b++) {
       const n = want < room ? want : room
       if (n <= 0) break
-      const rx = this.bus.send(this.view(n))
+      const rx = b === 0 && rx0 ? rx0 : this.bus.send(this.views[n] || this.view(n), this.cs)
       if (!rx || rx.length < 1 + 3 * n) throw new Error('MAX30003: expected ' + (1 + 3 * n) + ' bytes from a FIFO burst, got ' + (rx ? rx.length : rx))
       const tag = (rx[3 * n] >> 3) & 7 // ETAG of the last word
-      if (tag === ETAG.OVERFLOW) return this.overflowed(due)
+      if (tag === T_OVERFLOW) return this.overflowed(due)
       const k = this.keep(rx, n, tag)
       into.set(rx.subarray(1, 1 + 3 * k), at)
       at += 3 * k
       room -= k
       r.n += k
-      if (tag !== ETAG.VALID && tag !== ETAG.FAST) {
+      if (tag !== T_VALID && tag !== T_FAST) {
         // An EOF tag, or EMPTY words after the last sample: the FIFO is empty.
         this.behind = false
+        break
+      }
+      if (n < want && room === 0) {
+        this.cut = want - n // stopped by the caller's buffer, not by the FIFO
         break
       }
       want = FOLLOW_UP // the last word was a sample but not the last one: more are waiting
@@ -365,13 +415,13 @@ export class Max30003 {
   keep(rx: Uint8Array, n: number, tag: number): number {
     // Word i's tag byte is rx[3 + 3i]; k counts the words kept, word k - 1 is the last one.
     let k = n
-    if (tag === ETAG.EMPTY) {
+    if (tag === T_EMPTY) {
       k = n - 1
-      while (k > 0 && ((rx[3 * k] >> 3) & 7) === ETAG.EMPTY) k--
+      while (k > 0 && ((rx[3 * k] >> 3) & 7) === T_EMPTY) k--
     }
-    if (k < 2 || ((rx[3 * k - 3] >> 3) & 7) !== ETAG.EMPTY) return k
+    if (k < 2 || ((rx[3 * k - 3] >> 3) & 7) !== T_EMPTY) return k
     let j = k - 2
-    while (j > 0 && ((rx[3 * j] >> 3) & 7) === ETAG.EMPTY) j--
+    while (j > 0 && ((rx[3 * j] >> 3) & 7) === T_EMPTY) j--
     const src = 3 * k - 2
     const dst = 1 + 3 * j
     rx[dst] = rx[src]
@@ -384,10 +434,10 @@ export class Max30003 {
   overflowed(due: number): DrainResult {
     // FIFO_RST (0x0A), DIN = 0: empties the FIFO and clears EOVF without disturbing the ECG
     // timing (datasheet FIFO_RST; recommended over SYNCH for one channel).
-    this.write(REG.FIFO_RST, 0)
+    this.write(R_FIFO_RST, 0)
     const lost = Math.round(due)
     this.behind = false
-    this.latched &= ~STATUS.EOVF
+    this.latched &= ~S_EOVF
     this.overflows++
     this.lostSamples += lost
     const r = this.result
@@ -399,10 +449,10 @@ export class Max30003 {
 
   /** Before the PLL locks there is no record yet: poll STATUS, SYNCH once PLLINT reads clear. */
   waitPll(): DrainResult {
-    const s = this.read(REG.STATUS)
-    this.latched |= s & ~STATUS.PLLINT
-    if ((s & STATUS.PLLINT) === 0) {
-      this.write(REG.SYNCH, 0)
+    const s = this.read(R_STATUS)
+    this.latched |= s & ~S_PLLINT
+    if ((s & S_PLLINT) === 0) {
+      this.write(R_SYNCH, 0)
       this.pllWait = false
       this.behind = false
       this.lastMs = this.boardMs()
@@ -415,16 +465,16 @@ export class Max30003 {
    * and the RTOR register when RRINT says a new R-to-R interval is there (which clears RRINT).
    */
   status(): Max30003Status {
-    const s = this.read(REG.STATUS) | this.latched
+    const s = this.read(R_STATUS) | this.latched
     this.latched = 0
     const o = this.st
     o.status = s
-    o.leadsOff = (s & STATUS.DCLOFFINT) !== 0
+    o.leadsOff = (s & S_DCLOFFINT) !== 0
     o.ldoff = s & 15
-    o.pllUnlocked = (s & STATUS.PLLINT) !== 0
+    o.pllUnlocked = (s & S_PLLINT) !== 0
     o.rrMs = 0
     // RTOR (0x25): the interval in D[23:10], 14 bits, one LSB = tRTOR (datasheet RTOR and CNFG_GEN).
-    if (s & STATUS.RRINT) o.rrMs = ((this.read(REG.RTOR) >> 10) & 0x3fff) * this.rtorMs
+    if (s & S_RRINT) o.rrMs = ((this.read(R_RTOR) >> 10) & 0x3fff) * this.rtorMs
     return o
   }
 }

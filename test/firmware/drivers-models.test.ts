@@ -8,7 +8,7 @@ import { p256 } from '@noble/curves/nist.js'
 import { Atecc608 as SeModel } from '../../hardware-sim/devices/atecc608.ts'
 import { Max30102 as PpgModel } from '../../hardware-sim/devices/max30102.ts'
 import { Atecc608 } from '../../firmware/drivers/atecc608.ts'
-import { Max30102 } from '../../firmware/drivers/max30102.ts'
+import { Max30102Decoding as Max30102 } from '../../firmware/drivers/max30102-decode.ts'
 import type { I2CDevice } from '../../hardware-sim/hardware.ts'
 
 /** Espruino-shaped I2C over device models; a write to address 0 is the wake pulse. */

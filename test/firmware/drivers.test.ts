@@ -1,6 +1,7 @@
 import t from 'tap'
 import { commandBytes, parseResponse, OP_INFO, OP_NONCE, OP_SIGN } from '../../firmware/drivers/atecc608.ts'
-import { Max30102, REG, FULL_SCALE } from '../../firmware/drivers/max30102.ts'
+import { REG, FULL_SCALE } from '../../firmware/drivers/max30102.ts'
+import { Max30102Decoding as Max30102 } from '../../firmware/drivers/max30102-decode.ts'
 import { Ad8232 } from '../../firmware/drivers/ad8232.ts'
 import { crc16 } from '../../firmware/crc16.ts'
 

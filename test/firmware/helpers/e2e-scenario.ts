@@ -70,7 +70,7 @@ export async function runScenario(profile: 'se' | 'bare', seed: number, cleanup:
     return `${what}; at ${(board.now / 1000).toFixed(1)} virtual s: connected ${!!s.connected}, backlog ${s.backlog}, ${s.stats.frames} frames made (sign errors ${s.stats.signErrors}), sampler ${JSON.stringify(s.sampler)}, signer ${JSON.stringify(s.signer)}, uplink ${JSON.stringify(s.uplink)}, ${stored()} stored; board: ${JSON.stringify(rig.lines.slice(-3))}, errors ${JSON.stringify(rig.lines.filter((l) => /Uncaught|frame:|sign:|send:/.test(l)).slice(-3))}; gateway: ${JSON.stringify(gwLog)}`
   }
 
-  await waitFor(() => stored() >= 8, step('8 frames online'), STEP_MS)
+  await waitFor(() => stored() >= 4, step('4 frames online'), STEP_MS)
   // 1. WiFi gone for 60 s.
   const dropAt = board.now
   board.wifiDrop(60_000)
@@ -139,11 +139,11 @@ export function gapsByBoot(frames: ScenarioResult['frames']): Map<number, number
 export function assertScenario(t: Test, r: ScenarioResult): void {
   t.same(r.verifyErrors, [], 'every stored frame verifies with the registered key')
   // Lower bounds: each step ends when the test sees its condition, polling in real time, so the
-  // virtual seconds (one frame each) run past it by a host-dependent margin.
-  t.ok(r.frames.length >= 150, `${r.frames.length} frames stored over ${Math.round(r.virtualMs / 1000)} virtual s`)
+  // virtual seconds (one 2 s frame each) run past it by a host-dependent margin.
+  t.ok(r.frames.length >= 75, `${r.frames.length} frames stored over ${Math.round(r.virtualMs / 1000)} virtual s`)
   const seqs = r.frames.map((f) => f.seq)
   t.equal(new Set(seqs).size, seqs.length, 'each sequence number stored once')
-  t.ok(r.offlineStored >= 55, `frames made during the 60 s drop went to flash (${r.offlineStored})`)
+  t.ok(r.offlineStored >= 27, `frames made during the 60 s drop went to flash (${r.offlineStored})`)
   t.equal(r.boots.length, 3, `frames from 3 boots: the first, after the reboot, after the brown-out (${r.boots.join(', ')})`)
   // Sequence numbers of a later boot are all above those of earlier boots: never reused.
   for (let i = 1; i < r.boots.length; i++) {
@@ -152,8 +152,9 @@ export function assertScenario(t: Test, r: ScenarioResult): void {
     t.ok(curMin > prevMax, `boot ${r.boots[i]} starts at seq ${curMin}, above boot ${r.boots[i - 1]}'s last ${prevMax}`)
   }
   for (const [boot, gaps] of gapsByBoot(r.frames)) t.same(gaps, [], `boot ${boot}: no sequence number missing`)
-  t.ok(r.frames.every((f) => f.ecgN === 250), 'one second of 250 Hz ECG in every frame')
-  t.ok(r.frames.filter((f) => f.ppgN >= 90).length >= r.frames.length - 3, 'PPG in the frames')
+  // Two seconds of 128 sps ECG per frame (DEFAULTS), the window's samples and no gap.
+  t.ok(r.frames.every((f) => f.ecgN === 256), `two seconds of 128 sps ECG in every frame (${[...new Set(r.frames.map((f) => f.ecgN))].join(', ')})`)
+  t.ok(r.frames.filter((f) => f.ppgN >= 95 && f.ppgN <= 105).length >= r.frames.length - 3, 'PPG (50 sps) in the frames')
   t.ok(r.frames.every((f) => f.batteryMv !== undefined && f.batteryMv > 3300 && f.batteryMv < 4300), 'battery voltage reported')
   t.equal(r.status.sampler!.missed, 0, 'no ECG sample missed')
   t.equal(r.status.sampler!.overruns, 0, 'no window overrun')
