@@ -179,10 +179,14 @@ function start(cfg: Config): void {
           // Record a good time at once the first time (the counters otherwise carry it every block).
           if (first) persist.save(persist.cur.seqLimit, persist.cur.ctrLimit)
         }
-        signer.sign(authPayload(cfg.id, clock.now(), persist.nextCounter()), function (e2, token) {
-          if (e2 || !token) log('auth token: ' + e2)
-          const pass = token ? u8ToStr(token) : ''
-          afterDrain(function () { cb(cfg.id, pass) })
+        // The token in a callback of its own: time fetch, token and dial each stay short (a
+        // refused connect makes all three run back to back on every retry).
+        afterDrain(function () {
+          signer.sign(authPayload(cfg.id, clock.now(), persist.nextCounter()), function (e2, token) {
+            if (e2 || !token) log('auth token: ' + e2)
+            const pass = token ? u8ToStr(token) : ''
+            afterDrain(function () { cb(cfg.id, pass) })
+          })
         })
       }) })
     },

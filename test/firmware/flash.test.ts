@@ -41,7 +41,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, seed: number) {
 /** The same firmware under another FW_VERSION (same length): a "new" release to flash over the old. */
 function nextRelease(code: string, dir: string): { code: string; path: string } {
   const body = code.slice(code.indexOf('\n') + 1)
-  const next = stampBundle(body.replace(/mh-fw\/0\.1\.0/g, 'mh-fw/0.1.1'))
+  const next = stampBundle(body.replace(/mh-fw\/0\.2\.0/g, 'mh-fw/0.2.1'))
   const path = join(dir, 'fw-next.js')
   writeFileSync(path, next, 'latin1')
   return { code: next, path }
@@ -125,7 +125,7 @@ t.test('flash over the virtual serial port: written to .bootcde, verified, runs 
   const s = await setup(t, 11)
   const r = await runCli(['flash', '--port', s.serial.url, '--bundle', s.bundle], { timeoutMs: 120_000 })
   t.equal(r.code, 0, r.stderr)
-  t.match(r.stdout, /wrote \d+ bytes \(mh-fw\/0\.1\.0\) to Storage '\.bootcde', verified/)
+  t.match(r.stdout, /wrote \d+ bytes \(mh-fw\/0\.2\.0\) to Storage '\.bootcde', verified/)
   t.match(r.stderr, /uploading \.bootcde: \d+\/\d+ bytes \(100%\)/, 'progress shown')
   const onBoard = s.board.repl('require("Storage").read(".bootcde")').value
   t.equal(onBoard, s.code, 'the board holds exactly the bundle')
@@ -159,12 +159,12 @@ t.test('flash: bytes garbled in transit leave the previous firmware in place, bo
   const r = await runCli(['flash', '--port', port, '--bundle', next.path], { timeoutMs: 120_000 })
   t.equal(r.code, 1, 'the flash fails')
   t.match(r.stderr, /verification failed: '\.bootcde\.new' on the board has SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64}/)
-  t.match(r.stderr, /Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.1\.0\); the board was restarted with it/)
+  t.match(r.stderr, /Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.2\.0\); the board was restarted with it/)
   t.notMatch(r.stderr, /\bat .*\.ts:\d+/, 'no stack trace')
   t.equal(s.board.repl('require("Storage").read(".bootcde")').value, s.code, '.bootcde is still the previous bundle, byte for byte')
   t.notOk(storageList(s).some((n) => /^\.bootcde\./.test(n)), 'the garbled copy is gone')
   await waitFor(() => s.lines.some((l) => /not provisioned/.test(l)), 'the previous firmware restarted', 10_000)
-  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.1.0', 'mhStatus() answers from the previous firmware')
+  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.2.0', 'mhStatus() answers from the previous firmware')
   s.lines.length = 0
   s.board.boot()
   t.ok(s.lines.some((l) => /not provisioned/.test(l)), 'and it is what boots')
@@ -193,7 +193,7 @@ t.test('flash: a brown-out during the upload leaves the previous firmware bootin
   s.lines.length = 0
   const r = await runCli(['flash', '--port', s.serial.url, '--bundle', next.path], { timeoutMs: 60_000 })
   t.equal(r.code, 1)
-  t.match(r.stderr, /'\.bootcde' holds the previous firmware \(mh-fw\/0\.1\.0\)/)
+  t.match(r.stderr, /'\.bootcde' holds the previous firmware \(mh-fw\/0\.2\.0\)/)
   t.ok(s.board.bootCount > boots, 'the board lost power and rebooted')
   t.equal(s.board.repl('require("Storage").read(".bootcde")').value, s.code, '.bootcde untouched')
   await waitFor(() => s.lines.some((l) => /not provisioned/.test(l)), 'the previous firmware running', 10_000)
@@ -226,16 +226,16 @@ t.test('flash: power lost while the board swaps the new bundle in; the next flas
   s.lines.length = 0
   const r = await runCli(['flash', '--port', garbled, '--bundle', next.path], { timeoutMs: 120_000 })
   t.equal(r.code, 1)
-  t.match(r.stderr, /note: '\.bootcde' on the board is a damaged bundle \(mh-fw\/0\.1\.1/)
-  t.match(r.stderr, /note: put the previous firmware \(mh-fw\/0\.1\.0\) back into '\.bootcde' from '\.bootcde\.old'/)
-  t.match(r.stderr, /Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.1\.0\); the board was restarted with it/)
+  t.match(r.stderr, /note: '\.bootcde' on the board is a damaged bundle \(mh-fw\/0\.2\.1/)
+  t.match(r.stderr, /note: put the previous firmware \(mh-fw\/0\.2\.0\) back into '\.bootcde' from '\.bootcde\.old'/)
+  t.match(r.stderr, /Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.2\.0\); the board was restarted with it/)
   t.equal(s.board.repl('require("Storage").read(".bootcde")').value, s.code, 'the previous firmware is back in .bootcde')
   t.notOk(storageList(s).some((n) => /^\.bootcde\./.test(n)), 'no staging files left')
   await waitFor(() => s.lines.some((l) => /not provisioned/.test(l)), 'the previous firmware running', 10_000)
-  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.1.0')
+  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.2.0')
   // And a clean link gets the new release in.
   await flashOk(t, s, s.serial.url, next.path)
-  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.1.1', 'the new release runs')
+  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.2.1', 'the new release runs')
 })
 
 t.test('flash: a copy into .bootcde that reads back wrong on the board is undone (previous put back, or none)', async (t) => {
@@ -263,11 +263,11 @@ t.test('flash: a copy into .bootcde that reads back wrong on the board is undone
   s.lines.length = 0
   const r = await runCli(['flash', '--port', s.serial.url, '--bundle', next.path], { timeoutMs: 120_000 })
   t.equal(r.code, 1)
-  t.match(r.stderr, /went wrong on the board \(it reads back with SHA-256 [0-9a-f]{64}\)\. The previous firmware \(mh-fw\/0\.1\.0\) was put back in '\.bootcde' and verified; the board was restarted with it/)
+  t.match(r.stderr, /went wrong on the board \(it reads back with SHA-256 [0-9a-f]{64}\)\. The previous firmware \(mh-fw\/0\.2\.0\) was put back in '\.bootcde' and verified; the board was restarted with it/)
   t.equal(s.board.repl('require("Storage").read(".bootcde")').value, s.code, 'the previous bundle, byte for byte')
   t.notOk(storageList(s).some((n) => /^\.bootcde\./.test(n)), 'no staging files left')
   await waitFor(() => s.lines.some((l) => /not provisioned/.test(l)), 'the previous firmware running', 10_000)
-  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.1.0')
+  t.equal(JSON.parse(s.board.repl('mhStatus()').value as string).fw, 'mh-fw/0.2.0')
 })
 
 t.test('flash: Ctrl-C during the upload stops cleanly, the previous firmware untouched', async (t) => {
@@ -287,7 +287,7 @@ t.test('flash: Ctrl-C during the upload stops cleanly, the previous firmware unt
   })
   const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)))
   t.equal(code, 130, stderr)
-  t.match(stderr, /interrupted at byte \d+ of \d+\. Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.1\.0\)/)
+  t.match(stderr, /interrupted at byte \d+ of \d+\. Nothing was changed: '\.bootcde' holds the previous firmware \(mh-fw\/0\.2\.0\)/)
   t.equal(s.board.repl('require("Storage").read(".bootcde")').value, s.code)
   t.notOk(storageList(s).includes('.bootcde.new'), 'the partial staging copy is removed')
 })

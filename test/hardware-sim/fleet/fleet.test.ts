@@ -5,6 +5,7 @@
  * The 1,000-board run is bench/fleet.ts (too slow for the suite on 2 cores).
  */
 import t from 'tap'
+import { DEFAULTS } from '../../../firmware/config.ts'
 import { Fleet } from '../../../hardware-sim/fleet/fleet.ts'
 import { startRealGateway } from '../../../testing/real-gateway.ts'
 import { checkBoards, drain } from './helpers.ts'
@@ -26,6 +27,7 @@ t.test('40 boards, 60 simulated seconds, exact accounting', async (t) => {
   t.equal(checks.filter((c) => c.badSignatures > 0).length, 0, 'every stored frame verifies with its board\'s key')
   t.same(checks.filter((c) => c.stored !== c.acked).map((c) => `dev${c.index}: stored ${c.stored}, acked ${c.acked}`), [], 'stored = acknowledged, for every board')
   t.same(checks.filter((c) => c.gaps.length > 0).map((c) => `dev${c.index}: ${c.gaps}`), [], 'no sequence number missing')
-  t.ok(checks.every((c) => c.stored >= 55), `every board streamed the whole minute (fewest: ${Math.min(...checks.map((c) => c.stored))} frames)`)
+  // One frame per window (DEFAULTS.windowS); a few short when the host is slow to connect them.
+  t.ok(checks.every((c) => c.stored >= 60 / DEFAULTS.windowS - 5), `every board streamed the whole minute (fewest: ${Math.min(...checks.map((c) => c.stored))} frames of ${60 / DEFAULTS.windowS})`)
   t.equal(gw.store.frames.length, checks.reduce((n, c) => n + c.stored, 0), 'nothing else stored')
 })
