@@ -22,12 +22,13 @@ import { MqttClient } from './mqtt.ts'
 import { Uplink } from './uplink.ts'
 import { fetchTime } from './http-time.ts'
 import { u8ToStr } from './bytes.ts'
+import { hash, boardMs, log, pin, storageSha256, printPublicKey } from './board-io.ts'
 import { CFG_FILE, DEFAULTS, RANGE, type Config } from './config.ts'
 import { selftestPayload, selftestKey, SELFTEST_ID } from './selftest.ts'
 import { CborWriter } from '../protocol/portable/cbor.ts'
 import { encodePayload } from '../protocol/portable/frame.ts'
 import { sign1ToBeSigned, mac0ToBeMaced } from '../protocol/portable/cose.ts'
-import { hmacSha256, type HashProvider } from '../protocol/portable/hash.ts'
+import { hmacSha256 } from '../protocol/portable/hash.ts'
 import { authPayload } from '../protocol/portable/auth-token.ts'
 import { toHex, fromHex } from '../protocol/portable/bytes.ts'
 
@@ -40,34 +41,6 @@ const PPG_POLL_MS = 100
 const I2C_HZ = 100000
 
 const Storage = require('Storage')
-
-const hash: HashProvider = {
-  sha256: function (d: Uint8Array): Uint8Array {
-    return new Uint8Array(require('crypto').SHA256(d))
-  },
-}
-
-function boardMs(): number {
-  return getTime() * 1000
-}
-
-function log(m: string): void {
-  print('[mh] ' + m)
-}
-
-// Pin objects by name: a literal table, because looking pins up on `global` by name is
-// not something every Espruino build supports.
-const PINS: { [n: string]: Pin } = {
-  D2: D2, D4: D4, D5: D5, D12: D12, D13: D13, D14: D14, D15: D15, D16: D16, D17: D17, D18: D18, D19: D19,
-  D21: D21, D22: D22, D23: D23, D25: D25, D26: D26, D27: D27, D32: D32, D33: D33, D34: D34, D35: D35,
-  D36: D36, D39: D39,
-}
-
-function pin(name: string | undefined, dflt: string): Pin {
-  const p = PINS[name || dflt]
-  if (!p) throw new Error('unknown pin ' + name)
-  return p
-}
 
 let se: Atecc608 | null = null
 
@@ -292,17 +265,7 @@ function mhStatus(): string {
 /** REPL: personalises the SE if blank and prints its public key (65 bytes, hex) for provisioning. */
 function mhPubKey(): void {
   if (!se) setupI2C(undefined)
-  se!.personalize(DEFAULTS.slot, function (err, pub) {
-    if (err || !pub) return print('PUBKEY-ERROR ' + err)
-    print('PUBKEY 04' + toHex(pub))
-  })
-}
-
-/** REPL: SHA-256 of a Storage file, for `mhealth flash` to verify an upload. */
-function mhHash(name: string): string {
-  const s = Storage.read(name)
-  if (s === undefined) return 'missing'
-  return toHex(new Uint8Array(require('crypto').SHA256(s)))
+  printPublicKey(se!)
 }
 
 /** Prints the fixed test frame's CBOR, Sig_structure SHA-256, bare HMAC, and whether the SE answers. */
@@ -321,7 +284,7 @@ const g = global as any
 g.selfTest = selfTest
 g.mhStatus = mhStatus
 g.mhPubKey = mhPubKey
-g.mhHash = mhHash
+g.mhHash = storageSha256
 
 function boot(): void {
   const cfg = Storage.readJSON(CFG_FILE, true) as Config | undefined

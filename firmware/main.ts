@@ -25,10 +25,10 @@ import { MqttClient } from './mqtt.ts'
 import { Uplink } from './uplink.ts'
 import { fetchTime } from './http-time.ts'
 import { u8ToStr } from './bytes.ts'
+import { hash, boardMs, log, pin, storageSha256, printPublicKey } from './board-io.ts'
 import { CFG_FILE, DEFAULTS, RANGE, type Config } from './config.ts'
 import { selftestWindow, selftestKey, SELFTEST_ID, SELFTEST_FRAME, SELFTEST_META } from './selftest.ts'
 import { FLAG_TIME_UNSYNCED } from '../protocol/portable/frame.ts'
-import type { HashProvider } from '../protocol/portable/hash.ts'
 import { toHex, fromHex } from '../protocol/portable/bytes.ts'
 
 export const FW_VERSION = 'mh-fw/0.2.0'
@@ -39,35 +39,6 @@ export const RING_ID_FILE = 'mh.qid'
 export const WD_FILE = 'mh.wd'
 
 const Storage = require('Storage')
-const crypto = require('crypto')
-
-const hash: HashProvider = {
-  sha256: function (d: Uint8Array): Uint8Array {
-    return new Uint8Array(crypto.SHA256(d))
-  },
-}
-
-function boardMs(): number {
-  return getTime() * 1000
-}
-
-function log(m: string): void {
-  print('[mh] ' + m)
-}
-
-// Pin objects by name: a literal table, because looking pins up on `global` by name is
-// not something every Espruino build supports.
-const PINS: { [n: string]: Pin } = {
-  D2: D2, D4: D4, D5: D5, D12: D12, D13: D13, D14: D14, D15: D15, D16: D16, D17: D17, D18: D18, D19: D19,
-  D21: D21, D22: D22, D23: D23, D25: D25, D26: D26, D27: D27, D32: D32, D33: D33, D34: D34, D35: D35,
-  D36: D36, D39: D39,
-}
-
-function pin(name: string | undefined, dflt: string): Pin {
-  const p = PINS[name || dflt]
-  if (!p) throw new Error('unknown pin ' + name)
-  return p
-}
 
 /** MAX30003 rates at FMSTR = 00: the nearest to what was asked. */
 export function max30003Rate(hz: number): number {
@@ -436,17 +407,7 @@ function mhStatus(): string {
 /** REPL: personalises the SE if blank and prints its public key (65 bytes, hex) for provisioning. */
 function mhPubKey(): void {
   if (!se) setupI2C(undefined)
-  se!.personalize(DEFAULTS.slot, function (err, pub) {
-    if (err || !pub) return print('PUBKEY-ERROR ' + err)
-    print('PUBKEY 04' + toHex(pub))
-  })
-}
-
-/** REPL: SHA-256 of a Storage file, for `mhealth flash` to verify an upload. */
-function mhHash(name: string): string {
-  const s = Storage.read(name)
-  if (s === undefined) return 'missing'
-  return toHex(new Uint8Array(crypto.SHA256(s)))
+  printPublicKey(se!)
 }
 
 /**
@@ -472,7 +433,7 @@ const g = global as any
 g.selfTest = selfTest
 g.mhStatus = mhStatus
 g.mhPubKey = mhPubKey
-g.mhHash = mhHash
+g.mhHash = storageSha256
 
 function boot(): void {
   const cfg = Storage.readJSON(CFG_FILE, true) as Config | undefined
