@@ -40,20 +40,7 @@ function macFrame(secret: Uint8Array, deviceId: string, payloadBody: Uint8Array)
 
 export function exampleText(): string {
   const e = exampleFrame()
-  const f = decodeFrame(e.frame)
-  return [
-    `device ID   ${e.deviceId}  (from bytes 00112233445566778899)`,
-    `HMAC secret ${toHex(e.secret)}`,
-    `frame       ${e.frame.length} bytes`,
-    toHex(e.frame),
-    '',
-    annotateFrame(e.frame, f.protectedBytes, f.payloadBytes),
-    '',
-    `# MAC_structure (what HMAC-SHA256 runs over), ${e.tbm.length} bytes`,
-    toHex(e.tbm),
-    `# tag = HMAC-SHA256(secret, MAC_structure)`,
-    toHex(e.tag),
-  ].join('\n')
+  return exampleLines(e, []).join('\n')
 }
 
 const ETAG = ['valid', 'fast recovery', 'valid, last in FIFO', 'fast recovery, last in FIFO', '-', '-', 'FIFO empty', 'FIFO overflow']
@@ -97,6 +84,18 @@ export function exampleTextV2(): string {
   for (let o = 0; o < ppg.length; o += 6) {
     words.push(`${toHex(ppg.subarray(o, o + 3))} ${toHex(ppg.subarray(o + 3, o + 6))}  red D[17:0] ${ppgCounts(ppg, o)}, IR D[17:0] ${ppgCounts(ppg, o + 3)}`)
   }
+  return exampleLines(e, [
+    `# ecgRaw (key 18): MAX30003 FIFO words; gain ${f.payload.ecgGain} V/V, ${uv} µV per count`,
+    ...words.slice(0, ecg.length / 3),
+    `# ppgRaw (key 19): MAX30102 FIFO samples, red then IR`,
+    ...words.slice(ecg.length / 3),
+    '',
+  ]).join('\n')
+}
+
+/** The worked example's text: the frame, its annotation, what `middle` adds, then its MAC. */
+function exampleLines(e: { deviceId: string; secret: Uint8Array; frame: Uint8Array; tbm: Uint8Array; tag: Uint8Array }, middle: string[]): string[] {
+  const f = decodeFrame(e.frame)
   return [
     `device ID   ${e.deviceId}  (from bytes 00112233445566778899)`,
     `HMAC secret ${toHex(e.secret)}`,
@@ -105,16 +104,12 @@ export function exampleTextV2(): string {
     '',
     annotateFrame(e.frame, f.protectedBytes, f.payloadBytes),
     '',
-    `# ecgRaw (key 18): MAX30003 FIFO words; gain ${f.payload.ecgGain} V/V, ${uv} µV per count`,
-    ...words.slice(0, ecg.length / 3),
-    `# ppgRaw (key 19): MAX30102 FIFO samples, red then IR`,
-    ...words.slice(ecg.length / 3),
-    '',
+    ...middle,
     `# MAC_structure (what HMAC-SHA256 runs over), ${e.tbm.length} bytes`,
     toHex(e.tbm),
     `# tag = HMAC-SHA256(secret, MAC_structure)`,
     toHex(e.tag),
-  ].join('\n')
+  ]
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) console.log(process.argv[2] === 'v2' ? exampleTextV2() : exampleText())
