@@ -17,12 +17,12 @@
  *                                   no token: the patient's signature is the authority, and the
  *                                   patient must be one the registry knows (no ledger spam)
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import { HttpError, errorMessage, type ErrorMapper } from '../http/errors.ts'
 import { readBody, readJson, parseJsonObject } from '../http/body.ts'
 import { sendJson, sendText } from '../http/respond.ts'
 import { Router, notFound } from '../http/router.ts'
-import { requestListener, type Mount, type RequestContext } from '../http/server.ts'
+import { createHttpServer, requestListener, type Mount, type RequestContext } from '../http/server.ts'
 import { bearerToken, requireSession, tokenMatcher, unauthorized, type SessionLookup } from '../http/auth.ts'
 import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
@@ -174,7 +174,7 @@ export function createHttpApi(d: HttpApiDeps): Server {
     }
   }
 
-  return createServer(
+  return createHttpServer(
     requestListener(route, {
       mounts: d.mounts,
       mapError: registryStatus,

@@ -3,7 +3,7 @@
  * (`RequestContext`), handlers mounted in front of the main one (`Mount`), and
  * every error that escapes turned into a JSON answer by `sendError`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { sendError, type ErrorOptions } from './errors.ts'
 
 export interface RequestContext {
@@ -37,4 +37,21 @@ export function requestListener(handler: (c: RequestContext) => unknown, o: List
   return (req, res) => {
     run(req, res).catch((err) => sendError(res, err, o))
   }
+}
+
+/**
+ * How long an idle keep-alive connection stays open. Node's default (5 s) races clients that
+ * reuse a pooled socket near that mark: undici keeps one for the server's hint less 1 s, so a
+ * client whose event loop stalls for a second (a CLI provisioning 1,000 simulated boards) sends
+ * on a socket the server has just closed and gets "other side closed" for a request that never
+ * arrived. A minute makes that race need a minute-long stall; close() still drops idle sockets.
+ */
+export const KEEP_ALIVE_MS = 65_000
+
+/** A node:http server for `listener` with the keep-alive above (headers must outlast it). */
+export function createHttpServer(listener: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const server = createServer(listener)
+  server.keepAliveTimeout = KEEP_ALIVE_MS
+  server.headersTimeout = KEEP_ALIVE_MS + 1_000
+  return server
 }

@@ -12,13 +12,13 @@
  * Peers identify themselves with the X-Peer header (their base URL), so a node learns
  * who is out there from whoever talks to it.
  */
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { HttpError, errorMessage } from '../http/errors.ts'
 import { readJson } from '../http/body.ts'
 import { sendJson } from '../http/respond.ts'
 import { Router } from '../http/router.ts'
-import { requestListener, type RequestContext } from '../http/server.ts'
+import { createHttpServer, requestListener, type RequestContext } from '../http/server.ts'
 import { fromHex, toHex } from '../protocol/portable/bytes.ts'
 import { Ledger, LedgerError, type BlockTransfer } from './ledger.ts'
 
@@ -199,7 +199,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     return m.handler({ ...c, peer }, m.params)
   }
 
-  const server: Server = createServer(requestListener(handle, { onInternal: (e) => log(`ledger sync: request failed: ${errorMessage(e)}`) }))
+  const server: Server = createHttpServer(requestListener(handle, { onInternal: (e) => log(`ledger sync: request failed: ${errorMessage(e)}`) }))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve())

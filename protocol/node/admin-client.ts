@@ -116,10 +116,9 @@ export class AdminClient {
     return (await this.call<{ users: UserView[] }>('GET', '/api/users')).users
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response
+  private async send(method: string, path: string, body?: unknown): Promise<Response> {
     try {
-      res = await fetch(new URL(path, this.base), {
+      return await fetch(new URL(path, this.base), {
         method,
         headers: { authorization: `Bearer ${this.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
         body: body ? JSON.stringify(body) : undefined,
@@ -128,6 +127,18 @@ export class AdminClient {
       // fetch() says only "fetch failed"; the reason is in its cause.
       const e = err as Error & { cause?: Error }
       throw new GatewayUnreachableError(this.base.origin, e.cause?.message ?? e.message)
+    }
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response
+    try {
+      res = await this.send(method, path, body)
+    } catch (err) {
+      // A pooled socket the gateway closed as it was reused fails before any answer. A GET is
+      // safe to send again; a POST may have been acted on, so its caller sees the error.
+      if (method !== 'GET' || !(err instanceof GatewayUnreachableError)) throw err
+      res = await this.send(method, path, body)
     }
     const text = await res.text()
     let j: unknown
