@@ -65,6 +65,8 @@ export const DEFAULTS = {
   /** Wait for the gateway's GET /api/time answer, ms; wait before retrying a WiFi join, ms. */
   timeSyncTimeoutMs: 5000,
   wifiRetryMs: 5000,
+  /** The watchdog's tick: also how long a stopped drain timer goes unnoticed at most. */
+  watchdogMs: 1000,
   /** Battery divider ratio Vcell/Vpin (0 in mh.cfg = no battery sense). */
   batDivider: 2,
   /**

@@ -64,7 +64,7 @@ const stats = { frames: 0, frameMs: 0, signErrors: 0, sendMs: 0, nacks: 0, bytes
  * Faults the board recovered from (issue 12), for mhStatus(); `pending` is what the next
  * frame reports (key 23, FLAG_RECOVERED) on top of the acquisition's and pipeline's own.
  */
-const faults = { pending: 0, restarts: 0, idleRestarts: 0, reboots: 0, seResets: 0, memory: 0, connectStalls: 0, lastReboot: '' }
+const faults = { pending: 0, restarts: 0, idleRestarts: 0, timerRestarts: 0, reboots: 0, seResets: 0, memory: 0, connectStalls: 0, lastReboot: '' }
 
 let app: {
   acq: () => Acquirer | null
@@ -306,16 +306,22 @@ function start(cfg: Config): void {
   let wd: Watchdog | null = null
   restart()
   wd = new Watchdog({
-    periodMs: 2 * (cfg.windowS || DEFAULTS.windowS) * 1000,
+    periodMs: DEFAULTS.watchdogMs,
     windowMs: (cfg.windowS || DEFAULTS.windowS) * 1000,
     stallWindows: 3,
     maxRestarts: 3,
     now: boardMs,
     made: function () { return pipe.stats.made },
     produced: function () { return acq ? acq.produced() : 0 },
+    // No acquisition because a sensor is missing: the idle restarts retry it, every few windows.
+    // One cut short before its timer started: overdue since time 0.
+    drainDue: function () { return acq ? acq.nextDue : missing ? -1 : 0 },
+    // Three drain periods overdue: the first watchdog tick after a drain stopped notices it.
+    drainDeadMs: 3 * (cfg.drainMs || DEFAULTS.drainMs[max30003Rate(cfg.ecgHz || DEFAULTS.ecgHz)]),
     restart: function (why) {
       log('watchdog: ' + why + '; restarting')
       if (why.indexOf('no samples') === 0) faults.idleRestarts++
+      else if (why.indexOf('drain timer') === 0) faults.timerRestarts++
       else faults.restarts++
       faults.pending++
       restart()

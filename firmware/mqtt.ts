@@ -91,6 +91,8 @@ export class MqttClient {
   attempt: number
   seed: number
   pingTimer: any
+  /** Board time the keep-alive timer last ran (or was started). */
+  pingAt: number
   retryTimer: any
   lastRx: number
   lastTx: number
@@ -98,7 +100,7 @@ export class MqttClient {
   openedAt: number
   retryAt: number
   attemptId: number
-  /** Counters for the status report: dialErrors = connects that threw (refused, DNS); stalls = attempts given up by check(). */
+  /** Counters for the status report: dialErrors = connects that threw (refused, DNS); stalls = timers and attempts check() had to replace. */
   stats: { connects: number; publishes: number; acks: number; retransmits: number; drops: number; dialErrors: number; stalls: number; writeErrors: number }
 
   constructor(o: MqttOptions) {
@@ -113,6 +115,7 @@ export class MqttClient {
     this.attempt = 0
     this.seed = idSeed(o.clientId)
     this.pingTimer = undefined
+    this.pingAt = 0
     this.retryTimer = undefined
     this.lastRx = 0
     this.lastTx = 0
@@ -275,8 +278,10 @@ export class MqttClient {
     const ka = this.o.keepAliveS * 1000
     // Check at a quarter of the keep-alive: PINGREQ after half of it without traffic
     // (3.1.2.10 only requires one within the interval); give up after 1.5x without a reply.
+    this.pingAt = Date.now()
     this.pingTimer = setInterval(function () {
       const now = Date.now()
+      self.pingAt = now
       if (now - self.lastRx > ka * 1.5) {
         self.log('mqtt: keep-alive timeout')
         if (self.sock) self.sock.end()
@@ -316,12 +321,21 @@ export class MqttClient {
   /**
    * Deadlines that no callback of the client's own can enforce (it may be the one that never
    * ran): an attempt without a CONNACK after connectTimeoutMs is ended and retried; a retry
-   * timer whose callback did not run within 5 s of its time is replaced. Returns whether it
-   * had to (called by the firmware's watchdog).
+   * timer whose callback did not run within 5 s of its time is replaced; a keep-alive timer
+   * that has not run for half the keep-alive is started again. Returns whether it had to
+   * (called by the firmware's watchdog).
    */
   check(): boolean {
-    if (this.stopped || this.connected) return false
+    if (this.stopped) return false
     const now = Date.now()
+    if (this.connected) {
+      // The keep-alive interval is removed by the interpreter if it runs out of memory; without
+      // it a dead connection would never be noticed (publishes would only pile up unacknowledged).
+      if (this.pingTimer === undefined || now - this.pingAt <= this.o.keepAliveS * 500) return false
+      this.stats.stalls++
+      this.startPing()
+      return true
+    }
     const limit = this.o.connectTimeoutMs || 20000
     if (this.openedAt > 0 && now - this.openedAt > limit) {
       const s = this.sock

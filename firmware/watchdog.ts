@@ -7,6 +7,15 @@
  * sensor may have browned out or lost its configuration) but the board is not rebooted for it:
  * a dead sensor is a hardware fault a reboot does not cure, and the board keeps reporting.
  *
+ * The acquisition's drain timer is watched on its own: an interval whose callback runs out of
+ * memory is removed by the interpreter ("Ctrl-C while processing interval - removing it"), and
+ * then nothing drains the sensors. When a drain is overdue by `drainDeadMs`, the
+ * acquisition is restarted at once, without waiting out the stall windows, so a board is
+ * streaming again within a window or two of the memory coming back.
+ *
+ * The watchdog's own timer is a timeout it re-arms first thing in each tick, so a tick that
+ * runs out of memory later on does not stop it.
+ *
  * Each tick also runs the other checks that need a clock (the MQTT connect deadline, the
  * interpreter's error flags), so one timer serves them all.
  */
@@ -22,6 +31,10 @@ export interface WatchdogOptions {
   /** Frames made so far; samples the sensors produced so far. */
   made: () => number
   produced: () => number
+  /** Board time the next drain was due (-1: no drain timer is expected). */
+  drainDue: () => number
+  /** The drain timer counts as stopped once its drain is this much overdue, ms. */
+  drainDeadMs: number
   restart: (why: string) => void
   reboot: (why: string) => void
   /** Run every tick first (connect deadlines, error flags). */
@@ -36,8 +49,10 @@ export class Watchdog {
   /** Board time of the last frame (or restart) and of the last sample. */
   frameAt: number
   sampleAt: number
+  /** Board time of the last tick. */
+  watchAt: number
   restarts: number
-  stats: { restarts: number; idleRestarts: number }
+  stats: { restarts: number; idleRestarts: number; timerRestarts: number }
 
   constructor(o: WatchdogOptions) {
     if (!(o.stallWindows >= 2)) throw new Error('watchdog: stallWindows expected >= 2, got ' + o.stallWindows)
@@ -47,22 +62,31 @@ export class Watchdog {
     this.lastProduced = 0
     this.frameAt = 0
     this.sampleAt = 0
+    this.watchAt = 0
     this.restarts = 0
-    this.stats = { restarts: 0, idleRestarts: 0 }
+    this.stats = { restarts: 0, idleRestarts: 0, timerRestarts: 0 }
   }
 
   start(): void {
-    const self = this
     const t = this.o.now()
     this.lastMade = this.o.made()
     this.lastProduced = this.o.produced()
     this.frameAt = t
     this.sampleAt = t
-    this.timer = setInterval(function () { self.watch() }, this.o.periodMs)
+    this.watchAt = t
+    this.arm()
+  }
+
+  arm(): void {
+    const self = this
+    this.timer = setTimeout(function () {
+      self.arm()
+      self.watch()
+    }, this.o.periodMs)
   }
 
   stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
   }
 
@@ -85,15 +109,26 @@ export class Watchdog {
       this.lastProduced = produced
       this.sampleAt = t
     }
+    // A tick late by L ms means the interpreter was blocked (a TCP connect, a long callback):
+    // the drain was held up just as long, so it is allowed L ms more.
+    const late = t - this.watchAt - o.periodMs
+    this.watchAt = t
+    const due = o.drainDue()
+    if (due >= 0 && t - due > o.drainDeadMs + (late > 0 ? late : 0)) {
+      // The drain timer is gone (or a restart was cut short before starting it). Not a
+      // stall of the frame path, so it does not count towards a reboot.
+      this.stats.timerRestarts++
+      this.restart(t, 'drain timer stopped')
+      return
+    }
     const limit = o.stallWindows * o.windowMs
     if (t - this.frameAt <= limit) return
     if (t - this.sampleAt > limit) {
       // Nothing from the sensors either: set them up again, no reboot.
       const idleS = Math.round((t - this.sampleAt) / 1000)
       this.stats.idleRestarts++
-      this.frameAt = t
       this.sampleAt = t
-      o.restart('no samples for ' + idleS + ' s')
+      this.restart(t, 'no samples for ' + idleS + ' s')
       return
     }
     if (this.restarts >= o.maxRestarts) {
@@ -102,8 +137,12 @@ export class Watchdog {
     }
     this.restarts++
     this.stats.restarts++
-    this.frameAt = t
-    o.restart('no frame for ' + Math.round(limit / 1000) + ' s while the sensors produce')
+    this.restart(t, 'no frame for ' + Math.round(limit / 1000) + ' s while the sensors produce')
   }
 
+  /** Any restart gives the new acquisition its stall windows to make a frame. */
+  restart(t: number, why: string): void {
+    this.frameAt = t
+    this.o.restart(why)
+  }
 }

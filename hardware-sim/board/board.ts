@@ -311,6 +311,11 @@ export class VirtualBoard {
     this.clock.charge(ms)
   }
 
+  /** A string a built-in allocates inside the current callback: out of memory interrupts it. */
+  allocString(len: number, flat: boolean): void {
+    this.mem.allocString(len, flat)
+  }
+
   /** Calls a firmware callback with Espruino's error handling. */
   callback(fn: unknown, args: unknown[] = [], thisArg?: unknown): void {
     this.dispatch.invoke(fn, args, thisArg)
@@ -395,6 +400,8 @@ export class VirtualBoard {
     installEspruino(sb, {
       id: this.id,
       memory: () => this.memory(),
+      allocString: (len, flat) => this.mem.allocString(len, flat),
+      takeErrorFlags: () => this.dispatch.takeErrorFlags(),
       setBootCode: (code) => this.flash.setBootCode(code),
       save: () => this.flash.save(),
       load: () => this.queueIo(() => this.boot()),

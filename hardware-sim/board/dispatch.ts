@@ -143,6 +143,17 @@ export class Dispatcher {
     while (this.pendingIo.length) this.runHost(this.pendingIo.shift()!)
   }
 
+  /**
+   * E.getErrorFlags(): the flags set since the last call, which it resets (jswrap_espruino.c),
+   * so the idle loop reports a flag that is set again as new.
+   */
+  takeErrorFlags(): string[] {
+    const out = ERROR_FLAGS.filter((f) => this.errorFlags.has(f))
+    this.errorFlags.clear()
+    this.reportedFlags.clear()
+    return out
+  }
+
   /** A fresh interpreter: I/O queued for the old one is dropped, its error flags with it. */
   clearIo(): void {
     this.pendingIo.length = 0

@@ -16,6 +16,10 @@ export interface GlobalsHost {
   readonly id: string
   /** For process.memory(). */
   memory(): { usage: number; free: number; total: number }
+  /** A string a built-in allocates (may interrupt the callback: out of memory). */
+  allocString(len: number, flat: boolean): void
+  /** E.getErrorFlags(): the interpreter's error flags, reset by reading them. */
+  takeErrorFlags(): string[]
   /** E.setBootCode(code). */
   setBootCode(code: unknown): void
   /** save(), load() and reset(clearFlash) at the REPL. */
@@ -89,7 +93,13 @@ export function installEspruino(sb: Sandbox, host: GlobalsHost): void {
 /** The `E` object (an emitter: E.on('init') runs after boot code). */
 function espruinoE(sb: Sandbox, host: GlobalsHost): Record<string, unknown> {
   const E = sb.emitter()
-  E.toString = (...a: unknown[]) => bytesToBinaryString(toBytes(a))
+  E.toString = (...a: unknown[]) => {
+    const bytes = toBytes(a)
+    // Espruino makes the result a flat string (one block) when it can.
+    host.allocString(bytes.length, true)
+    return bytesToBinaryString(bytes)
+  }
+  E.getErrorFlags = () => sb.copy(host.takeErrorFlags())
   E.toUint8Array = (...a: unknown[]) => sb.uint8Array(toBytes(a))
   E.toArrayBuffer = (s: unknown) => (E.toUint8Array as (x: unknown) => Uint8Array)(s).buffer
   E.getSizeOf = (v: unknown) => {

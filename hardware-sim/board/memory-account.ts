@@ -8,7 +8,7 @@
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { VarCounter, JSVAR_BYTES, BASE_VARS, typedArrayVars, codeVars, nameVars, type CodeOrigin } from './memory.ts'
+import { VarCounter, JSVAR_BYTES, BASE_VARS, typedArrayVars, codeVars, nameVars, stringVars, flatVars, type CodeOrigin } from './memory.ts'
 import { rewriteForBoard } from './load-rewrite.ts'
 import { interruptForMemory } from './interrupt.ts'
 import { BoardError } from './errors.ts'
@@ -324,9 +324,20 @@ export class MemoryAccount {
 
   /** Allocation hook (typed arrays, ArrayBuffers): interrupts the callback when the buffer cannot fit. */
   alloc(bytes: number): void {
-    if (!(bytes >= 0)) return
+    if (bytes >= 0) this.allocVars(typedArrayVars(bytes))
+  }
+
+  /**
+   * A string a built-in makes (E.toString's result, a socket's send buffer): `flat` when
+   * Espruino allocates it in one block. Charged until the next walk finds whether anything
+   * still holds it; a frame-sized string is what ran out first on the real interpreter.
+   */
+  allocString(len: number, flat: boolean): void {
+    if (len > 0) this.allocVars(flat ? flatVars(len) : stringVars(len))
+  }
+
+  private allocVars(cost: number): void {
     this.memDirty = true
-    const cost = typedArrayVars(bytes)
     const ceiling = this.ceiling()
     if (this.usage + cost <= ceiling) {
       this.usage += cost

@@ -50,6 +50,8 @@ export interface NetHost {
   jsObject(props: Record<string, unknown>): Record<string, unknown>
   /** The interpreter was blocked for `ms` real ms inside the current callback (virtual time moves on). */
   chargeTime(ms: number): void
+  /** Data a socket holds until it is sent (may interrupt the callback: out of memory). */
+  allocString(len: number, flat: boolean): void
   readonly console: { write(line: string): void }
 }
 
@@ -240,6 +242,8 @@ export class BoardNetwork {
       js.write = (data: unknown) => {
         if (!s.node || s.closed) return false
         const bytes = typeof data === 'string' ? Buffer.from(data, 'latin1') : Buffer.from(toByteArray(data))
+        // Espruino appends what is written to the socket's send string until the stack takes it.
+        this.host.allocString(bytes.length, false)
         this.lastIo = performance.now()
         s.node.write(bytes)
         return true

@@ -64,26 +64,31 @@ t.test('v2 frames carry the chips\' FIFO bytes as read, at the configured rates'
   t.ok(frames.some((p) => (p.rr ?? []).length > 0), 'R-to-R intervals reach the frames')
 })
 
-t.test('drains held up for 1.1 s (as a long callback would): a gap in each lane, in a frame the decoder accepts', async (t) => {
-  const { firmwareBundle } = await import('../../hardware-sim/rig.ts')
-  // Before the firmware: an interval wrapper that can skip the drain timer's next firings.
-  const skipper = 'var __skipDrains=0;(function(){var si=setInterval;setInterval=function(f,ms){if(String(f).indexOf(".drain(")>=0){var g=f;f=function(){if(__skipDrains>0){__skipDrains--;return}g()}}return si(f,ms)}})();\n'
-  const rig = await createBoardRig({ seed: 8, se: false, boot: false, bundle: skipper + (await firmwareBundle()) })
+t.test('drains held up for 1.26 s (as a long callback would): a gap in each lane, in a frame the decoder accepts', async (t) => {
+  const rig = await createBoardRig({ seed: 8, se: false, boot: false })
   t.teardown(() => rig.close())
   rig.configure({ id, profile: 'bare', secret: Buffer.from(secret).toString('hex'), t: Date.now(), gw: { host: '127.0.0.1', mqttPort: 1, httpPort: 1 } })
   rig.board.boot()
   rig.board.advance(5_000)
-  t.ok(rig.board.repl('__skipDrains = 6').ok) // 7 x 180 ms between two drains: both FIFOs overflow
+  // The interpreter busy for 7 x 180 ms (every timer waits, the watchdog's too): both FIFOs
+  // overflow. The drain before it ran up to one period earlier, so 1.26-1.44 s go undrained;
+  // the MAX30003's FIFO is reset on overflow, so all of that is lost, and the gap may run on
+  // into the next window.
+  rig.board.chargeTime(7 * 180)
   rig.board.advance(10_000)
   const frames = ringFrames(rig.board).map((b) => verifyFrame(b, { profile: 'bare', secret }).payload).sort((a, b) => a.seq - b.seq)
   const withGaps = frames.filter((p) => p.gaps && p.gaps.length > 0)
-  t.equal(withGaps.length, 1, 'one frame carries the gaps')
+  t.ok(withGaps.length >= 1 && withGaps.length <= 2, `the gap is in one frame or two (${withGaps.length})`)
+  if (withGaps.length === 2) t.equal(withGaps[1]!.seq, withGaps[0]!.seq + 1, 'two frames in a row')
   const p = withGaps[0]!
   t.ok((p.flags & 32) !== 0, 'FLAG_GAP')
-  const ecgGap = p.gaps!.find((g) => g.lane === 0)!
+  const ecgLost = withGaps.reduce((n, f) => n + f.gaps!.filter((g) => g.lane === 0).reduce((m, g) => m + g.lost, 0), 0)
   const ppgGap = p.gaps!.find((g) => g.lane === 1)
-  t.ok(ecgGap.lost >= 150 && ecgGap.lost <= 170, `ECG: ${ecgGap.lost} samples lost at index ${ecgGap.at} (1.26 s without a drain at 128 sps, the FIFO's 32 included)`)
-  t.equal((p.ecg as Int32Array).length + ecgGap.lost, 256, 'the window still spans 2 s: samples plus lost ones')
+  t.ok(ecgLost >= 160 && ecgLost <= 186, `ECG: ${ecgLost} samples lost (1.26-1.44 s without a drain at 128 sps)`)
+  for (const f of withGaps) {
+    const lost = f.gaps!.filter((g) => g.lane === 0).reduce((m, g) => m + g.lost, 0)
+    t.equal((f.ecg as Int32Array).length + lost, 256, `frame ${f.seq} still spans 2 s: samples plus lost ones`)
+  }
   t.ok(ppgGap && ppgGap.lost >= 20, `PPG: ${ppgGap?.lost} samples lost (its 640 ms FIFO overflowed)`)
   // The decoder (verifyFrame above) refuses lanes that cover different times, lost samples counted.
   const st = rig.status()! as any

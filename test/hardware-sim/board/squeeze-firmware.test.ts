@@ -4,21 +4,20 @@
  * saw it (../shared/docs/espruino-facts.md: an out-of-memory inside a callback abandons it,
  * and whatever it was to release or call next never happens).
  *
- * With the firmware of 2026-12-07 the board stays connected but makes no frames afterwards
- * (its window buffers were never released; overruns climb). An interrupted interval is removed,
- * as Espruino removes it; E.on('errorFlag') is how firmware learns it ran out (the flags are
- * ["LOW_MEMORY","MEMORY"]). What the issue wants is asserted
- * below and marked todo until the firmware is fixed (issue 12): remove the todo then. tap does
- * not run a todo test's body; `MH_RUN_TODO=1 npm test -- <this file>` runs it as a plain test.
+ * The simulator charges what the firmware's frame path allocates (E.toString's frame string, the
+ * socket's send buffer) against the squeezed room, so callbacks are interrupted here as they
+ * were on the interpreter: the drain interval is removed, a signer callback never runs. The
+ * firmware recovers by itself: the watchdog restarts a drain timer that stopped, and a job
+ * whose callback never ran is abandoned at the next window (issue 12).
  */
 import t from 'tap'
 import { createBoardRig, provisionRig, type RigStatus } from '../../../hardware-sim/rig.ts'
 import { startRealGateway } from '../../../testing/real-gateway.ts'
+import { DEFAULTS } from '../../../firmware/config.ts'
 
 const SPEED = 20
-const WINDOW_MS = 1000
+const WINDOW_MS = DEFAULTS.windowS * 1000
 const SQUEEZE_MS = 30_000
-const TODO = process.env.MH_RUN_TODO ? false : 'firmware fix: issue 12'
 
 /** Real-time wait for a condition, giving up (false) after `realMs`. */
 async function until(cond: () => boolean, realMs: number): Promise<boolean> {
@@ -30,13 +29,15 @@ async function until(cond: () => boolean, realMs: number): Promise<boolean> {
   return true
 }
 
-t.test('after a memory squeeze the board streams again within 2 windows, nothing acknowledged is lost, and mhStatus() reports it', { todo: TODO }, async (t) => {
+t.test('after a memory squeeze the board streams again within 2 windows, nothing acknowledged is lost, and mhStatus() reports it', async (t) => {
   const gw = await startRealGateway()
   t.teardown(() => gw.close())
   const rig = await createBoardRig({ seed: 12, se: false })
   t.teardown(() => rig.close())
   await provisionRig(rig, { gatewayUrl: gw.httpUrl, adminToken: gw.adminToken, mqttPort: gw.mqttPort, profile: 'bare' })
   const { board } = rig
+  const stamped: string[] = []
+  board.console.on('line', (l: string) => stamped.push(`${(board.now / 1000).toFixed(2)} ${l}`))
   board.boot()
   const running = board.run({ speed: SPEED })
   t.teardown(async () => {
@@ -57,7 +58,10 @@ t.test('after a memory squeeze the board streams again within 2 windows, nothing
     if (status().stats.frames > framesAtEnd) resumedAt = board.now
     return resumedAt >= 0 || board.now > squeezeEnd + 10 * WINDOW_MS
   }, 60_000)
-  t.ok(resumedAt >= 0 && resumedAt <= squeezeEnd + 2 * WINDOW_MS + 500, `frames again ${resumedAt < 0 ? 'never' : `${Math.round(resumedAt - squeezeEnd)} virtual ms after the squeeze`}`)
+  t.ok(resumedAt >= 0 && resumedAt <= squeezeEnd + 2 * WINDOW_MS + 500, `frames again ${resumedAt < 0 ? 'never' : `${Math.round(resumedAt - squeezeEnd)} virtual ms after the squeeze`}`, {
+    console: stamped.slice(-40),
+    status: JSON.stringify(status()),
+  })
   const overrunsAfter = status().sampler?.overruns
 
   // Everything the board counted as acknowledged is in the gateway's store.
@@ -70,5 +74,7 @@ t.test('after a memory squeeze the board streams again within 2 windows, nothing
   t.equal(new Set(seqs).size, seqs.length, 'each sequence number stored once')
   t.ok(gw.store.frames.length >= (s.uplink?.acked ?? Infinity), `acknowledged ${s.uplink?.acked}, stored ${gw.store.frames.length}`)
   t.equal(s.sampler?.overruns, overrunsAfter, 'no window lost to overruns once streaming resumed')
-  t.match(JSON.stringify(s), /MEMORY|interrupt|oom/i, 'mhStatus() reports the out-of-memory')
+  const faults = (s as unknown as { faults: { memory: number; timerRestarts: number } }).faults
+  t.ok(faults.memory >= 1, `mhStatus() counts the out-of-memory (faults.memory ${faults.memory})`)
+  t.comment(`interrupts ${board.memory().interrupts}, faults ${JSON.stringify(faults)}, frames again ${Math.round(resumedAt - squeezeEnd)} ms after the squeeze`)
 })
