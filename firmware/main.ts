@@ -284,7 +284,10 @@ function start(cfg: Config): void {
     frame = new Frame2({ deviceId: cfg.id, fw: FW_VERSION, ecgHz: rate, ppgHz: ppg ? DEFAULTS.ppgHz : 0, ecgGain: gain },
       rate * windowS, ppg ? DEFAULTS.ppgHz * windowS + 33 : 0)
     acq = new Acquirer(ecg, intb, ppg, { ecgHz: rate, ppgHz: DEFAULTS.ppgHz, windowS: windowS, drainMs: cfg.drainMs || DEFAULTS.drainMs[rate] },
-      boardMs, function (w, token) { pipe.onWindow(w, token) })
+      boardMs, function (w, token) {
+        if (wd) wd.ensure()
+        pipe.onWindow(w, token)
+      })
     acq.after = waiting
     acq.start()
     pipe.p.jobMaxMs = 750 * windowS

@@ -38,6 +38,12 @@ export interface MqttOptions {
    * callback that never ran (out of memory). Default 20,000 ms. Enforced by check().
    */
   connectTimeoutMs?: number
+  /**
+   * A publish without its PUBACK after this long ends the connection, so the reconnect sends it
+   * again (4.4): the PUBACK may have been in data a callback lost (out of memory). Default
+   * 1.5 keep-alives. Enforced by check().
+   */
+  ackTimeoutMs?: number
   onConnect?: () => void
   onClose?: (reason: string) => void
   onMessage?: (topic: string, payload: string) => void
@@ -48,6 +54,8 @@ export interface MqttOptions {
 interface Inflight {
   topic: string
   payload: string
+  /** Board time it was last sent. */
+  at: number
 }
 
 /** Small deterministic hash of the device ID (FNV-1a), the seed of the reconnect jitter. */
@@ -219,6 +227,7 @@ export class MqttClient {
       const ids = Object.keys(this.inflight)
       for (let i = 0; i < ids.length; i++) {
         const f = this.inflight[ids[i]]
+        f.at = Date.now()
         this.stats.retransmits++
         this.send(encodePublish(f.topic, f.payload, 1, Number(ids[i]), true))
       }
@@ -257,7 +266,7 @@ export class MqttClient {
   publish(topic: string, payload: string): number {
     if (!this.connected) throw new Error('MQTT: publish while not connected')
     const id = this.takeId()
-    this.inflight[id] = { topic: topic, payload: payload }
+    this.inflight[id] = { topic: topic, payload: payload, at: Date.now() }
     this.inflightCount++
     this.stats.publishes++
     this.send(encodePublish(topic, payload, 1, id, false))
@@ -322,13 +331,24 @@ export class MqttClient {
    * Deadlines that no callback of the client's own can enforce (it may be the one that never
    * ran): an attempt without a CONNACK after connectTimeoutMs is ended and retried; a retry
    * timer whose callback did not run within 5 s of its time is replaced; a keep-alive timer
-   * that has not run for half the keep-alive is started again. Returns whether it had to
+   * that has not run for half the keep-alive is started again; a publish unacknowledged for
+   * ackTimeoutMs ends the connection (the reconnect sends it again). Returns whether it had to
    * (called by the firmware's watchdog).
    */
   check(): boolean {
     if (this.stopped) return false
     const now = Date.now()
     if (this.connected) {
+      const ackLimit = this.o.ackTimeoutMs || this.o.keepAliveS * 1500
+      const ids = Object.keys(this.inflight)
+      for (let i = 0; i < ids.length; i++) {
+        if (now - this.inflight[ids[i]].at <= ackLimit) continue
+        this.stats.stalls++
+        const s = this.sock
+        try { if (s) s.end() } catch (e) { /* already closed */ }
+        this.closed(s, 'no PUBACK within ' + ackLimit + ' ms')
+        return true
+      }
       // The keep-alive interval is removed by the interpreter if it runs out of memory; without
       // it a dead connection would never be noticed (publishes would only pile up unacknowledged).
       if (this.pingTimer === undefined || now - this.pingAt <= this.o.keepAliveS * 500) return false

@@ -14,7 +14,8 @@
  * streaming again within a window or two of the memory coming back.
  *
  * The watchdog's own timer is a timeout it re-arms first thing in each tick, so a tick that
- * runs out of memory later on does not stop it.
+ * runs out of memory later on does not stop it; one that could not even start is re-armed by
+ * ensure(), which the acquisition's window callback calls once a window.
  *
  * Each tick also runs the other checks that need a clock (the MQTT connect deadline, the
  * interpreter's error flags), so one timer serves them all.
@@ -52,7 +53,7 @@ export class Watchdog {
   /** Board time of the last tick. */
   watchAt: number
   restarts: number
-  stats: { restarts: number; idleRestarts: number; timerRestarts: number }
+  stats: { restarts: number; idleRestarts: number; timerRestarts: number; rearms: number }
 
   constructor(o: WatchdogOptions) {
     if (!(o.stallWindows >= 2)) throw new Error('watchdog: stallWindows expected >= 2, got ' + o.stallWindows)
@@ -64,7 +65,7 @@ export class Watchdog {
     this.sampleAt = 0
     this.watchAt = 0
     this.restarts = 0
-    this.stats = { restarts: 0, idleRestarts: 0, timerRestarts: 0 }
+    this.stats = { restarts: 0, idleRestarts: 0, timerRestarts: 0, rearms: 0 }
   }
 
   start(): void {
@@ -83,6 +84,15 @@ export class Watchdog {
       self.arm()
       self.watch()
     }, this.o.periodMs)
+  }
+
+  /** Re-arms the watchdog if its tick is overdue by more than a period (its timeout never ran). */
+  ensure(): void {
+    if (this.timer === undefined || this.o.now() - this.watchAt <= 2 * this.o.periodMs) return
+    this.stats.rearms++
+    clearTimeout(this.timer)
+    this.watchAt = this.o.now()
+    this.arm()
   }
 
   stop(): void {

@@ -286,6 +286,19 @@ export class VirtualBoard {
   }
 
   /** For `forMs` virtual ms only `freeVars` JsVars are free: an allocation that does not fit interrupts its callback (out of memory). */
+  /**
+   * Fault: the next `count` firmware callbacks (-1: every one until cleared with 0) whose
+   * function's source contains `match` (e.g. ".drain(" or ".seal(": method names survive
+   * minification) run out of memory and are abandoned: at their first allocation the
+   * simulator tracks (typed arrays, frame-sized strings), or at `start` (no room to begin).
+   */
+  outOfMemoryIn(match: string, count = 1, at: 'alloc' | 'start' = 'alloc'): void {
+    if (typeof match !== 'string' || match === '') throw new TypeError('outOfMemoryIn: expected a non-empty string to match')
+    if (!Number.isInteger(count) || count < -1) throw new RangeError(`outOfMemoryIn: expected count -1, 0 or more, got ${count}`)
+    if (at !== 'alloc' && at !== 'start') throw new RangeError(`outOfMemoryIn: expected at 'alloc' or 'start', got ${String(at)}`)
+    this.dispatch.outOfMemoryIn(match, count, at)
+  }
+
   squeezeMemory(opts: { freeVars: number; forMs: number }): void {
     this.mem.squeeze(opts.freeVars, opts.forMs)
   }
@@ -327,7 +340,9 @@ export class VirtualBoard {
 
   /** Emits an event on an in-context emitter as a callback of its own. */
   emitOn(target: { emit(ev: string, ...a: unknown[]): boolean }, ev: string, ...args: unknown[]): void {
-    this.dispatch.invoke(target.emit, [ev, ...args], target, this.cost ? `on:${ev}` : undefined)
+    // The listeners, not emit, are what an outOfMemoryIn() fault looks for.
+    const listeners = (target as unknown as Record<string, unknown>)[`#on${ev}`]
+    this.dispatch.invoke(target.emit, [ev, ...args], target, this.cost ? `on:${ev}` : undefined, listeners ?? target.emit)
   }
 
   jsError(message: string): Error {

@@ -50,14 +50,19 @@ export class Dispatcher {
   /** Error flags set since the interpreter started, and those already reported. */
   private errorFlags = new Set<ErrorFlag>()
   private reportedFlags = new Set<ErrorFlag>()
+  /** outOfMemoryIn() faults still to fire. */
+  private oomTargets: Array<{ match: string; left: number; at: 'alloc' | 'start' }> = []
 
   constructor(private readonly host: DispatchHost) {}
 
-  /** Runs one firmware callback like Espruino's idle loop does; `name` is what the cost meter reports it under. */
-  invoke(fn: unknown, args: unknown[], thisArg?: unknown, name?: string): void {
+  /**
+   * Runs one firmware callback like Espruino's idle loop does; `name` is what the cost meter
+   * reports it under; `subject` what an outOfMemoryIn() fault matches (an event's listeners).
+   */
+  invoke(fn: unknown, args: unknown[], thisArg?: unknown, name?: string, subject: unknown = fn): void {
     if (typeof fn !== 'function') return
     if (!this.host.memory.mayRun()) return
-    this.call(fn, args, thisArg, name || (fn as { name?: string }).name || 'callback')
+    this.call(fn, args, thisArg, name || (fn as { name?: string }).name || 'callback', subject)
     this.afterCallback()
   }
 
@@ -80,10 +85,39 @@ export class Dispatcher {
     return ok
   }
 
+  /**
+   * Fault: the next `count` callbacks (-1: all from now on) whose function's source contains
+   * `match` run out of memory, as one did on the interpreter: at their first allocation the
+   * simulator sees (a typed array, a frame-sized string; one that makes none runs to its end),
+   * or at `start`, before their first statement. Count 0 clears it.
+   */
+  outOfMemoryIn(match: string, count: number, at: 'alloc' | 'start'): void {
+    this.oomTargets = this.oomTargets.filter((x) => x.match !== match)
+    if (count !== 0) this.oomTargets.push({ match, left: count, at })
+  }
+
+  /** Whether `fn` is an outOfMemoryIn() target now, and where it runs out. */
+  private pinchFor(fn: unknown): 'alloc' | 'start' | null {
+    if (this.oomTargets.length === 0) return null
+    const src = String(fn)
+    const hit = this.oomTargets.find((x) => x.left !== 0 && src.includes(x.match))
+    if (!hit) return null
+    if (hit.left > 0) hit.left--
+    return hit.at
+  }
+
   /** One callback on a fresh stack, metered when the board charges time; false when an out-of-memory interrupt abandoned it. */
-  private call(fn: unknown, args: unknown[], thisArg: unknown, name: string): boolean {
+  private call(fn: unknown, args: unknown[], thisArg: unknown, name: string, subject: unknown = fn): boolean {
     let interrupted = false
     const meter = this.host.meter
+    const pinched = this.pinchFor(subject)
+    if (pinched === 'start') {
+      // No room for even the call's scope: abandoned before its first statement.
+      this.host.memory.outOfMemory()
+      this.interrupted('event')
+      return false
+    }
+    if (pinched) this.host.memory.pinch(true)
     meter?.begin(name)
     try {
       this.host.sandbox().call(fn, args, thisArg, this.host.callbackTimeoutMs)
@@ -92,6 +126,7 @@ export class Dispatcher {
       else this.handleThrow(e)
     } finally {
       meter?.end()
+      if (pinched) this.host.memory.pinch(false)
     }
     // A promise reaction may have swallowed the sentinel: the flag still says what happened.
     if (interruptFlag.on) interrupted = true

@@ -129,6 +129,7 @@ export class MemoryAccount {
   private interrupts = 0
   private squeezeUntil = -1
   private squeezeCeiling = Infinity
+  private pinchCeiling: number | null = null
   /**
    * Buffers (>= 64 bytes) and arrays (>= 64 elements) are tracked from their
    * allocation, so they count even when only a closure holds them (closures
@@ -215,9 +216,19 @@ export class MemoryAccount {
     return this.host.now < this.squeezeUntil
   }
 
+  /**
+   * Fault for one callback (Dispatcher.runPinched): no room beyond what is in use as it
+   * starts, so its first allocation is an out-of-memory interrupt. Null ends it.
+   */
+  pinch(on: boolean): void {
+    if (on) this.measure()
+    this.pinchCeiling = on ? this.usage : null
+  }
+
   /** Vars an allocation may take the usage to. */
   private ceiling(): number {
-    return this.squeezed() ? Math.min(this.budget, this.squeezeCeiling) : this.budget
+    const c = this.squeezed() ? Math.min(this.budget, this.squeezeCeiling) : this.budget
+    return this.pinchCeiling === null ? c : Math.min(c, this.pinchCeiling)
   }
 
   /** Before a callback: with no free vars, Espruino cannot even start it. */
@@ -354,12 +365,17 @@ export class MemoryAccount {
 
   /** Espruino could not allocate: it reports it (once, JSERR_MEMORY) and interrupts execution. */
   private interrupt(): never {
+    this.outOfMemory()
+    interruptForMemory()
+  }
+
+  /** An allocation failed: counted, and reported once until the error flags are read. */
+  outOfMemory(): void {
     this.interrupts++
     if (!this.memoryErrorShown) {
       this.memoryErrorShown = true
       this.printOutOfMemory()
     }
-    interruptForMemory()
   }
 
   track(o: object): void {

@@ -175,6 +175,29 @@ t.test('keep-alive timer removed by an out-of-memory: check() starts it again, a
   t.match(closes[0], /keep-alive timeout/)
 })
 
+t.test('a PUBACK that never comes (lost with the data a callback dropped): check() ends the link, the reconnect sends it again', async (t) => {
+  const b = await startBroker(t)
+  const proxy = await proxyTo(t, b.port)
+  const closes: string[] = []
+  const acks: number[] = []
+  let ups = 0
+  const c = clientFor(proxy.port, { ackTimeoutMs: 300, onClose: (r) => closes.push(r), onConnect: () => ups++, onAck: (id) => acks.push(id) })
+  t.teardown(() => c.stop())
+  c.start()
+  await waitFor(() => ups === 1, 'CONNACK')
+  proxy.blackholeDown = true
+  const id = c.publish('mhealth/dev/DEV1/frames', 'frame-A')
+  t.equal(c.check(), false, 'within the deadline: nothing to do')
+  await new Promise((r) => setTimeout(r, 400))
+  proxy.blackholeDown = false
+  t.equal(c.check(), true, 'past the deadline: the link is ended')
+  t.match(closes[0], /no PUBACK within 300 ms/)
+  await waitFor(() => ups === 2 && acks.length === 1, 'reconnect, retransmit and ack')
+  t.same(acks, [id])
+  t.equal(c.stats.retransmits, 1)
+  t.equal(c.inflightCount, 0)
+})
+
 t.test('a refused CONNECT is retried with backoff and a fresh password each time', async (t) => {
   let n = 0
   const b = await startBroker(t, { auth: () => ++n >= 3 })

@@ -87,7 +87,9 @@ t.test('after a restart, the new acquisition gets its stall windows before a sta
 t.test('a tick held up by a blocking call gives the drain until the next tick', async (t) => {
   const r = rig()
   stream(r, 3)
-  // A TCP connect blocked the interpreter for 4 s; the watchdog's tick runs before the drain's.
+  // A TCP connect blocked the interpreter for 4 s. The drain was due 50 ms after the watchdog's
+  // tick, so the tick runs first when the interpreter is free again.
+  r.due = r.now + 1050
   r.tick(4000, 0)
   t.same(r.restarts, [], 'not restarted for a blocked interpreter')
   r.produced += 640
@@ -113,4 +115,19 @@ t.test('frames stop while the sensors produce: restarts, then a reboot', async (
   }
   t.equal(r.restarts.filter((w) => w.startsWith('no frame')).length, 3)
   t.same(r.reboots, ['no frame after 3 pipeline restarts'])
+})
+
+t.test('a tick that could not even start (so did not re-arm) is re-armed by ensure()', async (t) => {
+  const r = rig()
+  r.wd.start()
+  t.teardown(() => r.wd.stop())
+  r.wd.ensure()
+  t.equal(r.wd.stats.rearms, 0, 'on time: left alone')
+  // Its timeout ran out of memory before its first statement: nothing ticks, nothing re-arms.
+  r.now += 2500
+  r.wd.ensure()
+  t.equal(r.wd.stats.rearms, 1, 're-armed once overdue by more than a period')
+  t.ok(r.wd.timer !== undefined, 'a timer is set')
+  r.wd.ensure()
+  t.equal(r.wd.stats.rearms, 1, 'and not again right away')
 })
