@@ -183,7 +183,7 @@ export class Acquirer {
 
   constructor(ecg: Max30003, intb: (() => number | boolean) | null, ppg: Max30102 | null, o: AcqOptions, now: () => number, onWindow: (w: RawWindow, token: number) => void) {
     if (!(o.ecgHz > 0 && (!ppg || o.ppgHz > 0) && o.windowS >= 1 && o.windowS <= 5 && o.drainMs >= 5)) {
-      throw new Error('acquisition: expected ecgHz, ppgHz > 0, windowS 1..5, drainMs >= 5, got ' + JSON.stringify(o))
+      throw new Error('acquisition: bad options ' + JSON.stringify(o))
     }
     this.ecg = ecg
     this.ppg = ppg

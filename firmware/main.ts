@@ -316,11 +316,10 @@ function start(cfg: Config): void {
     now: boardMs,
     made: function () { return pipe.stats.made },
     produced: function () { return acq ? acq.produced() : 0 },
-    // No acquisition because a sensor is missing: the idle restarts retry it, every few windows.
-    // One cut short before its timer started: overdue since time 0.
-    drainDue: function () { return acq ? acq.nextDue : missing ? -1 : 0 },
-    // Three drain periods overdue: the first watchdog tick after a drain stopped notices it.
-    drainDeadMs: 3 * (cfg.drainMs || DEFAULTS.drainMs[max30003Rate(cfg.ecgHz || DEFAULTS.ecgHz)]),
+    // Three drain periods overdue: the first watchdog tick after a drain stopped notices it. No
+    // acquisition because a sensor is missing: the idle restarts retry it, every few windows;
+    // one cut short before its timer started: overdue since time 0.
+    drainDeadAt: function () { return acq ? acq.nextDue + 3 * acq.o.drainMs : missing ? -1 : 0 },
     restart: function (why) {
       log('watchdog: ' + why + '; restarting')
       if (why.indexOf('no samples') === 0) faults.idleRestarts++

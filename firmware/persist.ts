@@ -26,10 +26,9 @@ export interface Counters {
   wall?: number
 }
 
-const HEXD = '0123456789abcdef'
-
+/** A 16-bit value as 4 lowercase hex digits. */
 function hex4(n: number): string {
-  return HEXD.charAt((n >> 12) & 15) + HEXD.charAt((n >> 8) & 15) + HEXD.charAt((n >> 4) & 15) + HEXD.charAt(n & 15)
+  return (65536 + (n & 65535)).toString(16).substr(1)
 }
 
 export function encodeCounters(c: Counters): string {

@@ -54,8 +54,8 @@ export class FlashRing {
   dropped: number
 
   constructor(st: FlashStorage, o: RingOptions) {
-    if (o.segments < 2 || o.segments > 255) throw new Error('FlashRing: expected 2..255 segments, got ' + o.segments)
-    if (o.segSize < 64 || o.segSize > 65535) throw new Error('FlashRing: expected segSize 64..65535, got ' + o.segSize)
+    // 2..255 segments of 64..65535 bytes (ids pack segment and offset into 32 bits).
+    if (!(o.segments >= 2 && o.segments <= 255 && o.segSize >= 64 && o.segSize <= 65535)) throw new Error('FlashRing: bad geometry ' + o.segments + ' x ' + o.segSize)
     this.st = st
     this.o = o
     this.gen = []

@@ -9,7 +9,7 @@
  *
  * The acquisition's drain timer is watched on its own: an interval whose callback runs out of
  * memory is removed by the interpreter ("Ctrl-C while processing interval - removing it"), and
- * then nothing drains the sensors. When a drain is overdue by `drainDeadMs`, the
+ * then nothing drains the sensors. When a drain is overdue past `drainDeadAt`, the
  * acquisition is restarted at once, without waiting out the stall windows, so a board is
  * streaming again within a window or two of the memory coming back.
  *
@@ -32,10 +32,8 @@ export interface WatchdogOptions {
   /** Frames made so far; samples the sensors produced so far. */
   made: () => number
   produced: () => number
-  /** Board time the next drain was due (-1: no drain timer is expected). */
-  drainDue: () => number
-  /** The drain timer counts as stopped once its drain is this much overdue, ms. */
-  drainDeadMs: number
+  /** Board time after which the drain timer counts as stopped (-1: no drain timer is expected). */
+  drainDeadAt: () => number
   restart: (why: string) => void
   reboot: (why: string) => void
   /** Run every tick first (connect deadlines, error flags). */
@@ -56,7 +54,6 @@ export class Watchdog {
   stats: { restarts: number; idleRestarts: number; timerRestarts: number; rearms: number }
 
   constructor(o: WatchdogOptions) {
-    if (!(o.stallWindows >= 2)) throw new Error('watchdog: stallWindows expected >= 2, got ' + o.stallWindows)
     this.o = o
     this.timer = undefined
     this.lastMade = 0
@@ -123,8 +120,8 @@ export class Watchdog {
     // the drain was held up just as long, so it is allowed L ms more.
     const late = t - this.watchAt - o.periodMs
     this.watchAt = t
-    const due = o.drainDue()
-    if (due >= 0 && t - due > o.drainDeadMs + (late > 0 ? late : 0)) {
+    const dead = o.drainDeadAt()
+    if (dead >= 0 && t - dead > (late > 0 ? late : 0)) {
       // The drain timer is gone (or a restart was cut short before starting it). Not a
       // stall of the frame path, so it does not count towards a reboot.
       this.stats.timerRestarts++

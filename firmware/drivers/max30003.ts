@@ -384,7 +384,7 @@ export class Max30003 {
       const n = want < room ? want : room
       if (n <= 0) break
       const rx = b === 0 && rx0 ? rx0 : this.bus.send(this.views[n] || this.view(n), this.cs)
-      if (!rx || rx.length < 1 + 3 * n) throw new Error('MAX30003: expected ' + (1 + 3 * n) + ' bytes from a FIFO burst, got ' + (rx ? rx.length : rx))
+      if (!rx || rx.length < 1 + 3 * n) throw new Error('MAX30003: short FIFO burst ' + (rx ? rx.length : rx))
       const tag = (rx[3 * n] >> 3) & 7 // ETAG of the last word
       if (tag === T_OVERFLOW) return this.overflowed(due)
       const k = this.keep(rx, n, tag)

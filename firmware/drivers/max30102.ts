@@ -101,7 +101,7 @@ export class Max30102 {
     const ave = o && o.average !== undefined ? o.average : 1
     const sr = SR_CODES[sps]
     const sa = AVE_CODES[ave]
-    if (sr === undefined || sa === undefined) throw new Error('MAX30102: expected sps 50/100/200/400 and average 1/2/4/8/16/32, got ' + sps + ' and ' + ave)
+    if (sr === undefined || sa === undefined) throw new Error('MAX30102: bad sps/average ' + sps + '/' + ave)
     const id = this.r(R_PART_ID, 1)[0]
     if (id !== PART_ID) throw new Error('MAX30102: expected PART_ID 0x15 at 0x' + this.addr.toString(16) + ', got 0x' + (id === undefined ? '??' : id.toString(16)))
     this.w(R_MODE_CONFIG, 0x40) // RESET (bit 6): all registers to power-on state

@@ -153,28 +153,6 @@ t.test('keep-alive: PINGREQ keeps an idle link up; a silent broker is detected a
   await waitFor(() => ups === 2, 'reconnect')
 })
 
-t.test('keep-alive timer removed by an out-of-memory: check() starts it again, and a silent broker is still left', async (t) => {
-  const b = await startBroker(t)
-  const proxy = await proxyTo(t, b.port)
-  const closes: string[] = []
-  let ups = 0
-  const c = clientFor(proxy.port, { keepAliveS: 1, onClose: (r) => closes.push(r), onConnect: () => ups++ })
-  t.teardown(() => c.stop())
-  c.start()
-  await waitFor(() => ups === 1, 'CONNACK')
-  // What the interpreter does to an interval whose callback ran out of memory: it is gone,
-  // and the client's handle still looks set.
-  clearInterval(c.pingTimer)
-  t.equal(c.check(), false, 'nothing to do while the timer ran within half a keep-alive')
-  await new Promise((r) => setTimeout(r, 700))
-  const stalls = c.stats.stalls
-  t.equal(c.check(), true, 'a timer silent for over half the keep-alive is replaced')
-  t.equal(c.stats.stalls, stalls + 1)
-  proxy.blackholeDown = true
-  await waitFor(() => closes.length === 1, 'keep-alive timeout, from the new timer')
-  t.match(closes[0], /keep-alive timeout/)
-})
-
 t.test('a PUBACK that never comes (lost with the data a callback dropped): check() ends the link, the reconnect sends it again', async (t) => {
   const b = await startBroker(t)
   const proxy = await proxyTo(t, b.port)
@@ -191,7 +169,7 @@ t.test('a PUBACK that never comes (lost with the data a callback dropped): check
   await new Promise((r) => setTimeout(r, 400))
   proxy.blackholeDown = false
   t.equal(c.check(), true, 'past the deadline: the link is ended')
-  t.match(closes[0], /no PUBACK within 300 ms/)
+  t.match(closes[0], /no PUBACK/)
   await waitFor(() => ups === 2 && acks.length === 1, 'reconnect, retransmit and ack')
   t.same(acks, [id])
   t.equal(c.stats.retransmits, 1)

@@ -23,8 +23,8 @@ function rig(opts: { onRestart?: (r: Rig) => void } = {}): Rig {
   const r = {} as Rig
   Object.assign(r, { now: 0, made: 0, produced: 0, due: 180, restarts: [], reboots: [] })
   r.wd = new Watchdog({
-    periodMs: 1000, windowMs: 2000, stallWindows: 3, maxRestarts: 3, drainDeadMs: 540,
-    now: () => r.now, made: () => r.made, produced: () => r.produced, drainDue: () => r.due,
+    periodMs: 1000, windowMs: 2000, stallWindows: 3, maxRestarts: 3, 
+    now: () => r.now, made: () => r.made, produced: () => r.produced, drainDeadAt: () => (r.due < 0 ? -1 : r.due + 540),
     restart: (why) => {
       r.restarts.push(why)
       if (r.due >= 0) r.due = r.now + 180 // a new acquisition: its first drain in a period
