@@ -74,18 +74,6 @@ export class Pipeline<W> {
     this.stats = { made: 0, frames: 0, bytes: 0, frameMs: 0, sendMs: 0, signErrors: 0, buildErrors: 0, sendErrors: 0, abandoned: 0 }
   }
 
-  takeDropped(): number {
-    const d = this.dropped
-    this.dropped = 0
-    return d
-  }
-
-  takeFaults(): number {
-    const f = this.faults
-    this.faults = 0
-    return f
-  }
-
   /** Forgets any job and waiting window (a watchdog restart): each is a frame not sent. */
   reset(): void {
     if (this.job) this.dropped++
