@@ -48,8 +48,9 @@ export class Watchdog {
   /** Board time of the last frame (or restart) and of the last sample. */
   frameAt: number
   sampleAt: number
-  /** Board time of the last tick. */
+  /** Board time of the last tick, and when the next is due. */
   watchAt: number
+  dueAt: number
   restarts: number
   stats: { restarts: number; idleRestarts: number; timerRestarts: number; rearms: number }
 
@@ -61,6 +62,7 @@ export class Watchdog {
     this.frameAt = 0
     this.sampleAt = 0
     this.watchAt = 0
+    this.dueAt = 0
     this.restarts = 0
     this.stats = { restarts: 0, idleRestarts: 0, timerRestarts: 0, rearms: 0 }
   }
@@ -77,18 +79,19 @@ export class Watchdog {
 
   arm(): void {
     const self = this
+    this.dueAt = this.o.now() + this.o.periodMs
     this.timer = setTimeout(function () {
+      const due = self.dueAt
       self.arm()
-      self.watch()
+      self.watch(due)
     }, this.o.periodMs)
   }
 
   /** Re-arms the watchdog if its tick is overdue by more than a period (its timeout never ran). */
   ensure(): void {
-    if (this.timer === undefined || this.o.now() - this.watchAt <= 2 * this.o.periodMs) return
+    if (this.timer === undefined || this.o.now() - this.dueAt <= this.o.periodMs) return
     this.stats.rearms++
     clearTimeout(this.timer)
-    this.watchAt = this.o.now()
     this.arm()
   }
 
@@ -97,7 +100,8 @@ export class Watchdog {
     this.timer = undefined
   }
 
-  watch(): void {
+  /** One tick; `due` is when it was due (by hand: a period after the last tick). */
+  watch(due?: number): void {
     const o = this.o
     const t = o.now()
     try {
@@ -117,8 +121,9 @@ export class Watchdog {
       this.sampleAt = t
     }
     // A tick late by L ms means the interpreter was blocked (a TCP connect, a long callback):
-    // the drain was held up just as long, so it is allowed L ms more.
-    const late = t - this.watchAt - o.periodMs
+    // the drain was held up just as long, so it is allowed L ms more. Measured from when this
+    // tick was due, not from the last tick that ran: one that ran out of memory is no delay.
+    const late = t - (due === undefined ? this.watchAt + o.periodMs : due)
     this.watchAt = t
     const dead = o.drainDeadAt()
     if (dead >= 0 && t - dead > (late > 0 ? late : 0)) {

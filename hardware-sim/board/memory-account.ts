@@ -129,6 +129,8 @@ export class MemoryAccount {
   private interrupts = 0
   private squeezeUntil = -1
   private squeezeCeiling = Infinity
+  private squeezeFree = 0
+  private squeezeSettle = false
   private pinchCeiling: number | null = null
   /**
    * Buffers (>= 64 bytes) and arrays (>= 64 elements) are tracked from their
@@ -208,8 +210,13 @@ export class MemoryAccount {
     if (!(freeVars >= 0) || !Number.isFinite(freeVars)) throw new RangeError(`expected freeVars >= 0, got ${freeVars}`)
     if (!(forMs >= 0) || !Number.isFinite(forMs)) throw new RangeError(`expected forMs >= 0, got ${forMs}`)
     this.measure()
-    this.squeezeCeiling = this.usage + Math.floor(freeVars)
+    this.squeezeFree = Math.floor(freeVars)
+    this.squeezeCeiling = this.usage + this.squeezeFree
     this.squeezeUntil = this.host.now + forMs
+    // Buffers V8 has not collected yet still count in `usage`: run() collects once and the
+    // ceiling comes down to what the program really holds, so the room left does not depend on
+    // how much garbage the host's GC happened to leave at this moment.
+    this.squeezeSettle = true
   }
 
   private squeezed(): boolean {
@@ -262,7 +269,7 @@ export class MemoryAccount {
 
   /** run() collects as soon as the board is out of memory, then at most once a real second while it stays out. */
   collectDue(): boolean {
-    return this.oom && performance.now() - this.lastCollect > (this.oomCollected ? 1000 : 0)
+    return this.squeezeSettle || (this.oom && performance.now() - this.lastCollect > (this.oomCollected ? 1000 : 0))
   }
 
   /** Forces a V8 collection and re-measures; resolves with the real ms the collection took. */
@@ -277,6 +284,8 @@ export class MemoryAccount {
     await new Promise((r) => setImmediate(r))
     this.measure()
     if (this.usage <= this.budget) this.oom = false
+    if (this.squeezeSettle && this.squeezed()) this.squeezeCeiling = Math.min(this.squeezeCeiling, this.usage + this.squeezeFree)
+    this.squeezeSettle = false
     return gcMs
   }
 

@@ -15,7 +15,7 @@ import { createBoardRig, provisionRig, type RigStatus } from '../../../hardware-
 import { startRealGateway } from '../../../testing/real-gateway.ts'
 import { DEFAULTS } from '../../../firmware/config.ts'
 
-const SPEED = 20
+const SPEED = 10
 const WINDOW_MS = DEFAULTS.windowS * 1000
 const SQUEEZE_MS = 30_000
 
