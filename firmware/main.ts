@@ -17,7 +17,7 @@ import { Acquirer, type RawWindow } from './acquire.ts'
 import { Frame2 } from './frame2.ts'
 import { Pipeline } from './pipeline.ts'
 import { Watchdog } from './watchdog.ts'
-import { seSigner, bareSigner, authPayload, type Signer } from './signer.ts'
+import { seSigner, bareSigner, authPayloads, type Signer } from './signer.ts'
 import { FlashRing } from './store.ts'
 import { Persist } from './persist.ts'
 import { Clock } from './clock.ts'
@@ -101,6 +101,7 @@ function start(cfg: Config): void {
   const signer = cfg.profile === 'se' && se
     ? seSigner(hash, se, cfg.slot || DEFAULTS.slot, cfg.id, boardMs)
     : bareSigner(hash, fromHex(cfg.secret || ''), cfg.id, boardMs)
+  const authPayload = authPayloads(cfg.id)
   const base = 'mhealth/dev/' + cfg.id + '/'
   const net = require('net')
   const saver = cfg.power === 'saver'
@@ -153,7 +154,7 @@ function start(cfg: Config): void {
         // The token in a callback of its own: time fetch, token and dial each stay short (a
         // refused connect makes all three run back to back on every retry).
         afterDrain(function () {
-          signer.sign(authPayload(cfg.id, clock.now(), persist.nextCounter()), function (e2, token) {
+          signer.sign(authPayload(clock.now(), persist.nextCounter()), function (e2, token) {
             if (e2 || !token) log('auth token: ' + e2)
             const pass = token ? u8ToStr(token) : ''
             afterDrain(function () { cb(cfg.id, pass) })

@@ -18,7 +18,7 @@
  * SHA-256 calls over preallocated buffers: K^ipad (64 bytes, once) || the MAC_structure
  * (`set`), then K^opad (once) || the inner digest. Two hashes, no loop over the message.
  */
-import { cbor } from './cbor-out.ts'
+import { cbor, CborOut } from './cbor-out.ts'
 import type { HashProvider } from '../protocol/portable/hash.ts'
 import type { Atecc608 } from './drivers/atecc608.ts'
 
@@ -60,10 +60,17 @@ export function coseConstants(alg: number, kid: string): CoseConstants {
 
 /**
  * The MQTT CONNECT password's payload, CBOR ["mh-auth", deviceId, iatMs, counter]
- * (protocol/portable/auth-token.ts), signed like a frame.
+ * (protocol/portable/auth-token.ts), signed like a frame. The marker and ID are written once:
+ * a token is made on every reconnect, and a board that cannot reach its gateway retries often.
+ * The returned bytes are a view, valid until the next call.
  */
-export function authPayload(deviceId: string, iatMs: number, counter: number): Uint8Array {
-  return cbor(function (w) { w.h(4, 4).str(3, 'mh-auth').str(3, deviceId).h(0, iatMs).h(0, counter) })
+export function authPayloads(deviceId: string): (iatMs: number, counter: number) => Uint8Array {
+  const head = cbor(function (w) { w.h(4, 4).str(3, 'mh-auth').str(3, deviceId) })
+  const w = new CborOut(head.length + 18).put(head)
+  return function (iatMs, counter) {
+    w.p = head.length
+    return w.h(0, iatMs).h(0, counter).b.subarray(0, w.p)
+  }
 }
 
 /** Payload bytes the buffers are made for at first: a 2 s frame at the default rates (about 1,450). */

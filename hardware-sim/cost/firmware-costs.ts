@@ -75,7 +75,14 @@ export async function instrumentedFirmware(callUnits: number = CALIBRATION.callU
  * Streams the instrumented firmware offline for `seconds` virtual seconds (after a 3 s
  * warm-up that starts the sampler and fills the first windows) and reads the counts.
  */
-export async function measureFirmwareCosts(o: { profile: 'se' | 'bare'; seconds?: number; callUnits?: number; bundle?: string }): Promise<FirmwareCosts> {
+export async function measureFirmwareCosts(o: {
+  profile: 'se' | 'bare'
+  seconds?: number
+  callUnits?: number
+  bundle?: string
+  /** Called at the end with the board's REPL (e.g. to read a profiling bundle's site counts). */
+  inspect?: (repl: (code: string) => unknown) => void
+}): Promise<FirmwareCosts> {
   const seconds = o.seconds ?? 10
   const bundle = o.bundle ?? (await instrumentedFirmware(o.callUnits))
   const { createBoardRig } = await import('../rig.ts')
@@ -92,15 +99,26 @@ export async function measureFirmwareCosts(o: { profile: 'se' | 'bare'; seconds?
       const id = deviceIdFromBytes(nodeHash, new Uint8Array(10).fill(7))
       rig.configure({ id, profile: 'bare', secret: '11'.repeat(32), t: Date.now(), gw })
     }
+    // advance() runs in one synchronous job, so V8 frees nothing meanwhile and the board's
+    // JsVar estimate keeps counting garbage (an out-of-memory no board would have, in 30 s with
+    // the SE driver's buffers): a collection between virtual seconds, as the rigs' pump does.
+    const advance = async (ms: number): Promise<void> => {
+      for (let left = ms; left > 0; left -= 1000) {
+        board.advance(Math.min(1000, left))
+        await board.collect()
+      }
+    }
     board.boot()
-    board.advance(3000)
+    await advance(3000)
     const read = (): { cb: Record<string, CallbackUnits>; st: ReturnType<typeof rig.status> } => {
       const r = board.repl('JSON.stringify(__cost.cb)')
       if (!r.ok) throw new Error(`the harness did not run: ${String(r.value)} | ${rig.lines.slice(-3).join(' | ')}`)
       return { cb: JSON.parse(String(r.value)), st: rig.status() }
     }
     const a = read()
-    board.advance(seconds * 1000)
+    // Longest runs of the measured seconds only (the warm-up's first frame and flush are dearer).
+    board.repl('for (var k in __cost.cb) __cost.cb[k].max = 0')
+    await advance(seconds * 1000)
     const b = read()
     if (!a.st?.up || !b.st?.up) throw new Error(`the firmware is not streaming: ${rig.lines.slice(-5).join(' | ')}`)
     const callbacks: Record<string, CallbackUnits> = {}
@@ -108,6 +126,7 @@ export async function measureFirmwareCosts(o: { profile: 'se' | 'bare'; seconds?
       const p = a.cb[k] ?? { count: 0, sum: 0, max: 0 }
       if (v.count > p.count) callbacks[k] = { count: v.count - p.count, sum: v.sum - p.sum, max: v.max }
     }
+    o.inspect?.((code) => board.repl(code).value)
     const tick = callbacks.tick
     const frames = b.st.stats.frames - a.st.stats.frames
     if (!(frames > 0)) throw new Error('no frame was built during the measurement')

@@ -17,13 +17,16 @@ const SECONDS = 30
 const dispatch = CALIBRATION.callbackUnits
 const maxUnits = 50_000 / usPerUnitFor('high') // 50 ms at the high setting
 
-// Open (issue 24): since the board throws on refused connects as Espruino does, the offline
-// board retries its time fetch and re-signs its auth token often; that token is MACed by the
-// generic per-byte encoder (4,935 units, 63 ms at high), and the SE run ends out of memory under
-// the calibrated JsVar model. Run it with MH_RUN_TODO=1.
-const OPEN = process.env.MH_RUN_TODO ? false : 'issue 24: auth-token MAC on the reconnect path over budget; SE harness out of memory under the calibrated model'
+/**
+ * The SE profile's share at the central setting is over its 10 % (10.7 % here, 11.8 % in
+ * bench/firmware.ts with native time): each frame's signature costs three callbacks (wake,
+ * Nonce, Sign, each waiting on the part with setTimeout) and a JavaScript CRC-16 over the
+ * Nonce command, on top of the bare profile's 8.6 %. docs/firmware.md, "Budget", says what
+ * would close the gap. The rest of its budget holds and is asserted.
+ */
+const SE_CENTRAL_OPEN = process.env.MH_RUN_TODO ? false : 'issue 24: the SE profile at the central setting is 10.7 % of a core (budget 10 %)'
 
-t.test('every callback within 50 ms at the high cost; the whole within 10 % of a core at central and 25 % at high', { todo: OPEN }, async (t) => {
+t.test('every callback within 50 ms at the high cost; the whole within 10 % of a core at central and 25 % at high', async (t) => {
   const bundle = await instrumentedFirmware()
   for (const profile of ['bare', 'se'] as const) {
     const r = await measureFirmwareCosts({ profile, seconds: SECONDS, bundle })
@@ -37,7 +40,9 @@ t.test('every callback within 50 ms at the high cost; the whole within 10 % of a
     }
     const central = (perSecond * usPerUnitFor('central')) / 1e6
     const high = (perSecond * usPerUnitFor('high')) / 1e6
-    t.ok(central <= 0.1, `${profile}: ${Math.round(perSecond)} units per board-second = ${(central * 100).toFixed(1)} % of a core at central (budget 10 %)`)
+    t.test(`${profile}: share of a core at central`, { todo: profile === 'se' ? SE_CENTRAL_OPEN : false }, async (t) => {
+      t.ok(central <= 0.1, `${profile}: ${Math.round(perSecond)} units per board-second = ${(central * 100).toFixed(1)} % of a core at central (budget 10 %)`)
+    })
     t.ok(high <= 0.25, `${profile}: ${(high * 100).toFixed(1)} % at high (budget 25 %)`)
   }
 })

@@ -48,11 +48,8 @@ t.test('the firmware-costs harness counts callbacks and the frame build on a str
   t.ok(r.frameBuild > 1000, `frame build ${Math.round(r.frameBuild)} units`)
   t.ok(Object.keys(r.callbacks).length >= 2, Object.keys(r.callbacks).join(', '))
   for (const [k, v] of Object.entries(r.callbacks)) t.ok(v.count > 0 && v.sum > 0, `${k} ran and was charged`)
-  // Open (issue 24): a callback begun inside another ('sent' from inside the uplink) is taken
-  // out of its parent's sum, so a parent's max can exceed its sum.
-  t.test('each callback\'s longest run is within its sum', { todo: process.env.MH_RUN_TODO ? false : 'issue 24: nested callbacks in the harness accounting' }, async (t) => {
-    for (const [k, v] of Object.entries(r.callbacks)) t.ok(v.max <= v.sum, `${k}: max ${v.max} <= sum ${v.sum}`)
-  })
+  // Counts, sums and longest runs all cover the measured seconds only (not the warm-up's first frame).
+  for (const [k, v] of Object.entries(r.callbacks)) t.ok(v.max <= v.sum && v.max * v.count >= v.sum, `${k}: mean ${(v.sum / v.count).toFixed(0)} <= max ${v.max} <= sum ${v.sum}`)
   t.ok(Object.keys(r.callbacks).some((k) => /^[\w$]+$/.test(k)), 'a callback that calls a method is named by the method (the label sees through the charges)')
   if (r.tick) {
     t.ok(r.ticks >= 450 && r.ticks <= 550, `${r.ticks} ECG ticks in 2 s`)
