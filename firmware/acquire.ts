@@ -272,18 +272,6 @@ export class Acquirer {
     if (w.token === token) w.inUse = false
   }
 
-  takeDropped(): number {
-    const d = this.dropped
-    this.dropped = 0
-    return d
-  }
-
-  takeFaults(): number {
-    const f = this.faults
-    this.faults = 0
-    return f
-  }
-
   /**
    * One drain: the timer callback. This is the board's most frequent callback: the common path
    * is a few dozen statements and one SPI burst; the PPG burst comes every `ppgEvery` drains
