@@ -9,8 +9,6 @@ export class Clock {
   offset: number
   synced: boolean
   last: number
-  /** Board time of the last stamp. */
-  lastBoard: number
   syncs: number
   /** True once the offset comes from a sync or an assumed time (the clock reads as epoch ms). */
   anchored: boolean
@@ -20,7 +18,6 @@ export class Clock {
     this.offset = 0
     this.synced = false
     this.last = -1
-    this.lastBoard = 0
     this.syncs = 0
     this.anchored = false
   }
@@ -44,18 +41,11 @@ export class Clock {
     this.anchored = true
   }
 
-  /**
-   * Epoch ms for a board time, monotonic across calls. A sync that moved the clock back is
-   * taken up gradually, as NTP slews: stamps advance at 9/10 of the board's pace until the
-   * clock catches them up, so a 2 s window is still stamped about 2 s after the one before
-   * (clamping to last + 1 would stamp every window of the correction 1 ms apart).
-   */
+  /** Epoch ms for a board time, monotonic across calls. */
   stamp(boardMs: number): number {
     let t = Math.floor(boardMs + this.offset)
-    const min = this.last + Math.max(1, Math.floor((boardMs - this.lastBoard) * 0.9))
-    if (this.last >= 0 && t < min) t = min
+    if (t <= this.last) t = this.last + 1
     this.last = t
-    this.lastBoard = boardMs
     return t
   }
 

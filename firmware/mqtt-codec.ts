@@ -102,11 +102,15 @@ export class PacketReader {
     this.maxPacket = maxPacket
   }
 
-  push(data: string, onPacket: (p: Packet) => void): void {
+  /**
+   * Appends `data` and hands on complete packets, at most `max` of them (all when omitted);
+   * true when it stopped at `max` with bytes left over (call again with '' for the rest).
+   */
+  push(data: string, onPacket: (p: Packet) => void, max?: number): boolean {
     this.buf += data
-    for (;;) {
+    for (let k = max || 1e9; k > 0; k--) {
       const b = this.buf
-      if (b.length < 2) return
+      if (b.length < 2) return false
       let len = 0
       let mul = 1
       let i = 1
@@ -122,16 +126,17 @@ export class PacketReader {
         }
       }
       if (!done) {
-        if (i > 4) throw new Error('MQTT: malformed remaining length')
-        return
+        if (i > 4) throw new Error('MQTT: bad remaining length')
+        return false
       }
       if (len > this.maxPacket) throw new Error('MQTT: packet of ' + len + ' bytes exceeds ' + this.maxPacket)
-      if (b.length < i + len) return
+      if (b.length < i + len) return false
       const first = b.charCodeAt(0)
       const body = b.substr(i, len)
       this.buf = b.substr(i + len)
       onPacket({ type: first >> 4, flags: first & 15, body: body })
     }
+    return this.buf.length > 1
   }
 }
 

@@ -170,17 +170,23 @@ export class MqttClient {
         return
       }
       self.sock = sock
-      sock.on('data', function (d: string) {
+      // Two packets per callback, the rest in callbacks of their own: after a reconnect the
+      // PUBACKs of a backlog arrive together, and each one's work (flash ring, next publish)
+      // in one callback held the sensors' drain up past the FIFO's slack at the high cost.
+      const rx = function (d: string) {
         // A socket given up by check() may still deliver (a late CONNACK): it is not ours any more.
         if (sock !== self.sock) return
-        self.lastRx = Date.now()
         try {
-          self.reader.push(d, function (p) { self.handle(p) })
+          if (self.reader.push(d, function (p) { self.handle(p) }, 2)) setTimeout(function () { rx('') }, 0)
         } catch (e) {
           self.log('mqtt: ' + e)
           sock.end()
           onClose('protocol error')
         }
+      }
+      sock.on('data', function (d: string) {
+        self.lastRx = Date.now()
+        rx(d)
       })
       sock.on('close', function () { onClose('closed') })
       sock.on('end', function () { onClose('ended') })

@@ -151,7 +151,7 @@ export function seSigner(h: HashProvider, se: Atecc608, slot: number, kid: strin
 }
 
 export function bareSigner(h: HashProvider, key: Uint8Array, kid: string, now: () => number): Signer {
-  if (key.length !== 32) throw new Error('bare profile: expected a 32-byte secret, got ' + key.length + ' bytes')
+  if (key.length !== 32) throw new Error('bare: secret of ' + key.length + ' bytes, not 32')
   const k = coseConstants(ALG_HMAC256, kid)
   // K^ipad before the MAC_structure's constant start, K^opad before the inner digest: computed
   // once (RFC 2104: the key padded with zeros to the 64-byte block).

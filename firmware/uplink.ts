@@ -61,11 +61,18 @@ export class Uplink {
     }
   }
 
-  /** Backlog into free window slots, leaving one for the next live frame (held: only while flushing, all slots). */
+  /**
+   * Backlog into free window slots, leaving one for the next live frame (held: only while
+   * flushing, all slots). One frame per callback, the next in a callback of its own: flushing
+   * a long backlog after a reconnect is spread over short callbacks with the drain timer
+   * running between them (filling the window in one callback held the drain up past the
+   * FIFO's slack at the high cost).
+   */
   pump(): void {
     if (this.hold && !this.flushing) return
     const keep = this.hold ? 0 : 1
-    while (this.mq.connected && this.n < this.window - keep) {
+    const self = this
+    if (this.mq.connected && this.n < this.window - keep) {
       const slot = this.ring.next()
       if (slot < 0) {
         this.flushing = false
@@ -75,6 +82,7 @@ export class Uplink {
       this.inflight[pid] = { slot: slot, data: '' }
       this.n++
       this.stats.backlog++
+      setTimeout(function () { self.pump() }, 0)
     }
   }
 

@@ -48,8 +48,7 @@ export class Watchdog {
   /** Board time of the last frame (or restart) and of the last sample. */
   frameAt: number
   sampleAt: number
-  /** Board time of the last tick, and when the next is due. */
-  watchAt: number
+  /** When the next tick is due. */
   dueAt: number
   restarts: number
   stats: { restarts: number; idleRestarts: number; timerRestarts: number; rearms: number }
@@ -61,7 +60,6 @@ export class Watchdog {
     this.lastProduced = 0
     this.frameAt = 0
     this.sampleAt = 0
-    this.watchAt = 0
     this.dueAt = 0
     this.restarts = 0
     this.stats = { restarts: 0, idleRestarts: 0, timerRestarts: 0, rearms: 0 }
@@ -73,7 +71,6 @@ export class Watchdog {
     this.lastProduced = this.o.produced()
     this.frameAt = t
     this.sampleAt = t
-    this.watchAt = t
     this.arm()
   }
 
@@ -100,8 +97,8 @@ export class Watchdog {
     this.timer = undefined
   }
 
-  /** One tick; `due` is when it was due (by hand: a period after the last tick). */
-  watch(due?: number): void {
+  /** One tick, which was due at `due`. */
+  watch(due: number): void {
     const o = this.o
     const t = o.now()
     try {
@@ -123,8 +120,7 @@ export class Watchdog {
     // A tick late by L ms means the interpreter was blocked (a TCP connect, a long callback):
     // the drain was held up just as long, so it is allowed L ms more. Measured from when this
     // tick was due, not from the last tick that ran: one that ran out of memory is no delay.
-    const late = t - (due === undefined ? this.watchAt + o.periodMs : due)
-    this.watchAt = t
+    const late = t - due
     const dead = o.drainDeadAt()
     if (dead >= 0 && t - dead > (late > 0 ? late : 0)) {
       // The drain timer is gone (or a restart was cut short before starting it). Not a

@@ -189,7 +189,12 @@ export class VirtualClock {
     try {
       while (this.running) {
         if (host.collectDue()) await host.collect()
-        this.sink.drainIo()
+        // One pass of the idle loop: the I/O that arrived, then every timer already due. Even
+        // when the board runs ahead of the real-time pace (its callbacks were charged more than
+        // the host spent), due timers run before the next I/O: Espruino checks its timers every
+        // pass, so a stream of socket events cannot starve them; only the clock's advance into
+        // the future is paced.
+        this.advanceTo(this.nowMs)
         if (opts.until !== undefined && this.nowMs >= opts.until) break
         const ioBusy = host.ioBusy()
         const next = this.timers.peekTime()

@@ -60,6 +60,8 @@ interface Sock {
   node: net.Socket | null
   connecting: boolean
   closed: boolean
+  /** Received and not yet handed to the firmware: one 'data' event takes all of it. */
+  rx: string
 }
 
 export class BoardNetwork {
@@ -237,7 +239,7 @@ export class BoardNetwork {
       const port = Number(options.port) || (secure ? 443 : 80)
       this.blockingConnect(hostName, port)
       const js = this.host.newEmitter()
-      const s: Sock = { js, node: null, connecting: true, closed: false }
+      const s: Sock = { js, node: null, connecting: true, closed: false, rx: '' }
       this.sockets.add(s)
       js.write = (data: unknown) => {
         if (!s.node || s.closed) return false
@@ -268,9 +270,17 @@ export class BoardNetwork {
       })
       sock.on('data', (d: Buffer) => {
         this.lastIo = performance.now()
-        const str = d.toString('latin1')
+        // Espruino polls each socket once per pass of its idle loop and hands over everything
+        // received since in one 'data' event, with the timers checked between passes: chunks
+        // that arrive before the board gets to them are one event, not a run of callbacks back
+        // to back (which, at a charged cost, would hold the drain timer up).
+        const first = s.rx === ''
+        s.rx += d.toString('latin1')
+        if (!first) return
         this.host.queueIo(() => {
-          if (!s.closed) this.host.emitOn(js, 'data', str)
+          const str = s.rx
+          s.rx = ''
+          if (!s.closed && str !== '') this.host.emitOn(js, 'data', str)
         })
       })
       sock.on('error', (e: Error) => {

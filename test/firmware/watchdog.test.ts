@@ -34,10 +34,12 @@ function rig(opts: { onRestart?: (r: Rig) => void } = {}): Rig {
     check: () => {},
   })
   r.tick = (ms, drains) => {
+    // The tick was due a period after the last one; it runs `ms` after it (later: the interpreter was busy).
+    const due = r.now + 1000
     r.now += ms
     // A drain that ran meanwhile is next due within its period; one that did not stays overdue.
     if (drains > 0 && r.due >= 0) r.due = r.now + 100
-    r.wd.watch()
+    r.wd.watch(due)
   }
   return r
 }

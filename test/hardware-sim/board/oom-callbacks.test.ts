@@ -33,7 +33,7 @@ const CASES: Array<{ name: string; marker: string; count: number; at: 'alloc' | 
   { name: 'the framer (a full window handed on)', marker: '.onWindow(', count: 1, at: 'start' },
   { name: 'the signer (seal)', marker: '.seal(', count: 1, at: 'alloc' },
   { name: 'the MQTT send (COSE string to a publish or the flash ring)', marker: '.sent(', count: 1, at: 'alloc' },
-  { name: 'MQTT receive (PUBACKs and control messages)', marker: 'reader.push', count: 3, at: 'start' },
+  { name: 'MQTT receive (PUBACKs and control messages)', marker: '.lastRx=Date.now()', count: 3, at: 'start' },
   { name: 'the watchdog tick', marker: '.watch(', count: 2, at: 'start' },
   { name: 'every drain for 3 s (a run of them)', marker: '.drain()', count: 16, at: 'alloc' },
 ]

@@ -4,8 +4,7 @@
  *   analogRead on a 250 Hz timer) loses samples at the central setting, and loses none when
  *   the board does not charge time;
  * - the new firmware (MAX30003 FIFO drained in bursts) loses none at the high setting over 10
- *   virtual minutes that include a WiFi drop and a gateway restart: a `todo` until the new
- *   firmware lands, written with the assertions it will need.
+ *   virtual minutes that include a WiFi drop and a gateway restart (still a `todo`: see below).
  */
 import t from 'tap'
 import { createBoardRig, provisionRig, type BoardRig, type RigStatus } from '../../../hardware-sim/rig.ts'
@@ -50,13 +49,19 @@ t.test("today's per-sample firmware loses samples at the central cost, and none 
   t.comment(`lost ${lost} of ${Math.round(r.elapsedMs / 4)} ECG samples; callbacks: ${r.callbacks.slice(0, 5).map((c) => `${c.name} ${c.count}x max ${(c.maxUs / 1000).toFixed(1)} ms`).join('; ')}`)
 })
 
-/** Samples the new firmware reports lost, wherever its status puts them (sampler of today's firmware; the FIFO pipeline's counters). */
+/** Samples the firmware reports lost: the FIFO acquisition's overflowed ECG and PPG samples (its status calls their sum `missed`). */
 function samplesLost(s: RigStatus): number {
-  const x = s as RigStatus & { ecg?: { lost?: number; ovf?: number }; ppg?: { lost?: number } }
-  return (s.sampler?.missed ?? 0) + (s.sampler?.ppgLost ?? 0) + (x.ecg?.lost ?? 0) + (x.ecg?.ovf ?? 0) + (x.ppg?.lost ?? 0)
+  const a = s.sampler as (RigStatus['sampler'] & { ecgLost?: number }) | undefined
+  return (a?.ecgLost ?? 0) + (a?.ppgLost ?? 0)
 }
 
-t.todo('the new firmware (MAX30003 FIFO in bursts) loses no sample at the high cost over 10 virtual minutes with a WiFi drop and a gateway restart', async (t) => {
+// Open (issue 24): the run streams, holds 19.5 % of a core and loses nothing until the WiFi
+// drop ends; then the backlog's PUBACKs cost about 1,700 interpreter units each (flash ring
+// ack, next publish), two per callback (71 ms at the high cost), and about 170 of 110,000
+// samples overflow the FIFOs around the reconnect. MH_RUN_TODO=1 runs it.
+const RECONNECT_OPEN = process.env.MH_RUN_TODO ? false : 'issue 24: the PUBACK path after a reconnect holds the drain up past the FIFO slack at the high cost'
+
+t.test('the new firmware (MAX30003 FIFO in bursts) loses no sample at the high cost over 10 virtual minutes with a WiFi drop and a gateway restart', { todo: RECONNECT_OPEN }, async (t) => {
   const SPEED = 40
   const gw = await startRealGateway()
   t.teardown(() => gw.close())
@@ -83,6 +88,7 @@ t.todo('the new firmware (MAX30003 FIFO in bursts) loses no sample at the high c
   await waitFor(() => !!st().connected && st().backlog === 0, 'backlog drained', 120_000)
   const s = st()
   const r = rig.costReport()!
+  t.comment(`sampler ${JSON.stringify(s.sampler)}; longest callbacks: ${[...r.callbacks].sort((a, b) => b.maxUs - a.maxUs).slice(0, 5).map((c) => `${c.name} ${c.count}x max ${(c.maxUs / 1000).toFixed(1)} ms`).join('; ')}`)
   t.equal(samplesLost(s), 0, 'no ECG or PPG sample lost')
   t.equal(s.sampler?.overruns ?? 0, 0, 'no window overrun')
   t.ok(r.share <= 0.25, `at most 25 % of one ESP32 core at the high cost (${(100 * r.share).toFixed(1)} %)`)
