@@ -170,14 +170,14 @@ export class MqttClient {
         return
       }
       self.sock = sock
-      // Two packets per callback, the rest in callbacks of their own: after a reconnect the
+      // One packet per callback, the rest in callbacks of their own: after a reconnect the
       // PUBACKs of a backlog arrive together, and each one's work (flash ring, next publish)
       // in one callback held the sensors' drain up past the FIFO's slack at the high cost.
       const rx = function (d: string) {
         // A socket given up by check() may still deliver (a late CONNACK): it is not ours any more.
         if (sock !== self.sock) return
         try {
-          if (self.reader.push(d, function (p) { self.handle(p) }, 2)) setTimeout(function () { rx('') }, 0)
+          if (self.reader.push(d, function (p) { self.handle(p) }, 1)) setTimeout(function () { rx('') }, 0)
         } catch (e) {
           self.log('mqtt: ' + e)
           sock.end()
@@ -259,7 +259,7 @@ export class MqttClient {
       this.nextId = this.nextId >= 65535 ? 1 : this.nextId + 1
       if (this.inflight[id] === undefined) return id
     }
-    throw new Error('MQTT: no free packet identifier')
+    throw new Error('MQTT: no packet id')
   }
 
   /**
@@ -267,7 +267,7 @@ export class MqttClient {
    * with DUP after a reconnect) until its PUBACK, reported through onAck. Only while connected.
    */
   publish(topic: string, payload: string): number {
-    if (!this.connected) throw new Error('MQTT: publish while not connected')
+    if (!this.connected) throw new Error('MQTT: offline')
     const id = this.takeId()
     this.inflight[id] = { topic: topic, payload: payload, at: Date.now() }
     this.inflightCount++

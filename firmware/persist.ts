@@ -106,7 +106,11 @@ export class Persist {
 
   /** Next frame sequence number: unique across reboots. */
   nextSeq(): number {
+    const self = this
     if (this.seq >= this.cur.seqLimit) this.save(this.seq + this.seqBlock, this.cur.ctrLimit)
+    // The next block is reserved a frame early, in a callback of its own: a frame's build,
+    // which calls this, stays short (the save's encoding and CRC are ~1,200 interpreter units).
+    else if (this.seq + 2 === this.cur.seqLimit) setTimeout(function () { self.save(self.seq + self.seqBlock, self.cur.ctrLimit) }, 0)
     return this.seq++
   }
 

@@ -154,7 +154,7 @@ export class FlashRing {
   /** Appends a frame (binary string). Drops the oldest segment when the ring is full. */
   push(data: string): number {
     const need = data.length + REC_OVERHEAD
-    if (data.length > this.maxPayload()) throw new Error('FlashRing: record of ' + data.length + ' bytes exceeds ' + this.maxPayload())
+    if (data.length > this.maxPayload()) throw new Error('FlashRing: ' + data.length + ' > ' + this.maxPayload() + ' bytes')
     if (this.wSeg < 0 || this.wOff + need > this.o.segSize) this.nextSegment()
     const seg = this.wSeg
     const off = this.wOff

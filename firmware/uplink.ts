@@ -12,6 +12,9 @@
  */
 import type { FlashRing } from './store.ts'
 
+/** Streaming: ms between backlog frames (a drain period and a bit: one per sensor drain at most). */
+export const PACE_MS = 250
+
 export interface Publisher {
   connected: boolean
   publish(topic: string, payload: string): number
@@ -35,6 +38,8 @@ export class Uplink {
   hold: boolean
   /** A flush is sending the ring; it ends when the ring has nothing left to send. */
   flushing: boolean
+  /** Board time before which no backlog frame goes out (streaming). */
+  nextAt: number
 
   constructor(mq: Publisher, ring: FlashRing, topic: string, window: number) {
     this.mq = mq
@@ -46,6 +51,7 @@ export class Uplink {
     this.stats = { live: 0, backlog: 0, stored: 0, acked: 0, flushes: 0 }
     this.hold = false
     this.flushing = false
+    this.nextAt = 0
   }
 
   submit(frame: string): void {
@@ -63,16 +69,16 @@ export class Uplink {
 
   /**
    * Backlog into free window slots, leaving one for the next live frame (held: only while
-   * flushing, all slots). One frame per callback, the next in a callback of its own: flushing
-   * a long backlog after a reconnect is spread over short callbacks with the drain timer
-   * running between them (filling the window in one callback held the drain up past the
-   * FIFO's slack at the high cost).
+   * flushing, all slots, at once). Streaming, at most one backlog frame per PACE_MS: each
+   * costs about 36 ms of an ESP32 at the high cost with its PUBACK (ring, packet, publish), so
+   * flushing a backlog as fast as PUBACKs come back kept the core busy and the sensors' drain
+   * late past the FIFO's slack; paced, a minute of outage is sent again in about 15 s.
    */
   pump(): void {
     if (this.hold && !this.flushing) return
     const keep = this.hold ? 0 : 1
     const self = this
-    if (this.mq.connected && this.n < this.window - keep) {
+    if (this.mq.connected && this.n < this.window - keep && (this.hold || Date.now() >= this.nextAt)) {
       const slot = this.ring.next()
       if (slot < 0) {
         this.flushing = false
@@ -82,7 +88,8 @@ export class Uplink {
       this.inflight[pid] = { slot: slot, data: '' }
       this.n++
       this.stats.backlog++
-      setTimeout(function () { self.pump() }, 0)
+      this.nextAt = Date.now() + PACE_MS
+      setTimeout(function () { self.pump() }, this.hold ? 0 : PACE_MS)
     }
   }
 

@@ -90,7 +90,7 @@ t.test('a brown-out mid-record loses only that record; earlier ones and later wr
 t.test('refuses a record larger than a segment, with a clear message', async (t) => {
   const r = new FlashRing(new MemStorage(), ringOpts)
   r.open()
-  t.throws(() => r.push('x'.repeat(5000)), /record of 5000 bytes exceeds 2037/)
+  t.throws(() => r.push('x'.repeat(5000)), /FlashRing: 5000 > 2037 bytes/)
   t.throws(() => new FlashRing(new MemStorage(), { ...ringOpts, segments: 1 }), /FlashRing: bad geometry 1 x /)
 })
 
@@ -113,6 +113,34 @@ t.test('counters: sequence numbers, boots and auth counters never repeat across 
     t.ok(c > lastCtr)
     lastCtr = c
   }
+})
+
+t.test('counters: the next sequence block is reserved in a callback of its own, before a frame needs it', async (t) => {
+  const st = new MemStorage()
+  const p = new Persist(st, 'c', 8, 2)
+  p.open()
+  const limit0 = p.cur.seqLimit
+  let writes = 0
+  const write = st.write.bind(st)
+  st.write = (...a: Parameters<typeof st.write>) => {
+    writes++
+    return write(...a)
+  }
+  const handed: number[] = []
+  for (let i = 0; i < 16; i++) {
+    const before = writes
+    handed.push(p.nextSeq())
+    t.equal(writes, before, `nextSeq ${handed.at(-1)} wrote nothing itself`)
+    await new Promise((r) => setTimeout(r, 0))
+  }
+  t.ok(p.cur.seqLimit > limit0 + 8, `the limit moved on ahead of use (${limit0} -> ${p.cur.seqLimit})`)
+  t.same(handed, Array.from({ length: 16 }, (_, i) => handed[0]! + i), 'consecutive numbers')
+  // Without a turn of the event loop (the callback never ran) the limit is still never passed.
+  const q = new Persist(st, 'c', 8, 2)
+  q.open()
+  const start = q.nextSeq()
+  for (let i = 0; i < 20; i++) q.nextSeq()
+  t.ok(q.cur.seqLimit > start + 20, 'the synchronous save at the limit still covers it')
 })
 
 t.test('counters: a brown-out during any write never lets a number repeat', async (t) => {

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { MqttClient } from '../../firmware/mqtt.ts'
 import { FlashRing } from '../../firmware/store.ts'
-import { Uplink } from '../../firmware/uplink.ts'
+import { Uplink, PACE_MS } from '../../firmware/uplink.ts'
 import { dialNode, MemStorage } from './helpers/espruino-env.ts'
 import { proxyTo, startAedes } from './helpers/aedes.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -89,7 +89,7 @@ t.test('reboot while offline: frames in flash are delivered by the next boot', a
   t.same(br.got.map(seqOf), Array.from({ length: 15 }, (_, i) => i), 'in order, oldest first, once each')
 })
 
-t.test('a long backlog does not starve live frames: one window slot is kept for them', async (t) => {
+t.test('a long backlog does not starve live frames: one window slot is kept for them, and the backlog is paced', async (t) => {
   const sent: string[] = []
   let next = 1
   const fake = { connected: true, publish: (_t: string, p: string) => { sent.push(p); return next++ }, forget: () => {} }
@@ -98,18 +98,35 @@ t.test('a long backlog does not starve live frames: one window slot is kept for 
   for (let s = 0; s < 30; s++) ring.push(frame(s))
   const u = new Uplink(fake, ring, 'x', 4)
   u.onConnect()
-  t.same(sent.map(seqOf), [0], 'one backlog frame per callback')
-  await sleep(20)
-  t.same(sent.map(seqOf), [0, 1, 2], 'backlog takes window - 1 slots, one callback each')
+  t.same(sent.map(seqOf), [0], 'one backlog frame at once')
+  await sleep(PACE_MS / 2)
+  t.same(sent.map(seqOf), [0], 'the next not before PACE_MS')
+  await sleep(2 * PACE_MS + 60)
+  t.same(sent.map(seqOf), [0, 1, 2], 'backlog takes window - 1 slots, one per PACE_MS')
   u.submit(frame(1000))
   t.same(sent.map(seqOf), [0, 1, 2, 1000], 'a live frame goes out at once, ahead of 27 waiting backlog frames')
   u.onAck(1)
+  await sleep(PACE_MS + 60)
   t.same(sent.map(seqOf), [0, 1, 2, 1000], 'the live slot is not given to the backlog while a live frame is in flight')
   u.onAck(4)
-  await sleep(20)
-  t.same(sent.map(seqOf), [0, 1, 2, 1000, 3], 'backlog resumes oldest first, still leaving the live slot')
+  t.same(sent.map(seqOf), [0, 1, 2, 1000, 3], 'backlog resumes oldest first (its pace already waited out), still leaving the live slot')
   u.submit(frame(1001))
   t.equal(seqOf(sent[sent.length - 1]!), 1001)
+})
+
+t.test('held (power saver): a flush sends the whole window at once, unpaced', async (t) => {
+  const sent: string[] = []
+  let next = 1
+  const fake = { connected: true, publish: (_t: string, p: string) => { sent.push(p); return next++ }, forget: () => {} }
+  const ring = new FlashRing(new MemStorage(), { prefix: 'q', segments: 4, segSize: 4096, maxRecords: 64 })
+  ring.open()
+  const u = new Uplink(fake, ring, 'x', 4)
+  u.hold = true
+  for (let s = 0; s < 6; s++) u.submit(frame(s))
+  t.same(sent, [], 'held: nothing sent while streaming')
+  u.flush()
+  await sleep(30)
+  t.same(sent.map(seqOf), [0, 1, 2, 3], 'the window filled without waiting for the pace')
 })
 
 t.test('gateway refuses connections for a while (restart): nothing lost', async (t) => {
