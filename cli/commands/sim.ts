@@ -8,7 +8,7 @@ import { DEFAULTS } from '../../firmware/config.ts'
 const RUN_USAGE = `Usage: mhealth sim --devices N --gateway URL (--data DIR | --admin-token T)
                    [--mqtt-port P] [--source synthetic|mitdb:RECORD] [--speed X] [--seed S]
                    [--profiles mixed|se|bare] [--seconds S] [--fault SPEC]... [--scenarios FILE]
-                   [--state DIR] [--mitdb DIR]
+                   [--state DIR] [--mitdb DIR] [--cost off|low|central|high]
        mhealth sim record --devices N --seconds S --out DIR [--source ...] [--seed S] [--speed X] [--fault SPEC]...
        mhealth sim attack ATTACK --gateway URL --mqtt-port P (--data DIR | --admin-token T)
 
@@ -34,6 +34,10 @@ Options:
   --scenarios FILE   JSON {"<board index>": {heartRateBpm, spo2, spo2Trajectory: [[s, %], ...],
                      arrhythmia: "af"|"pvc", leadOff: [[from_s, to_s]], fingerOff, source}, ...}
   --state DIR        keep the boards' flash and secure-element state here (default: a temp dir)
+  --cost SETTING     charge every callback the time an ESP32 would spend in it (the cost model of
+                     docs/hardware-sim-cost.md: low, central or high; default off, callbacks take
+                     no virtual time); the summary then gives each board's share of one ESP32
+                     core, the longest callback and the sensor samples lost to FIFO overflows
 
 Progress (every second): simulated time, devices connected, frames made, sent and
 acknowledged (totals and per second), frames waiting in the boards' flash, speed.
@@ -62,7 +66,7 @@ const runOptions = {
   devices: { type: 'string' }, gateway: { type: 'string' }, 'mqtt-port': { type: 'string' }, data: { type: 'string' },
   'admin-token': { type: 'string' }, source: { type: 'string' }, speed: { type: 'string' }, seed: { type: 'string' },
   seconds: { type: 'string' }, fault: { type: 'string', multiple: true }, scenarios: { type: 'string' }, state: { type: 'string' },
-  profiles: { type: 'string' }, mitdb: { type: 'string' }, out: { type: 'string' },
+  profiles: { type: 'string' }, mitdb: { type: 'string' }, out: { type: 'string' }, cost: { type: 'string' },
 } as const
 
 const adminTokenOf = (p: Parsed): Promise<string> =>
@@ -113,6 +117,14 @@ function fmtTick(s: { virtualMs: number; devices: number; connected: number; fra
   return `t=${(s.virtualMs / 1000).toFixed(1)}s up ${s.connected}/${s.devices} frames ${s.frames} sent ${s.published} ${rate(s.published, prev?.published)} acked ${s.acked} ${rate(s.acked, prev?.acked)} backlog ${s.backlog} speed ${Math.round(s.speed * 10) / 10}x`
 }
 
+/** The --cost summary: the boards' share of an ESP32 core, the longest callback, samples lost. */
+function fmtCost(c: { setting: string; shares: number[]; longest: { ms: number; board: number; name: string }; samplesLost: number }): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`
+  const mean = c.shares.reduce((a, b) => a + b, 0) / c.shares.length
+  return `esp32 (cost ${c.setting}): ${pct(Math.min(...c.shares))} to ${pct(Math.max(...c.shares))} of a core (mean ${pct(mean)}); ` +
+    `longest callback ${c.longest.ms.toFixed(1)} ms (dev${c.longest.board} ${c.longest.name}); samples lost ${c.samplesLost}`
+}
+
 async function runFleet(argv: string[], io: CliIO): Promise<number> {
   const p = parseCli(argv, runOptions)
   const c = await commonFleetOptions(p)
@@ -127,6 +139,7 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
   const mqttPort = intOpt(p, 'mqtt-port', DEFAULTS.mqttPort, 1, 65535)
   const speed = numOpt(p, 'speed', 1, 0.01, 1000)
   const seconds = numOpt(p, 'seconds', 0, 0)
+  const cost = choiceOpt(p, 'cost', ['off', 'low', 'central', 'high'] as const, 'off')
   const token = await adminTokenOf(p)
   // The admin API answers before we build boards: a wrong URL or token fails fast.
   const { AdminClient, AdminApiError, GatewayUnreachableError } = await import('../../protocol/node/admin-client.ts')
@@ -144,7 +157,7 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
   let lastShown = 0
   const fleet = await Fleet.start({
     devices: c.devices, gateway: { httpUrl: url.origin, adminToken: token, mqttPort, mqttHost: url.hostname }, source: c.source, seed: c.seed, speed,
-    profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir,
+    profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir, cost,
     onProvisioned: (n, total) => {
       if (n === total || Date.now() - lastShown > 1000) {
         lastShown = Date.now()
@@ -177,6 +190,8 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
     const s = fleet.poll()
     for (const [t, d] of fleet.faultLog) print(io, `fault at ${(t / 1000).toFixed(1)}s: ${d}`)
     print(io, `done: ${fmtTick(s, null, 0)}; ${((performance.now() - t0) / 1000).toFixed(1)} s real`)
+    const fc = fleet.cost()
+    if (fc) print(io, fmtCost(fc))
   } finally {
     process.off('SIGINT', onSig)
     process.off('SIGTERM', onSig)

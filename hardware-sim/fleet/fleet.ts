@@ -16,6 +16,7 @@ import { mkdirSync, rmSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createBoardRig, provisionRig, registerBoard, firmwareBundle, type BoardRig, type Provisioned, type RigStatus } from '../rig.ts'
+import type { CostOption } from '../board/board.ts'
 import { CFG_FILE } from '../../firmware/config.ts'
 import { fromHex } from '../../protocol/portable/bytes.ts'
 import { registration } from '../../protocol/node/admin-client.ts'
@@ -62,6 +63,19 @@ export interface FleetOptions {
   onProvisioned?(n: number, total: number): void
   /** Firmware bundle text; default the one `mhealth firmware build` produces (built once per process). */
   bundle?: string
+  /** Charge each board's callbacks the ESP32 time of the cost model (hardware-sim/cost); default the board's DEFAULT_COST. */
+  cost?: CostOption
+}
+
+/** What the fleet's boards cost an ESP32 (FleetOptions.cost), over the run so far. */
+export interface FleetCost {
+  setting: string
+  /** Share of one ESP32 core, per board (index order). */
+  shares: number[]
+  /** The longest callback of any board: ms, which board, which callback. */
+  longest: { ms: number; board: number; name: string }
+  /** ECG and PPG samples the boards' FIFOs overflowed (the firmware's own counters, all boots of this run). */
+  samplesLost: number
 }
 
 export interface FleetBoard {
@@ -74,8 +88,8 @@ export interface FleetBoard {
   /** Board virtual time at fleet time 0. */
   baseMs: number
   /** Counters summed over the board's boots (mhStatus resets them at each boot). */
-  totals: { frames: number; published: number; acked: number; nacks: number; connects: number }
-  last: { boot: number; frames: number; published: number; acked: number; nacks: number; connects: number } | null
+  totals: { frames: number; published: number; acked: number; nacks: number; connects: number; samplesLost: number }
+  last: { boot: number; frames: number; published: number; acked: number; nacks: number; connects: number; samplesLost: number } | null
   status: RigStatus | null
 }
 
@@ -197,7 +211,7 @@ export class Fleet {
       const sources = patientSources(o.scenarios?.[i] ?? {}, { seed: bseed, t0Ms: 0, fleetSource: o.source ?? 'synthetic', mitdbDir: o.mitdbDir })
       const rig = await createBoardRig({
         id: `dev${i}`, dir: join(this.dir, `dev${i}`), seed: bseed, se: profile === 'se', ecg: sources.ecg, ppg: sources.ppg,
-        bundle, clock: Date.now(), gcPump: false,
+        bundle, clock: Date.now(), gcPump: false, cost: this.opts.cost,
       })
       try {
         const patient = o.patient ? o.patient(i) : `sim-${seed}-${i}`
@@ -206,7 +220,7 @@ export class Fleet {
         }))
         this.boards[i] = {
           index: i, id: prov.id, profile, rig, key: prov.key, sources, baseMs: 0,
-          totals: { frames: 0, published: 0, acked: 0, nacks: 0, connects: 0 }, last: null, status: null,
+          totals: { frames: 0, published: 0, acked: 0, nacks: 0, connects: 0, samplesLost: 0 }, last: null, status: null,
         }
       } catch (e) {
         rig.close()
@@ -225,6 +239,32 @@ export class Fleet {
     for (const b of this.boards) {
       b.rig.board.boot()
       b.baseMs = b.rig.board.now
+    }
+  }
+
+  /** What the boards cost an ESP32 so far (null when the fleet does not charge time); call after poll(). */
+  cost(): FleetCost | null {
+    const reports = this.boards.map((b) => b.rig.costReport())
+    if (reports.some((r) => r === null)) return null
+    // The boot script (the firmware's top level, run once as it boots) is not a callback of the
+    // running board: it is left out of the share and of the longest callback.
+    const boot = (name: string) => name === '.bootcde' || name === 'upload'
+    let longest = { ms: 0, board: -1, name: '' }
+    const shares: number[] = []
+    for (let i = 0; i < reports.length; i++) {
+      const r = reports[i]!
+      let busyUs = r.busyUs
+      for (const c of r.callbacks) {
+        if (boot(c.name)) busyUs -= c.totalUs
+        else if (c.maxUs / 1000 > longest.ms) longest = { ms: c.maxUs / 1000, board: this.boards[i]!.index, name: c.name }
+      }
+      shares.push(r.elapsedMs > 0 ? busyUs / 1000 / r.elapsedMs : 0)
+    }
+    return {
+      setting: reports[0]?.setting ?? 'custom',
+      shares,
+      longest,
+      samplesLost: this.boards.reduce((n, b) => n + b.totals.samplesLost, 0),
     }
   }
 
@@ -247,15 +287,16 @@ export class Fleet {
       if (!s || !s.up) continue
       const cur = {
         boot: s.boot ?? 0, frames: s.stats.frames, published: s.mqtt?.publishes ?? 0, acked: s.uplink?.acked ?? 0,
-        nacks: s.stats.nacks, connects: s.mqtt?.connects ?? 0,
+        nacks: s.stats.nacks, connects: s.mqtt?.connects ?? 0, samplesLost: samplesLost(s),
       }
-      const prev = b.last && b.last.boot === cur.boot ? b.last : { boot: cur.boot, frames: 0, published: 0, acked: 0, nacks: 0, connects: 0 }
+      const prev = b.last && b.last.boot === cur.boot ? b.last : { boot: cur.boot, frames: 0, published: 0, acked: 0, nacks: 0, connects: 0, samplesLost: 0 }
       if (b.last && b.last.boot !== cur.boot) reboots++
       b.totals.frames += cur.frames - prev.frames
       b.totals.published += cur.published - prev.published
       b.totals.acked += cur.acked - prev.acked
       b.totals.nacks += cur.nacks - prev.nacks
       b.totals.connects += cur.connects - prev.connects
+      b.totals.samplesLost += cur.samplesLost - prev.samplesLost
       b.last = cur
       if (s.connected) connected++
       backlog += s.backlog ?? 0
@@ -473,4 +514,10 @@ export class Fleet {
     if (this.proxy) await this.proxy.close()
     if (this.ownDir) rmSync(this.dir, { recursive: true, force: true })
   }
+}
+
+/** ECG and PPG samples the firmware counts as lost to FIFO overflows (its acquisition's counters; 0 for a firmware without them). */
+function samplesLost(s: RigStatus): number {
+  const a = s.sampler as (RigStatus['sampler'] & { ecgLost?: number }) | undefined
+  return (a?.ecgLost ?? 0) + (a?.ppgLost ?? 0)
 }

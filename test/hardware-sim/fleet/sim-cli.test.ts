@@ -75,6 +75,34 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
   t.equal(accepted, Number(done?.[4]), 'the gateway stored exactly the frames the boards had acknowledged')
 })
 
+t.test('mhealth sim --cost high: the summary gives the boards\' share of an ESP32 core, the longest callback and samples lost', async (t) => {
+  const data = tmp()
+  const gw = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), 'gateway', '--data', data, '--mqtt-port', 'auto', '--mqtts-port', '0', '--ws-port', '0', '--http-port', 'auto', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => gw.kill('SIGTERM'))
+  const ready = await new Promise<{ ports: { mqtt: number; http: number } }>((resolve, reject) => {
+    let buf = ''
+    gw.stdout.on('data', (d) => {
+      buf += d
+      const line = buf.split('\n').find((l) => l.includes('"ready"'))
+      if (line) resolve(JSON.parse(line))
+    })
+    gw.on('exit', (c) => reject(new Error(`gateway exited ${c}`)))
+  })
+  const r = await runCli(['sim', '--devices', '2', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '20', '--speed', '10', '--seed', '6', '--cost', 'high'], { timeoutMs: 150_000 })
+  t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
+  const m = /esp32 \(cost high\): ([\d.]+) % to ([\d.]+) % of a core \(mean ([\d.]+) %\); longest callback ([\d.]+) ms \(dev\d (.+)\); samples lost (\d+)/.exec(r.stdout)
+  t.ok(m, `cost summary line (${r.stdout.split('\n').slice(-3).join(' | ')})`)
+  if (!m) return
+  // Issue 24's budgets at the high cost: at most 25 % of a core, no callback over 50 ms, nothing lost.
+  t.ok(Number(m[1]) > 5, `the boards did real work (${m[1]} % at least)`)
+  t.ok(Number(m[2]) <= 25, `at most 25 % of a core (${m[2]} %)`)
+  t.ok(Number(m[4]) <= 50, `longest callback ${m[4]} ms (${m[5]})`)
+  t.equal(Number(m[6]), 0, 'no sample lost')
+  const off = await runCli(['sim', '--devices', '1', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '4', '--speed', '10', '--seed', '8'], { timeoutMs: 120_000 })
+  t.equal(off.code, 0)
+  t.notMatch(off.stdout, /esp32 \(cost/, 'without --cost: no cost summary (callbacks take no virtual time)')
+})
+
 t.test('usage errors exit 2 with a clear message', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['sim', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x'], /--devices is required/],
@@ -86,6 +114,7 @@ t.test('usage errors exit 2 with a clear message', async (t) => {
     [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x', '--source', 'holter:1'], /expected synthetic or mitdb:RECORD/],
     [['sim', 'record', '--devices', '2', '--out', '/tmp/x'], /--seconds is required/],
     [['sim', 'attack', 'teleport', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x'], /unknown attack 'teleport'/],
+    [['sim', '--devices', '2', '--gateway', 'http://127.0.0.1:1', '--admin-token', 'x', '--cost', 'medium'], /--cost/],
   ]
   for (const [args, re] of cases) {
     const r = await runCli(args)
