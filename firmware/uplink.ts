@@ -88,7 +88,10 @@ export class Uplink {
       this.inflight[pid] = { slot: slot, data: '' }
       this.n++
       this.stats.backlog++
-      this.nextAt = Date.now() + PACE_MS
+      // The timer checks again at PACE_MS, when the pace (50 ms shorter) has surely passed:
+      // one that fired a little early by Date.now() would otherwise end the chain, which
+      // nothing else restarts while no PUBACK is awaited.
+      this.nextAt = Date.now() + PACE_MS - 50
       setTimeout(function () { self.pump() }, this.hold ? 0 : PACE_MS)
     }
   }

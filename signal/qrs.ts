@@ -45,11 +45,24 @@ export const QRS_TUNING = {
   tWaveSeconds: 0.36,
   tWaveSlope: 0.5,
   refractorySeconds: 0.2,
+  /** A candidate at least tWaveSlope as steep as the last beat (QRS-like, not a T wave) needs only this fraction of the threshold. */
+  steepFraction: 0.9,
   /** Search back once this many mean RR intervals pass without a beat. */
   searchBackRr: 1.66,
-  /** Search-back accepts a peak above this fraction of the threshold. */
+  /** Search-back accepts a peak above this fraction of the threshold... */
   searchBackFraction: 0.5,
-  /** A rival closer than competeRr mean RR to an accepted beat competes with it on rhythm. */
+  /**
+   * ...or above this lower fraction when its slope is QRS-like (at least searchBackSlope of the
+   * last beat's): small aberrant or premature beats before a pause (a T wave's slope is about a
+   * tenth of its QRS's).
+   */
+  searchBackLowFraction: 0.2,
+  searchBackSlope: 0.3,
+  /**
+   * A rival closer than competeRr mean RR (and than tWaveSeconds) to an accepted beat competes
+   * with it on rhythm. Beyond tWaveSeconds a rival above the threshold is a beat: premature
+   * ventricular beats in bigeminy come 0.4-0.6 RR after a normal one and were lost to the rule.
+   */
   competeRr: 0.7,
   /** ...and may replace it only if its slope is at least this fraction of the beat's. */
   competeSlope: 0.3,
@@ -316,10 +329,16 @@ export class QrsDetector {
       if (n + 1 >= this.learnN) emitted += this.endLearning()
     } else if (this.lastQrs >= 0 && this.sbIdx >= 0 && this.rrMean > 0 && n - this.lastQrs > QRS_TUNING.searchBackRr * this.rrMean) {
       // search-back: the best sub-threshold peak since the last beat is a missed beat if it clears half the threshold
-      if (this.sbVal > QRS_TUNING.searchBackFraction * this.threshold()) {
+      const thr = this.threshold()
+      if (this.sbVal > QRS_TUNING.searchBackFraction * thr || (this.sbVal > QRS_TUNING.searchBackLowFraction * thr && this.sbSlope > QRS_TUNING.searchBackSlope * this.lastSlope)) {
         this.spk = this.level(this.sBuf, this.sPos++ % LEVELS, this.sbVal)
         emitted += this.accept(this.sbIdx, this.sbR, this.sbSlope)
       } else {
+        // Nothing passed even half the threshold for 1.66 RR: if the best peak still stands
+        // above the noise, the beats may have shrunk (a lead moved, an amplitude step): it
+        // enters the signal level, which then decays over a few missed intervals instead of
+        // staying locked on the old amplitude.
+        if (this.sbVal > this.npk) this.spk = this.level(this.sBuf, this.sPos++ % LEVELS, this.sbVal)
         this.sbIdx = -1
         this.sbVal = 0
       }
@@ -455,12 +474,13 @@ export class QrsDetector {
     const fs = this.fs
     const since = this.lastQrs >= 0 ? idx - this.lastQrs : Infinity
     if (since < QRS_TUNING.refractorySeconds * fs) return 0 // refractory
-    if (val > this.threshold()) {
+    const thr = this.threshold()
+    if (val > thr || (val > QRS_TUNING.steepFraction * thr && slope > QRS_TUNING.tWaveSlope * this.lastSlope)) {
       // A rival arriving early in the rhythm, while a beat is still held back,
       // and shallower than it: keep whichever continues the rhythm better (an
       // artefact just before a beat, a T wave or artefact after it). A steeper
       // rival is a beat in its own right (an early ectopic beat).
-      if (this.pendIdx >= 0 && this.lastR >= 0 && this.rrMean > 0 && since < QRS_TUNING.competeRr * this.rrMean && slope < QRS_TUNING.competeMaxSlope * this.pendSlope) {
+      if (this.pendIdx >= 0 && this.lastR >= 0 && this.rrMean > 0 && since < QRS_TUNING.competeRr * this.rrMean && since < QRS_TUNING.tWaveSeconds * fs && slope < QRS_TUNING.competeMaxSlope * this.pendSlope) {
         const dNew = Math.abs(r - this.lastR - this.rrMean)
         const dOld = Math.abs(this.pendR - this.lastR - this.rrMean)
         if (dNew < dOld && slope > QRS_TUNING.competeSlope * this.pendSlope) {

@@ -22,11 +22,48 @@ export interface ScoreOptions {
   from?: number
   /** ...nor after this sample (exclusive). */
   to?: number
+  /**
+   * Sample intervals [from, to) left out of the comparison, references and detections alike:
+   * ventricular flutter or fibrillation episodes (the record's VFON '[' to VFOFF ']'), which
+   * EC57 excludes from beat-by-beat scoring, as WFDB's bxb does.
+   */
+  exclude?: ReadonlyArray<readonly [number, number]>
+}
+
+/** The values outside every interval of `exclude` (sorted input stays sorted). */
+function outside(xs: ArrayLike<number>, exclude: ReadonlyArray<readonly [number, number]>): number[] {
+  const out: number[] = []
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]!
+    let inside = false
+    for (const [a, b] of exclude) if (x >= a && x < b) inside = true
+    if (!inside) out.push(x)
+  }
+  return out
+}
+
+/** VF/flutter episodes of an annotation list: from each VFON (code 32, '[') to the next VFOFF (33, ']') or `end`. */
+export function vfEpisodes(ann: ReadonlyArray<{ sample: number; code: number }>, end: number): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  let on = -1
+  for (const a of ann) {
+    if (a.code === 32 && on < 0) on = a.sample
+    else if (a.code === 33 && on >= 0) {
+      out.push([on, a.sample + 1])
+      on = -1
+    }
+  }
+  if (on >= 0) out.push([on, end])
+  return out
 }
 
 /** Both arrays must be sorted ascending (sample indices). */
 export function scoreBeats(reference: ArrayLike<number>, detected: ArrayLike<number>, opts: ScoreOptions): BeatScore {
   if (!opts || !(opts.tolerance >= 0)) throw new Error('scoreBeats: expected tolerance >= 0, got ' + (opts ? opts.tolerance : opts))
+  if (opts.exclude && opts.exclude.length > 0) {
+    reference = outside(reference, opts.exclude)
+    detected = outside(detected, opts.exclude)
+  }
   const from = opts.from === undefined ? -Infinity : opts.from
   const to = opts.to === undefined ? Infinity : opts.to
   const tol = opts.tolerance

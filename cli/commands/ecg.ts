@@ -62,8 +62,9 @@ const scoreCmd: Command = {
     'Usage: mhealth ecg score --wfdb PATH/RECORD [--wfdb PATH/RECORD2 ...] [options]',
     '',
     'Detects beats and matches them with the reference annotations (beat codes only;',
-    'rhythm, noise and comment annotations are ignored). With several records, also',
-    'prints the gross totals.',
+    'rhythm, noise and comment annotations are ignored). Ventricular flutter and',
+    'fibrillation episodes (VFON [ to VFOFF ]) are left out, references and detections',
+    'alike, as EC57 and WFDB bxb do. With several records, also prints the gross totals.',
     '',
     recordHelp + ' (repeatable)',
     channelHelp,
@@ -94,7 +95,7 @@ const scoreCmd: Command = {
     const annotator = stringOpt(p, 'annotator') ?? 'atr'
     const noisePath = stringOpt(p, 'noise')
     const { readAnnotations, readRecord, BEAT_CODES, WfdbError } = await import('../../datasets/wfdb.ts')
-    const { scoreBeats } = await import('../../signal/score.ts')
+    const { scoreBeats, vfEpisodes } = await import('../../signal/score.ts')
     let noise: { samples: Int16Array; gain: number } | undefined
     if (noisePath) {
       try {
@@ -109,8 +110,11 @@ const scoreCmd: Command = {
     for (const path of paths) {
       const rec = await load(path, channel)
       let ref: number[]
+      let vf: Array<[number, number]>
       try {
-        ref = readAnnotations(path, annotator).filter((a) => BEAT_CODES.has(a.code)).map((a) => a.sample)
+        const ann = readAnnotations(path, annotator)
+        ref = ann.filter((a) => BEAT_CODES.has(a.code)).map((a) => a.sample)
+        vf = vfEpisodes(ann, rec.samples.length)
       } catch (err) {
         if (err instanceof WfdbError) throw new CliError(err.message)
         throw err
@@ -121,7 +125,7 @@ const scoreCmd: Command = {
         samples = mixNoise(samples, noise.samples, { fs: rec.fs, snrDb: snr, beats: ref, cleanGain: rec.gain, noiseGain: noise.gain, protocol }).samples
       }
       const det = await detect(samples, rec.fs)
-      const s = scoreBeats(ref, det, { tolerance: Math.round((tolMs / 1000) * rec.fs) })
+      const s = scoreBeats(ref, det, { tolerance: Math.round((tolMs / 1000) * rec.fs), exclude: vf })
       rows.push({ record: rec.name, tp: s.tp, fn: s.fn, fp: s.fp, se: s.se, ppv: s.ppv })
     }
     if (rows.length > 1) {
