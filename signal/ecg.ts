@@ -20,7 +20,9 @@ export interface EcgOptions {
   onBeat?: (rIndex: number, rrSamples: number) => void
 }
 
-const RR_KEEP = 8
+const RR_KEEP = 16
+/** Seconds of RR intervals the displayed rate averages (see heartRate). */
+export const HR_AVG_SECONDS = 10
 
 export class EcgMonitor {
   readonly fs: number
@@ -65,7 +67,11 @@ export class EcgMonitor {
   private beat(r: number, rr: number): void {
     this.beatsRun++
     this.lastBeatAt = this.offset + r
-    if (rr > 0) {
+    // An interval over 2.5 times the recent ones is a gap in detection (beats missed in noise
+    // or an amplitude drop) or a pause, not a rate: the average starts again from the next
+    // beats, so a displayed number never averages one in (it halved the rate on record 208).
+    if (rr > 0 && this.rrN >= 3 && rr > 2.5 * this.meanRr()) this.rrPos = this.rrN = 0
+    else if (rr > 0) {
       this.rrs[this.rrPos] = rr
       this.rrPos = (this.rrPos + 1) % RR_KEEP
       if (this.rrN < RR_KEEP) this.rrN++
@@ -116,6 +122,13 @@ export class EcgMonitor {
     this.detector.finish()
   }
 
+  /** Mean of the kept RR intervals, samples (0 without any). */
+  private meanRr(): number {
+    let sum = 0
+    for (let i = 0; i < this.rrN; i++) sum += this.rrs[i]
+    return this.rrN > 0 ? sum / this.rrN : 0
+  }
+
   /** Last RR interval in milliseconds, or undefined. */
   lastRrMs(): number | undefined {
     if (this.rrN === 0) return undefined
@@ -146,9 +159,21 @@ export class EcgMonitor {
     if (this.beatsRun < 4 || this.rrN < 3) return undefined
     const q = this.quality()
     if (q < this.minQuality) return undefined
+    // The newest RR intervals spanning up to AVG_SECONDS (at least three, at most RR_KEEP): a
+    // steady number in irregular rhythms (bigeminy: 16 intervals move it ~6 % a beat, 8 move
+    // it ~12 %) that still follows a step in a few seconds at slow rates.
     let sum = 0
-    for (let i = 0; i < this.rrN; i++) sum += this.rrs[i]
-    const mean = sum / this.rrN
-    return Math.round((600 * this.fs) / mean) / 10
+    let n = 0
+    const span = HR_AVG_SECONDS * this.fs
+    for (let i = 1; i <= this.rrN; i++) {
+      const rr = this.rrs[(this.rrPos + RR_KEEP - i) % RR_KEEP]
+      if (n >= 3 && sum + rr > span) break
+      sum += rr
+      n++
+    }
+    const mean = sum / n
+    const bpm = Math.round((600 * this.fs) / mean) / 10
+    // Outside 20-300 bpm no heart beats: a number there is a detector fault, not a rate to show.
+    return bpm >= 20 && bpm <= 300 ? bpm : undefined
   }
 }

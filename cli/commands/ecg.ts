@@ -73,6 +73,10 @@ const scoreCmd: Command = {
     '  --noise PATH/RECORD  add an NSTDB noise record (e.g. nstdb/ma) before detecting',
     '  --snr DB             noise level as signal-to-noise ratio in dB (default 6)',
     '  --protocol P         nst (5 min clean, then 2 min noisy/clean; default) or continuous',
+    '  --hr                 also score the heart rate shown each second (ecg hr) against the',
+    '                       reference beats averaged the same way: HR ok = seconds within',
+    '                       max(5 bpm, 10 %) (ANSI/AAMI EC13), HR shown = seconds with a number,',
+    '                       both over the seconds with a reference rate, after the first 10 s',
     '  --json               print JSON instead of a table',
   ].join('\n'),
   async run(argv, io) {
@@ -85,6 +89,7 @@ const scoreCmd: Command = {
       snr: { type: 'string' },
       protocol: { type: 'string' },
       json: { type: 'boolean' },
+      hr: { type: 'boolean' },
     })
     const paths = (p.values.wfdb as string[] | undefined) ?? []
     if (paths.length === 0) throw new UsageError('--wfdb is required')
@@ -106,7 +111,9 @@ const scoreCmd: Command = {
         throw err
       }
     }
-    const rows: Array<{ record: string; tp: number; fn: number; fp: number; se: number; ppv: number }> = []
+    const withHr = !!p.values.hr
+    const { displayedHr, referenceHr, scoreHr } = await import('../../signal/hr-series.ts')
+    const rows: Array<{ record: string; tp: number; fn: number; fp: number; se: number; ppv: number; hr?: { seconds: number; shown: number; within: number } }> = []
     for (const path of paths) {
       const rec = await load(path, channel)
       let ref: number[]
@@ -126,23 +133,64 @@ const scoreCmd: Command = {
       }
       const det = await detect(samples, rec.fs)
       const s = scoreBeats(ref, det, { tolerance: Math.round((tolMs / 1000) * rec.fs), exclude: vf })
-      rows.push({ record: rec.name, tp: s.tp, fn: s.fn, fp: s.fp, se: s.se, ppv: s.ppv })
+      const row: (typeof rows)[number] = { record: rec.name, tp: s.tp, fn: s.fn, fp: s.fp, se: s.se, ppv: s.ppv }
+      if (withHr) {
+        const shown = displayedHr(samples, rec.fs)
+        row.hr = scoreHr(shown, referenceHr(ref, rec.fs, shown.length), { exclude: vf.map(([a, b]) => [Math.floor(a / rec.fs), Math.ceil(b / rec.fs) + 8] as [number, number]) })
+      }
+      rows.push(row)
     }
     if (rows.length > 1) {
       const tp = rows.reduce((a, r) => a + r.tp, 0)
       const fn = rows.reduce((a, r) => a + r.fn, 0)
       const fp = rows.reduce((a, r) => a + r.fp, 0)
-      rows.push({ record: 'gross', tp, fn, fp, se: tp / (tp + fn), ppv: tp / (tp + fp) })
+      const gross: (typeof rows)[number] = { record: 'gross', tp, fn, fp, se: tp / (tp + fn), ppv: tp / (tp + fp) }
+      if (withHr) {
+        const sum = (k: 'seconds' | 'shown' | 'within') => rows.reduce((a, r) => a + (r.hr ? r.hr[k] : 0), 0)
+        gross.hr = { seconds: sum('seconds'), shown: sum('shown'), within: sum('within') }
+      }
+      rows.push(gross)
     }
     if (p.values.json) {
       print(io, JSON.stringify(rows.length === 1 ? rows[0] : rows))
       return 0
     }
-    const lines = ['record    TP     FN     FP     Se        +P']
-    for (const r of rows) lines.push(`${r.record.padEnd(8)}${String(r.tp).padStart(6)} ${String(r.fn).padStart(6)} ${String(r.fp).padStart(6)}  ${pct(r.se).padStart(8)}  ${pct(r.ppv).padStart(8)}`)
+    const lines = ['record    TP     FN     FP     Se        +P' + (withHr ? '    HR ok  HR shown' : '')]
+    for (const r of rows) {
+      const hr = r.hr ? `  ${pct(r.hr.within / r.hr.seconds).padStart(8)}  ${pct(r.hr.shown / r.hr.seconds).padStart(8)}` : ''
+      lines.push(`${r.record.padEnd(8)}${String(r.tp).padStart(6)} ${String(r.fn).padStart(6)} ${String(r.fp).padStart(6)}  ${pct(r.se).padStart(8)}  ${pct(r.ppv).padStart(8)}${hr}`)
+    }
     print(io, lines.join('\n'))
     return 0
   },
 }
 
-export const command: Command = group('ecg', 'ECG beat detection on WFDB records (the board\'s streaming detector)', [detectCmd, scoreCmd])
+const hrCmd: Command = {
+  name: 'hr',
+  summary: 'print the heart rate a monitor shows, once a second: T HR QUALITY',
+  usage: [
+    'Usage: mhealth ecg hr --wfdb PATH/RECORD [--channel N]',
+    '',
+    'Feeds the record sample by sample through the gateway\'s streaming ECG monitor and prints',
+    'one line per second of record time: T HR QUALITY. T is whole seconds from the start (the',
+    'line shows what the monitor displays at T, every sample before it fed); HR is in bpm (the',
+    'mean of the last 8 RR intervals, one decimal), or - when a monitor shows no number (fewer',
+    'than four beats since the start, no beat for 4 s, quality under 50, or a rate outside',
+    '20-300 bpm); QUALITY is 0-100.',
+    '',
+    recordHelp,
+    channelHelp,
+  ].join('\n'),
+  async run(argv, io) {
+    const p = parseCli(argv, { wfdb: { type: 'string' }, channel: { type: 'string' } })
+    const path = stringOpt(p, 'wfdb')
+    if (!path) throw new UsageError('--wfdb is required')
+    const rec = await load(path, intOpt(p, 'channel', 0, 0, 63))
+    const { displayedHr } = await import('../../signal/hr-series.ts')
+    const lines = displayedHr(rec.samples, rec.fs).map((s) => `${s.t} ${s.hr === null ? '-' : s.hr.toFixed(1)} ${s.quality}`)
+    io.stdout.write(lines.length ? lines.join('\n') + '\n' : '')
+    return 0
+  },
+}
+
+export const command: Command = group('ecg', 'ECG beat detection and heart rate on WFDB records (the gateway\'s streaming code)', [detectCmd, hrCmd, scoreCmd])
