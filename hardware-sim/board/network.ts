@@ -23,6 +23,9 @@ import type { VarCounter } from './memory.ts'
 import type { JsEmitter } from './sandbox.ts'
 import { probeConnect } from './connect-probe.ts'
 
+/** The most a completed or refused TCP connect blocks the board (a WiFi LAN's round trips plus lwIP), ms. */
+export const LAN_CONNECT_MS = 20
+
 /** errno lwIP gives a connect with no interface up (ERR_RTE -> EHOSTUNREACH). */
 const NO_ROUTE = 113
 
@@ -222,7 +225,10 @@ export class BoardNetwork {
       throw this.internalError('Unable to create socket')
     }
     const r = probeConnect(hostName, port)
-    this.host.chargeTime(r.ms)
+    // A handshake that completed or was refused took the network a few ms; what the probe
+    // measured beyond that is this host being busy (its worker thread waiting for a core), which
+    // a board on a WiFi LAN does not pay. A host that does not answer keeps its full time.
+    this.host.chargeTime(r.kind === 'timeout' ? r.ms : Math.min(r.ms, LAN_CONNECT_MS))
     if (r.kind === 'dns') throw this.internalError('Unable to locate host')
     if (r.kind === 'failed') {
       this.host.console.write(`ERROR: Connect failed (err ${r.errno})`)
