@@ -174,8 +174,10 @@ export class MqttClient {
       // PUBACKs of a backlog arrive together, and each one's work (flash ring, next publish)
       // in one callback held the sensors' drain up past the FIFO's slack at the high cost.
       const rx = function (d: string) {
-        // A socket given up by check() may still deliver (a late CONNACK): it is not ours any more.
+        // A socket given up by check() may still deliver (a late CONNACK): it is not ours any
+        // more, and its data says nothing about the live link.
         if (sock !== self.sock) return
+        self.lastRx = Date.now()
         try {
           if (self.reader.push(d, function (p) { self.handle(p) }, 1)) setTimeout(function () { rx('') }, 0)
         } catch (e) {
@@ -184,10 +186,7 @@ export class MqttClient {
           onClose('protocol error')
         }
       }
-      sock.on('data', function (d: string) {
-        self.lastRx = Date.now()
-        rx(d)
-      })
+      sock.on('data', rx)
       sock.on('close', function () { onClose('closed') })
       sock.on('end', function () { onClose('ended') })
       sock.on('error', function (e: any) { onClose('error ' + (e && e.message ? e.message : e)) })
