@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildBundle } from '../firmware/build/bundle.ts'
 import { estimateMemory } from '../hardware-sim/bundle-memory.ts'
-import { createBoardRig, provisionRig, type BoardRig, type BoardRigOptions, type RigStatus } from '../hardware-sim/rig.ts'
+import { createBoardRig, provisionRig, samplesLost, type BoardRig, type BoardRigOptions, type RigStatus } from '../hardware-sim/rig.ts'
 import { perSampleBundle, PER_SAMPLE_FIRMWARE } from '../hardware-sim/cost/baseline.ts'
 import { CostModel, NATIVE_COSTS, type NativeCosts } from '../hardware-sim/cost/model.ts'
 import type { CostOption, CostReport } from '../hardware-sim/board/board.ts'
@@ -58,12 +58,6 @@ async function pipelines(): Promise<Pipeline[]> {
   const out: Pipeline[] = [{ name: `per-sample AD8232 (frozen ${PER_SAMPLE_FIRMWARE.commit.slice(0, 7)})`, bundle: perSampleBundle() }]
   out.push({ name: 'MAX30003 FIFO (this checkout)', bundle: (await buildBundle()).code })
   return out
-}
-
-/** Samples the firmware reports lost: the per-sample sampler's missed ticks, the FIFO acquisition's overflowed samples. */
-function lost(s: RigStatus): { ecg: number; ppg: number } {
-  const a = s.sampler as (RigStatus['sampler'] & { ecgLost?: number }) | undefined
-  return { ecg: (a?.missed ?? 0) + (a?.ecgLost ?? 0), ppg: a?.ppgLost ?? 0 }
 }
 
 interface Budget {
@@ -129,8 +123,8 @@ async function runBudget(gw: RealGateway, p: Pipeline, profile: 'se' | 'bare', s
     const hostMs = performance.now() - h0
     const s1 = statusOf(rig)
     const report = rig.costReport()
-    const l0 = lost(s0)
-    const l1 = lost(s1)
+    const l0 = samplesLost(s0)
+    const l1 = samplesLost(s1)
     return {
       pipeline: p.name, profile, setting, connected: !!s1.connected, report,
       ecgLost: l1.ecg - l0.ecg, ppgLost: l1.ppg - l0.ppg, overruns: (s1.sampler?.overruns ?? 0) - (s0.sampler?.overruns ?? 0),

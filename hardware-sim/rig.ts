@@ -162,6 +162,17 @@ export interface BoardRig {
   close(): void
 }
 
+/**
+ * ECG and PPG samples a board's firmware counts as lost: the FIFO acquisition's overflow
+ * counters (`ecgLost`, `ppgLost`; its `missed` is their sum), or for the frozen per-sample
+ * firmware its missed ECG ticks and lost PPG samples.
+ */
+export function samplesLost(s: RigStatus): { ecg: number; ppg: number } {
+  const a = s.sampler as (RigStatus['sampler'] & { ecgLost?: number }) | undefined
+  if (!a) return { ecg: 0, ppg: 0 }
+  return { ecg: a.ecgLost !== undefined ? a.ecgLost : a.missed ?? 0, ppg: a.ppgLost ?? 0 }
+}
+
 /** What mhStatus() returns (firmware/main.ts). */
 export interface RigStatus {
   fw: string

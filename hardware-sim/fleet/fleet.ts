@@ -15,7 +15,7 @@
 import { mkdirSync, rmSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBoardRig, provisionRig, registerBoard, firmwareBundle, type BoardRig, type Provisioned, type RigStatus } from '../rig.ts'
+import { createBoardRig, provisionRig, registerBoard, firmwareBundle, samplesLost, type BoardRig, type Provisioned, type RigStatus } from '../rig.ts'
 import type { CostOption } from '../board/board.ts'
 import { CFG_FILE } from '../../firmware/config.ts'
 import { fromHex } from '../../protocol/portable/bytes.ts'
@@ -287,7 +287,7 @@ export class Fleet {
       if (!s || !s.up) continue
       const cur = {
         boot: s.boot ?? 0, frames: s.stats.frames, published: s.mqtt?.publishes ?? 0, acked: s.uplink?.acked ?? 0,
-        nacks: s.stats.nacks, connects: s.mqtt?.connects ?? 0, samplesLost: samplesLost(s),
+        nacks: s.stats.nacks, connects: s.mqtt?.connects ?? 0, samplesLost: lostTotal(s),
       }
       const prev = b.last && b.last.boot === cur.boot ? b.last : { boot: cur.boot, frames: 0, published: 0, acked: 0, nacks: 0, connects: 0, samplesLost: 0 }
       if (b.last && b.last.boot !== cur.boot) reboots++
@@ -516,8 +516,7 @@ export class Fleet {
   }
 }
 
-/** ECG and PPG samples the firmware counts as lost to FIFO overflows (its acquisition's counters; 0 for a firmware without them). */
-function samplesLost(s: RigStatus): number {
-  const a = s.sampler as (RigStatus['sampler'] & { ecgLost?: number }) | undefined
-  return (a?.ecgLost ?? 0) + (a?.ppgLost ?? 0)
+function lostTotal(s: RigStatus): number {
+  const l = samplesLost(s)
+  return l.ecg + l.ppg
 }
