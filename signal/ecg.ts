@@ -20,9 +20,30 @@ export interface EcgOptions {
   onBeat?: (rIndex: number, rrSamples: number) => void
 }
 
-const RR_KEEP = 16
+/** RR intervals kept, and so the most a displayed rate averages. */
+export const RR_KEEP = 16
 /** Seconds of RR intervals the displayed rate averages (see heartRate). */
 export const HR_AVG_SECONDS = 10
+
+/**
+ * The RR interval a displayed rate is computed from: the mean of the newest intervals spanning
+ * up to HR_AVG_SECONDS, at least three, at most `count` (`rr(1)` the newest, in samples at `fs`).
+ * A steady number in irregular rhythms (bigeminy: 16 intervals move it ~6 % a beat, 8 move it
+ * ~12 %) that still follows a step in a few seconds at slow rates. EcgMonitor's display and the
+ * reference it is scored against (signal/hr-series.ts) both use it.
+ */
+export function displayedRr(count: number, rr: (i: number) => number, fs: number): number {
+  const span = HR_AVG_SECONDS * fs
+  let sum = 0
+  let n = 0
+  for (let i = 1; i <= count; i++) {
+    const x = rr(i)
+    if (n >= 3 && sum + x > span) break
+    sum += x
+    n++
+  }
+  return n > 0 ? sum / n : 0
+}
 
 export class EcgMonitor {
   readonly fs: number
@@ -159,19 +180,9 @@ export class EcgMonitor {
     if (this.beatsRun < 4 || this.rrN < 3) return undefined
     const q = this.quality()
     if (q < this.minQuality) return undefined
-    // The newest RR intervals spanning up to AVG_SECONDS (at least three, at most RR_KEEP): a
-    // steady number in irregular rhythms (bigeminy: 16 intervals move it ~6 % a beat, 8 move
-    // it ~12 %) that still follows a step in a few seconds at slow rates.
-    let sum = 0
-    let n = 0
-    const span = HR_AVG_SECONDS * this.fs
-    for (let i = 1; i <= this.rrN; i++) {
-      const rr = this.rrs[(this.rrPos + RR_KEEP - i) % RR_KEEP]
-      if (n >= 3 && sum + rr > span) break
-      sum += rr
-      n++
-    }
-    const mean = sum / n
+    const rrs = this.rrs
+    const pos = this.rrPos
+    const mean = displayedRr(this.rrN, function (i: number) { return rrs[(pos + RR_KEEP - i) % RR_KEEP] }, this.fs)
     const bpm = Math.round((600 * this.fs) / mean) / 10
     // Outside 20-300 bpm no heart beats: a number there is a detector fault, not a rate to show.
     return bpm >= 20 && bpm <= 300 ? bpm : undefined

@@ -4,7 +4,7 @@
  * max(5 bpm, 10 %) of the true rate). Node side: used by `mhealth ecg hr` and `ecg score --hr`;
  * the displayed rate itself is EcgMonitor's, the streaming code the gateway runs.
  */
-import { EcgMonitor, HR_AVG_SECONDS } from './ecg.ts'
+import { EcgMonitor, displayedRr, RR_KEEP } from './ecg.ts'
 
 /** One displayed second: T (whole seconds), the rate in bpm or null (no number shown), quality 0..100. */
 export interface HrSecond {
@@ -33,10 +33,9 @@ export function displayedHr(samples: ArrayLike<number>, fs: number): HrSecond[] 
 
 /**
  * The reference rate at whole seconds from the annotated beats, averaged as the display averages
- * (EcgMonitor.heartRate: the newest RR intervals spanning up to `avgSeconds`, at least three, at
- * most 16); null where no rate exists (fewer than two beats before T, or none for 3 s).
+ * (displayedRr); null where no rate exists (fewer than two beats before T, or none for 3 s).
  */
-export function referenceHr(beats: ArrayLike<number>, fs: number, seconds: number, avgSeconds = HR_AVG_SECONDS): Array<number | null> {
+export function referenceHr(beats: ArrayLike<number>, fs: number, seconds: number): Array<number | null> {
   const out: Array<number | null> = []
   let j = 0
   for (let t = 1; t <= seconds; t++) {
@@ -47,17 +46,18 @@ export function referenceHr(beats: ArrayLike<number>, fs: number, seconds: numbe
       out.push(null)
       continue
     }
-    let sum = 0
-    let n = 0
-    for (let i = j - 1; i >= 1 && n < 16; i--) {
-      const rr = beats[i]! - beats[i - 1]!
-      if (n >= 3 && sum + rr > avgSeconds * fs) break
-      sum += rr
-      n++
-    }
-    out.push((60 * fs * n) / sum)
+    const newest = j - 1
+    out.push((60 * fs) / displayedRr(Math.min(RR_KEEP, newest), (i) => beats[newest - i + 1]! - beats[newest - i]!, fs))
   }
   return out
+}
+
+/**
+ * VF episodes (sample intervals) as the seconds HR scoring leaves out: the episode, and the 8 s
+ * after it while the display's average still holds its intervals.
+ */
+export function vfSeconds(vf: ReadonlyArray<readonly [number, number]>, fs: number): Array<[number, number]> {
+  return vf.map(([a, b]) => [Math.floor(a / fs), Math.ceil(b / fs) + 8] as [number, number])
 }
 
 export interface HrScore {

@@ -112,7 +112,7 @@ const scoreCmd: Command = {
       }
     }
     const withHr = !!p.values.hr
-    const { displayedHr, referenceHr, scoreHr } = await import('../../signal/hr-series.ts')
+    const { displayedHr, referenceHr, scoreHr, vfSeconds } = await import('../../signal/hr-series.ts')
     const rows: Array<{ record: string; tp: number; fn: number; fp: number; se: number; ppv: number; hr?: { seconds: number; shown: number; within: number } }> = []
     for (const path of paths) {
       const rec = await load(path, channel)
@@ -136,7 +136,7 @@ const scoreCmd: Command = {
       const row: (typeof rows)[number] = { record: rec.name, tp: s.tp, fn: s.fn, fp: s.fp, se: s.se, ppv: s.ppv }
       if (withHr) {
         const shown = displayedHr(samples, rec.fs)
-        row.hr = scoreHr(shown, referenceHr(ref, rec.fs, shown.length), { exclude: vf.map(([a, b]) => [Math.floor(a / rec.fs), Math.ceil(b / rec.fs) + 8] as [number, number]) })
+        row.hr = scoreHr(shown, referenceHr(ref, rec.fs, shown.length), { exclude: vfSeconds(vf, rec.fs) })
       }
       rows.push(row)
     }
@@ -174,9 +174,10 @@ const hrCmd: Command = {
     'Feeds the record sample by sample through the gateway\'s streaming ECG monitor and prints',
     'one line per second of record time: T HR QUALITY. T is whole seconds from the start (the',
     'line shows what the monitor displays at T, every sample before it fed); HR is in bpm (the',
-    'mean of the last 8 RR intervals, one decimal), or - when a monitor shows no number (fewer',
-    'than four beats since the start, no beat for 4 s, quality under 50, or a rate outside',
-    '20-300 bpm); QUALITY is 0-100.',
+    'mean of the newest RR intervals spanning up to 10 s, 3 to 16 of them, one decimal), or -',
+    'when a monitor shows no number (fewer than four beats since the start or since a gap in',
+    'detection, no beat for 4 s, quality under 50, or a rate outside 20-300 bpm); QUALITY is',
+    '0-100.',
     '',
     recordHelp,
     channelHelp,
