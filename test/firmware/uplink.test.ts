@@ -89,12 +89,18 @@ t.test('reboot while offline: frames in flash are delivered by the next boot', a
   t.same(br.got.map(seqOf), Array.from({ length: 15 }, (_, i) => i), 'in order, oldest first, once each')
 })
 
-t.test('a long backlog does not starve live frames: one window slot is kept for them, and the backlog is paced', async (t) => {
+/** An always-connected publisher that records what it is given (packet IDs from 1), and an empty flash ring. */
+function recordingUplinkParts() {
   const sent: string[] = []
   let next = 1
   const fake = { connected: true, publish: (_t: string, p: string) => { sent.push(p); return next++ }, forget: () => {} }
   const ring = new FlashRing(new MemStorage(), { prefix: 'q', segments: 4, segSize: 4096, maxRecords: 64 })
   ring.open()
+  return { sent, fake, ring }
+}
+
+t.test('a long backlog does not starve live frames: one window slot is kept for them, and the backlog is paced', async (t) => {
+  const { sent, fake, ring } = recordingUplinkParts()
   for (let s = 0; s < 30; s++) ring.push(frame(s))
   const u = new Uplink(fake, ring, 'x', 4)
   u.onConnect()
@@ -115,11 +121,7 @@ t.test('a long backlog does not starve live frames: one window slot is kept for 
 })
 
 t.test('held (power saver): a flush sends the whole window at once, unpaced', async (t) => {
-  const sent: string[] = []
-  let next = 1
-  const fake = { connected: true, publish: (_t: string, p: string) => { sent.push(p); return next++ }, forget: () => {} }
-  const ring = new FlashRing(new MemStorage(), { prefix: 'q', segments: 4, segSize: 4096, maxRecords: 64 })
-  ring.open()
+  const { sent, fake, ring } = recordingUplinkParts()
   const u = new Uplink(fake, ring, 'x', 4)
   u.hold = true
   for (let s = 0; s < 6; s++) u.submit(frame(s))

@@ -3,7 +3,7 @@
  * recorded frame verifies with `mhealth frame verify`), a fresh gateway plus `mhealth sim`
  * streaming with no manual step, and usage errors.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { DEFAULTS } from '../../../firmware/config.ts'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -50,7 +50,8 @@ t.test('sim record writes DIR/<id>/<seq>.cose and devices.json; every frame veri
   t.equal(bad.code, 1, 'a frame does not verify with another device\'s key')
 })
 
-t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t) => {
+/** A fresh `mhealth gateway` process on free ports, stopped at teardown: its data dir and the ports it reports ready on. */
+async function freshGateway(t: Test): Promise<{ data: string; ready: { ports: { mqtt: number; http: number } } }> {
   const data = tmp()
   const gw = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), 'gateway', '--data', data, '--mqtt-port', 'auto', '--mqtts-port', '0', '--ws-port', '0', '--http-port', 'auto', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => gw.kill('SIGTERM'))
@@ -63,6 +64,11 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
     })
     gw.on('exit', (c) => reject(new Error(`gateway exited ${c}`)))
   })
+  return { data, ready }
+}
+
+t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t) => {
+  const { data, ready } = await freshGateway(t)
   const r = await runCli(['sim', '--devices', '2', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '8', '--speed', '4', '--seed', '5'], { timeoutMs: 120_000 })
   t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
   t.match(r.stdout, /devices: dev0=\w{17}\(se\) dev1=\w{17}\(bare\)/, 'lists the provisioned boards')
@@ -76,18 +82,7 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
 })
 
 t.test('mhealth sim --cost high: the summary gives the boards\' share of an ESP32 core, the longest callback and samples lost', async (t) => {
-  const data = tmp()
-  const gw = spawn(process.execPath, [join(repoRoot, 'bin', 'mhealth.js'), 'gateway', '--data', data, '--mqtt-port', 'auto', '--mqtts-port', '0', '--ws-port', '0', '--http-port', 'auto', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => gw.kill('SIGTERM'))
-  const ready = await new Promise<{ ports: { mqtt: number; http: number } }>((resolve, reject) => {
-    let buf = ''
-    gw.stdout.on('data', (d) => {
-      buf += d
-      const line = buf.split('\n').find((l) => l.includes('"ready"'))
-      if (line) resolve(JSON.parse(line))
-    })
-    gw.on('exit', (c) => reject(new Error(`gateway exited ${c}`)))
-  })
+  const { data, ready } = await freshGateway(t)
   const r = await runCli(['sim', '--devices', '2', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '20', '--speed', '10', '--seed', '6', '--cost', 'high'], { timeoutMs: 150_000 })
   t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
   const m = /esp32 \(cost high\): ([\d.]+) % to ([\d.]+) % of a core \(mean ([\d.]+) %\); longest callback ([\d.]+) ms \(dev\d (.+)\); samples lost (\d+)/.exec(r.stdout)
