@@ -8,6 +8,8 @@
  * otherwise `heartRate()` returns undefined (never a sentinel).
  */
 import { QrsDetector } from './qrs.ts'
+import { BeatClassifier, type BeatClass } from './beat-class.ts'
+import { RhythmAnalyzer, type RhythmEpisode, type RhythmLabel } from './rhythm.ts'
 
 export interface EcgOptions {
   fs: number
@@ -18,7 +20,20 @@ export interface EcgOptions {
   /** Quality (0..100) below which no heart rate is reported (default 50). */
   minQuality?: number
   onBeat?: (rIndex: number, rrSamples: number) => void
+  /** Each beat's EC57 class, a beat after onBeat (R index in the pushed stream). */
+  onBeatClass?: (rIndex: number, cls: BeatClass) => void
+  /** Each rhythm episode once it has ended (samples of the pushed stream). */
+  onEpisode?: (e: RhythmEpisode) => void
+  /** Rate limits of the rhythm analysis (bpm; defaults 50 and 120). */
+  bradyBpm?: number
+  tachyBpm?: number
+  /** Shortest AF episode reported, seconds (default 30). */
+  minAfSeconds?: number
 }
+
+/** Seconds of V beats pvcPerMinute() counts over. */
+const PVC_WINDOW_SECONDS = 60
+const PVC_KEEP = 256
 
 /** RR intervals kept, and so the most a displayed rate averages. */
 export const RR_KEEP = 16
@@ -65,6 +80,14 @@ export class EcgMonitor {
   private lastBeatAt = -1
   /** Bit 0 lead-off, bit 3 saturated (the frame's flag bits). */
   flags = 0
+  readonly classifier: BeatClassifier
+  readonly rhythm: RhythmAnalyzer
+  private onClassCb: ((rIndex: number, cls: BeatClass) => void) | undefined
+  /** Sample indices of the latest V beats (ring), for PVC/min. */
+  private pvcs: Float64Array
+  private pvcPos = 0
+  private pvcN = 0
+  private secondLeft: number
 
   constructor(opts: EcgOptions) {
     if (!opts || typeof opts.fs !== 'number') throw new Error('EcgMonitor: expected options with fs, got ' + opts)
@@ -83,6 +106,27 @@ export class EcgMonitor {
         self.beat(r, rr)
       },
     })
+    this.onClassCb = opts.onBeatClass
+    this.classifier = new BeatClassifier({
+      fs: opts.fs,
+      onClass: function (r: number, cls: BeatClass) {
+        self.classified(r, cls)
+      },
+    })
+    this.rhythm = new RhythmAnalyzer({ fs: opts.fs, bradyBpm: opts.bradyBpm, tachyBpm: opts.tachyBpm, minAfSeconds: opts.minAfSeconds, onEpisode: opts.onEpisode })
+    this.pvcs = new Float64Array(PVC_KEEP)
+    this.secondLeft = Math.round(opts.fs)
+  }
+
+  private classified(r: number, cls: BeatClass): void {
+    const at = this.offset + r
+    if (cls === 'V') {
+      this.pvcs[this.pvcPos] = at
+      this.pvcPos = (this.pvcPos + 1) % PVC_KEEP
+      if (this.pvcN < PVC_KEEP) this.pvcN++
+    }
+    this.rhythm.beat(at, cls)
+    if (this.onClassCb) this.onClassCb(at, cls)
   }
 
   private beat(r: number, rr: number): void {
@@ -97,6 +141,8 @@ export class EcgMonitor {
       this.rrPos = (this.rrPos + 1) % RR_KEEP
       if (this.rrN < RR_KEEP) this.rrN++
     }
+    this.rhythm.detected(this.offset + r)
+    this.classifier.beat(r, rr)
     if (this.onBeatCb) this.onBeatCb(this.offset + r, rr)
   }
 
@@ -112,7 +158,10 @@ export class EcgMonitor {
       if (!this.off) {
         this.off = true
         this.flags |= 1
+        this.classifier.reset()
       }
+      this.rhythm.push(0, false)
+      this.tick()
       return
     }
     if (this.off) {
@@ -127,10 +176,21 @@ export class EcgMonitor {
       this.satRun = 0
       this.flags &= ~8
     }
+    this.classifier.push(x)
+    this.rhythm.push(x, true)
     this.detector.push(x)
+    this.tick()
+  }
+
+  /** Once a second of samples: the rhythm analysis's timed tests. */
+  private tick(): void {
+    if (--this.secondLeft > 0) return
+    this.secondLeft = Math.round(this.fs)
+    this.rhythm.second(this.heartRate(), this.quality())
   }
 
   private restart(at: number): void {
+    this.classifier.reset()
     this.detector.reset()
     this.offset = at
     this.rrPos = this.rrN = 0
@@ -138,9 +198,24 @@ export class EcgMonitor {
     this.lastBeatAt = -1
   }
 
-  /** Emits the beat the detector still holds back (end of a record). */
+  /** Emits the beat the detector still holds back, its class, and the open rhythm episodes (end of a record). */
   finish(): void {
     this.detector.finish()
+    this.classifier.finish()
+    this.rhythm.finish()
+  }
+
+  /** V beats in the last minute of pushed samples. */
+  pvcPerMinute(): number {
+    const from = this.total - PVC_WINDOW_SECONDS * this.fs
+    let c = 0
+    for (let i = 0; i < this.pvcN; i++) if (this.pvcs[i] >= from) c++
+    return c
+  }
+
+  /** The rhythm to show now ('' when none of the analysed rhythms applies). */
+  rhythmLabel(): RhythmLabel | '' {
+    return this.rhythm.active()
   }
 
   /** Mean of the kept RR intervals, samples (0 without any). */

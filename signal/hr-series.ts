@@ -4,31 +4,18 @@
  * max(5 bpm, 10 %) of the true rate). Node side: used by `mhealth ecg hr` and `ecg score --hr`;
  * the displayed rate itself is EcgMonitor's, the streaming code the gateway runs.
  */
-import { EcgMonitor, displayedRr, RR_KEEP } from './ecg.ts'
+import { displayedRr, RR_KEEP } from './ecg.ts'
+import { runChain, type HrSecond } from './record-run.ts'
+import { inIntervals } from './score.ts'
 
-/** One displayed second: T (whole seconds), the rate in bpm or null (no number shown), quality 0..100. */
-export interface HrSecond {
-  t: number
-  hr: number | null
-  quality: number
-}
+export type { HrSecond } from './record-run.ts'
 
 /**
  * Feeds `samples` (a record's raw ADC values) through an EcgMonitor and reads its display once
  * a second: line T is what it shows at time T s (every sample before T x fs pushed), T = 1, 2...
  */
 export function displayedHr(samples: ArrayLike<number>, fs: number): HrSecond[] {
-  const m = new EcgMonitor({ fs, adcMin: -2147483648, adcMax: 2147483647 })
-  const out: HrSecond[] = []
-  const per = Math.round(fs)
-  for (let i = 0; i < samples.length; i++) {
-    m.push(samples[i]!, false)
-    if ((i + 1) % per === 0) {
-      const hr = m.heartRate()
-      out.push({ t: (i + 1) / per, hr: hr === undefined ? null : hr, quality: m.quality() })
-    }
-  }
-  return out
+  return runChain(samples, fs).hr
 }
 
 /**
@@ -57,7 +44,7 @@ export function referenceHr(beats: ArrayLike<number>, fs: number, seconds: numbe
  * after it while the display's average still holds its intervals.
  */
 export function vfSeconds(vf: ReadonlyArray<readonly [number, number]>, fs: number): Array<[number, number]> {
-  return vf.map(([a, b]) => [Math.floor(a / fs), Math.ceil(b / fs) + 8] as [number, number])
+  return vf.map((e) => [Math.floor(e[0] / fs), Math.ceil(e[1] / fs) + 8] as [number, number])
 }
 
 export interface HrScore {
@@ -75,13 +62,12 @@ export function scoreHr(shown: ReadonlyArray<HrSecond>, reference: ReadonlyArray
   let seconds = 0
   let nShown = 0
   let within = 0
-  for (const s of shown) {
+  for (let i = 0; i < shown.length; i++) {
+    const s = shown[i]!
     if (s.t <= skip) continue
     const ref = reference[s.t - 1]
     if (ref === null || ref === undefined) continue
-    let out = false
-    if (opts.exclude) for (const [a, b] of opts.exclude) if (s.t >= a && s.t < b) out = true
-    if (out) continue
+    if (opts.exclude && inIntervals(s.t, opts.exclude)) continue
     seconds++
     if (s.hr === null) continue
     nShown++

@@ -35,18 +35,23 @@ function outside(xs: ArrayLike<number>, exclude: ReadonlyArray<readonly [number,
   const out: number[] = []
   for (let i = 0; i < xs.length; i++) {
     const x = xs[i]!
-    let inside = false
-    for (const [a, b] of exclude) if (x >= a && x < b) inside = true
-    if (!inside) out.push(x)
+    if (!inIntervals(x, exclude)) out.push(x)
   }
   return out
+}
+
+/** True when x lies in one of the [from, to) intervals. */
+export function inIntervals(x: number, intervals: ReadonlyArray<readonly [number, number]>): boolean {
+  for (let k = 0; k < intervals.length; k++) if (x >= intervals[k]![0] && x < intervals[k]![1]) return true
+  return false
 }
 
 /** VF/flutter episodes of an annotation list: from each VFON (code 32, '[') to the next VFOFF (33, ']') or `end`. */
 export function vfEpisodes(ann: ReadonlyArray<{ sample: number; code: number }>, end: number): Array<[number, number]> {
   const out: Array<[number, number]> = []
   let on = -1
-  for (const a of ann) {
+  for (let i = 0; i < ann.length; i++) {
+    const a = ann[i]!
     if (a.code === 32 && on < 0) on = a.sample
     else if (a.code === 33 && on >= 0) {
       out.push([on, a.sample + 1])
