@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path'
 export interface WfdbSignalSpec {
   file: string
   format: number
+  /** Bytes to skip at the start of the signal file (the header's `16+24` form; a MATLAB v4 header before the samples). */
+  byteOffset: number
   /** ADC units per physical unit; 0 in the header means uncalibrated, read as the WFDB default 200. */
   gain: number
   adcResolution: number
@@ -63,6 +65,7 @@ export function parseHeader(text: string, recordName = ''): WfdbHeader {
   for (let i = 0; i < nsig; i++) {
     const f = content[1 + i].split(/\s+/)
     const format = parseInt(f[1], 10)
+    const plus = /\+(\d+)$/.exec(f[1] ?? '')
     const gainMatch = /^(-?\d*\.?\d+(?:e-?\d+)?)?(?:\((-?\d+)\))?/.exec(f[2] ?? '')
     const gainRaw = gainMatch && gainMatch[1] ? parseFloat(gainMatch[1]) : 0
     const adcZero = f[4] === undefined ? 0 : Number(f[4])
@@ -70,6 +73,7 @@ export function parseHeader(text: string, recordName = ''): WfdbHeader {
     signals.push({
       file: f[0],
       format,
+      byteOffset: plus ? Number(plus[1]) : 0,
       gain: gainRaw === 0 ? DEFAULT_GAIN : gainRaw,
       adcResolution: f[3] === undefined ? 12 : Number(f[3]),
       adcZero,
@@ -126,7 +130,7 @@ export function readRecord(recordPath: string): WfdbRecord {
   const files = [...new Set(header.signals.map((s) => s.file))]
   if (files.length !== 1) throw new WfdbError(`record ${header.record}: signals in several files are not supported`)
   const format = header.signals[0].format
-  const bytes = new Uint8Array(readFileSync(join(dirname(base), files[0])))
+  const bytes = new Uint8Array(readFileSync(join(dirname(base), files[0]))).subarray(header.signals[0].byteOffset)
   let samples: Int16Array[]
   if (format === 212) samples = decode212(bytes, header.nsig, header.nsamp || undefined)
   else if (format === 16) samples = decode16(bytes, header.nsig, header.nsamp || undefined)
@@ -135,6 +139,18 @@ export function readRecord(recordPath: string): WfdbRecord {
     throw new WfdbError(`record ${header.record}: header says ${header.nsamp} samples, data file holds ${samples[0].length}`)
   }
   return { ...header, samples }
+}
+
+/**
+ * The signal a monitor would take as its ECG: the first whose description names an ECG lead
+ * (MLII, V1-V6, I, II, III, aVR/aVL/aVF, "ECG"...), or the first signal when no description is
+ * given at all; -1 when the record holds signals but none of them is an ECG (PPG, respiration...).
+ */
+export function ecgChannel(h: WfdbHeader): number {
+  const lead = /^(ecg|ekg|ml ?ii|ml ?i|ml ?iii|mv\d|v\d|i{1,3}|avr|avl|avf|d\d|ecg\s*\d*|lead\s*\S+|modified lead.*|cm\d|chest|ecg\d)\b/i
+  for (let i = 0; i < h.nsig; i++) if (lead.test(h.signals[i]!.description.trim())) return i
+  for (let i = 0; i < h.nsig; i++) if (/ecg|ekg/i.test(h.signals[i]!.description)) return i
+  return h.signals.every((s) => s.description.trim() === '') ? 0 : -1
 }
 
 /** Sum of samples mod 2^16 read as int16, as stored in the header's checksum field. */

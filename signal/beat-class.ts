@@ -28,6 +28,8 @@ export type FeatureCallback = (rIndex: number, features: Float64Array, cls: Beat
 /** RR intervals in the short (mean) and long (median) rhythm references. */
 const SHORT_RR = 8
 const LONG_RR = 32
+/** Beats the novelty share is taken over. */
+const NOVEL_BEATS = 8
 /** Length of the feature vector (beatFeatures), the bias included. */
 export const FEATURES = 21
 
@@ -96,6 +98,9 @@ export class BeatClassifier {
   private pendRr = 0
   private pendOk = false
   private pend: BeatShape
+  /** Whether each of the last NOVEL_BEATS beats matched no known shape (bit per beat). */
+  private novelBits = 0
+  private novelN = 0
   /** Beats given each class since construction or reset: N S V F Q. */
   counts: Int32Array
   /** True while the rhythm is atrial fibrillation (set by the rhythm analysis): irregular early beats are not S then. */
@@ -111,7 +116,7 @@ export class BeatClassifier {
     this.sorted = new Float64Array(LONG_RR)
     this.f = new Float64Array(FEATURES)
     this.z = new Float64Array(MODEL_CLASSES.length)
-    this.pend = { corr: 1, ampRatio: 1, widthRatio: 1, width: 0, sharpness: 0, sharpRatio: 1, share: 1, dominant: true }
+    this.pend = { corr: 1, ampRatio: 1, widthRatio: 1, width: 0, sharpness: 0, sharpRatio: 1, share: 1, dominant: true, novel: false }
     this.counts = new Int32Array(5)
   }
 
@@ -126,6 +131,23 @@ export class BeatClassifier {
     this.pendR = r
     this.pendRr = rr
     this.pendOk = this.shapes.measure(r, this.pend)
+    this.novelBits = ((this.novelBits << 1) | (this.pendOk && this.pend.novel ? 1 : 0)) & ((1 << NOVEL_BEATS) - 1)
+    if (this.novelN < NOVEL_BEATS) this.novelN++
+  }
+
+  /**
+   * Share (0..1) of the last NOVEL_BEATS beats whose shape matched nothing seen before: near 0 for
+   * any organised rhythm (ectopic beats repeat their shapes too), high when the "beats" are noise.
+   */
+  judged(): boolean {
+    return this.novelN >= NOVEL_BEATS
+  }
+
+  novelty(): number {
+    if (this.novelN < NOVEL_BEATS) return 0
+    let c = 0
+    for (let b = this.novelBits; b; b >>= 1) c += b & 1
+    return c / NOVEL_BEATS
   }
 
   /** End of input: classifies the beat still waiting for its following interval. */
@@ -140,6 +162,7 @@ export class BeatClassifier {
     this.rrPos = this.rrN = 0
     this.pendR = -1
     this.inAf = false
+    this.novelBits = this.novelN = 0
   }
 
   private classify(post: number): void {

@@ -30,6 +30,8 @@ export interface BeatShape {
   share: number
   /** True when the beat joined the dominant template. */
   dominant: boolean
+  /** True when the beat matched no template and started one (in noise most do). */
+  novel: boolean
 }
 
 export class BeatShapes {
@@ -167,6 +169,7 @@ export class BeatShapes {
     out.sharpness = sharp
     out.dominant = dom < 0 || joined === dom
     // learn: join (running average, faster while the template is young) or start a template
+    out.novel = joined < 0
     if (joined < 0) {
       joined = this.freeSlot()
       const t = this.tpl[joined]

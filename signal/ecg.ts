@@ -125,6 +125,8 @@ export class EcgMonitor {
       this.pvcPos = (this.pvcPos + 1) % PVC_KEEP
       if (this.pvcN < PVC_KEEP) this.pvcN++
     }
+    // until the classifier has seen enough beats to tell shapes from noise, no rhythm is called from them
+    this.rhythm.novelty = this.classifier.judged() ? this.classifier.novelty() : 1
     this.rhythm.beat(at, cls)
     if (this.onClassCb) this.onClassCb(at, cls)
   }
@@ -246,6 +248,10 @@ export class EcgMonitor {
     const ratio = Math.sqrt(nz / s)
     let q = Math.round(100 * (1 - ratio) * 1.25)
     if (q > 100) q = 100
+    // beats whose shapes match nothing seen before are noise the detector took for beats:
+    // past a quarter of them the detector is guessing, and the quality says so
+    const novel = this.classifier.novelty()
+    if (novel > 0.25) q = Math.round((q * (1 - novel)) / 0.75)
     if (q < 0) q = 0
     return q
   }

@@ -58,6 +58,9 @@ const VF_SECONDS = 4
 const ASYSTOLE_SECONDS = 4
 const RATE_SECONDS = 5
 const NOISE_SECONDS = 5
+const NOVEL_MAX = 0.25
+/** A signal whose mean excursion is under this share of a beat's height is flat (no electrical activity). */
+const FLAT = 0.04
 
 /** Labels in the order of `active()`: the first that applies is the rhythm shown. */
 export const RHYTHM_PRIORITY: ReadonlyArray<RhythmLabel> = ['VF', 'ASYSTOLE', 'VT', 'NOISE', 'AF', 'TACHY', 'BRADY']
@@ -97,12 +100,21 @@ export class RhythmAnalyzer {
   private noisyRun = 0
   /** Open episode start per label (sample), -1 when closed. */
   private open: Int32Array
+  /** Where each label's last episode ended (a new one never starts before). */
+  private ended: Int32Array
   private lastDetected = -1
+  /** Smoothed height of the detected beats in the band-limited signal (0 before one). */
+  private beatAmp = 0
   /** Leads off (or samples missing) now; `since` is where the current stretch of signal began. */
   private off = false
   private since = 0
   /** Irregularity of the last judged window (0 before one is full). */
   afScore = 0
+  /**
+   * Share of the recent beats whose shape matched none seen before (the beat classifier's
+   * novelty): above NOVEL_MAX the beats are noise, and neither AF nor VT is called from them.
+   */
+  novelty = 0
 
   constructor(opts: RhythmOptions) {
     if (!opts || typeof opts.fs !== 'number') throw new Error('RhythmAnalyzer: expected options with fs, got ' + opts)
@@ -125,6 +137,7 @@ export class RhythmAnalyzer {
     this.tmp = new Float64Array(AF_WINDOW)
     this.tmp2 = new Float64Array(AF_WINDOW)
     this.open = new Int32Array(RHYTHM_PRIORITY.length).fill(-1)
+    this.ended = new Int32Array(RHYTHM_PRIORITY.length)
   }
 
   /**
@@ -163,6 +176,11 @@ export class RhythmAnalyzer {
   detected(r: number): void {
     if (this.open[this.slot('ASYSTOLE')] >= 0) this.close('ASYSTOLE', r)
     this.lastDetected = r
+    // how tall a beat stands in the band-limited signal: what a flat line is judged against
+    let peak = 0
+    const w = Math.round(0.05 * this.fs)
+    if (this.n - r < this.ring.length - w) for (let i = r - w; i <= r + w && i < this.n; i++) if (i >= 0 && Math.abs(this.ring[i & this.rm]) > peak) peak = Math.abs(this.ring[i & this.rm])
+    this.beatAmp = this.beatAmp > 0 ? this.beatAmp + 0.125 * (peak - this.beatAmp) : peak
   }
 
   /** A classified beat at sample `r` (beats arrive in order). */
@@ -174,7 +192,8 @@ export class RhythmAnalyzer {
       this.rrEnd[this.rrPos] = r
       this.rrPos = (this.rrPos + 1) % AF_WINDOW
       if (this.rrN < AF_WINDOW) this.rrN++
-      if (!this.noisy()) this.judgeAf(r)
+      if (!this.noisy() && this.novelty <= NOVEL_MAX) this.judgeAf(r)
+      else if (this.novelty > NOVEL_MAX && this.open[this.slot('AF')] >= 0) this.close('AF', r)
     }
     // VT: a run of fast V beats
     if (cls === 'V' && rr > 0 && rr <= 0.6 * this.fs && this.prevCls === 'V') {
@@ -187,7 +206,7 @@ export class RhythmAnalyzer {
       if (this.open[this.slot('VT')] >= 0) this.close('VT', this.vLast + 1)
     }
     if (cls === 'V') this.vLast = r
-    if (this.vRun === 3 && !this.noisy() && this.open[this.slot('VT')] < 0) this.openAt('VT', this.vRunStart)
+    if (this.vRun === 3 && !this.noisy() && this.novelty <= NOVEL_MAX && this.open[this.slot('VT')] < 0) this.openAt('VT', this.vRunStart)
     this.prevBeat = this.lastBeat
     this.lastBeat = r
     this.prevCls = cls
@@ -203,7 +222,9 @@ export class RhythmAnalyzer {
     // noise: poor quality while beats still come (no beats at all is asystole, not noise)
     if (this.off) return
     const beating = this.lastDetected >= 0 && n - this.lastDetected < ASYSTOLE_SECONDS * fs
-    this.noisyRun = quality < this.noiseQ && beating ? this.noisyRun + 1 : 0
+    // no beats over a signal that is not flat is noise the detector cannot read, not asystole
+    const flat = this.activity() < FLAT * this.beatAmp
+    this.noisyRun = (quality < this.noiseQ && beating) || (!beating && !flat) ? this.noisyRun + 1 : 0
     this.flag('NOISE', this.noisyRun >= NOISE_SECONDS, n - this.noisyRun * fs, n)
     // VF
     const vf = n - this.since >= VF_SECONDS * fs && this.vfLike()
@@ -211,7 +232,7 @@ export class RhythmAnalyzer {
     this.flag('VF', this.vfRun >= VF_SECONDS && !this.noisy(), n - (this.vfRun + VF_SECONDS - 1) * fs, n)
     // asystole: from the last beat (or from when the leads went on)
     const since = this.lastDetected >= this.since ? this.lastDetected : this.since
-    const still = n - since >= ASYSTOLE_SECONDS * fs && this.open[this.slot('VF')] < 0
+    const still = n - since >= ASYSTOLE_SECONDS * fs && this.open[this.slot('VF')] < 0 && flat
     if (still && this.open[this.slot('ASYSTOLE')] < 0) this.openAt('ASYSTOLE', since)
     // rate limits
     this.slowRun = hr !== undefined && hr < this.brady ? this.slowRun + 1 : 0
@@ -250,22 +271,24 @@ export class RhythmAnalyzer {
   }
 
   private openAt(label: RhythmLabel, start: number): void {
-    this.open[this.slot(label)] = start
+    const k = this.slot(label)
+    this.open[k] = start < this.ended[k] ? this.ended[k] : start
   }
 
   private close(label: RhythmLabel, end: number): void {
     const k = this.slot(label)
     const start = this.open[k]
     this.open[k] = -1
+    if (end > this.ended[k]) this.ended[k] = end
     if (start < 0 || end <= start) return
     if (label === 'AF' && end - start < this.minAf) return
     if (this.onEpisode) this.onEpisode({ start: start, end: end, label: label })
   }
 
-  /** Opens `label` at `start` when `on` and it is closed; closes it at `end` when not `on`. */
+  /** Opens `label` at `start` (never before its last episode ended) when `on` and it is closed; closes it at `end` when not `on`. */
   private flag(label: RhythmLabel, on: boolean, start: number, end: number): void {
     const k = this.slot(label)
-    if (on && this.open[k] < 0) this.open[k] = start < 0 ? 0 : start
+    if (on && this.open[k] < 0) this.open[k] = start < this.ended[k] ? this.ended[k] : start
     else if (!on && this.open[k] >= 0) this.close(label, end)
   }
 
@@ -293,6 +316,15 @@ export class RhythmAnalyzer {
     const mid = this.rrEnd[(first + (n >> 1)) % AF_WINDOW]
     if (!open && irr > AF_ON) this.openAt('AF', mid)
     else if (open && irr < AF_OFF) this.close('AF', mid > this.open[this.slot('AF')] ? mid : r)
+  }
+
+  /** Mean absolute band-limited signal over the last ASYSTOLE_SECONDS. */
+  private activity(): number {
+    const len = Math.min(ASYSTOLE_SECONDS * this.fs, this.n - this.since, this.ring.length)
+    if (len <= 0) return 0
+    let a = 0
+    for (let i = this.n - len; i < this.n; i++) a += Math.abs(this.ring[i & this.rm])
+    return a / len
   }
 
   /** The VF filter over the last VF_SECONDS of band-limited signal. */
