@@ -12,6 +12,8 @@
 const TEMPLATES = 4
 /** A beat joins a template at this correlation or more (and a similar amplitude). */
 const JOIN_CORR = 0.9
+/** Per-beat decay of the templates' member counts: the dominant shape changes after several hundred beats of another (a long VT run must not make its shape the normal one). */
+const DECAY = 0.999
 
 export interface BeatShape {
   /** Correlation (-1..1) with the dominant template, at the best lag within ±12 ms. */
@@ -192,7 +194,7 @@ export class BeatShapes {
     }
     this.tplUsed[joined] = this.beats
     // counts decay so the dominant shape follows a change of the patient's rhythm within minutes
-    for (let k = 0; k < TEMPLATES; k++) this.tplCount[k] *= 0.995
+    for (let k = 0; k < TEMPLATES; k++) this.tplCount[k] *= DECAY
     let total = 0
     for (let k = 0; k < TEMPLATES; k++) total += this.tplCount[k]
     out.share = total > 0 && joined === best ? this.tplCount[joined] / total : 0

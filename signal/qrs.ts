@@ -67,7 +67,13 @@ export const QRS_TUNING = {
   /** ...and may replace it only if its slope is at least this fraction of the beat's. */
   competeSlope: 0.3,
   /** ...and competes only if its slope is below this fraction of the beat's; a comparable rival is an early (ectopic) beat. */
-  competeMaxSlope: 0.9,
+  competeMaxSlope: 0.8,
+  /**
+   * ...and never when it continues a fast run at the held beat's own pace (its interval from the held
+   * beat within this fraction of the held beat's, under 0.6 s): beats of ventricular tachycardia
+   * come closer together than the T-wave window and are not rivals of each other.
+   */
+  runTolerance: 0.3,
 }
 
 const MAX_LEARN_PEAKS = 32
@@ -480,7 +486,9 @@ export class QrsDetector {
       // and shallower than it: keep whichever continues the rhythm better (an
       // artefact just before a beat, a T wave or artefact after it). A steeper
       // rival is a beat in its own right (an early ectopic beat).
-      if (this.pendIdx >= 0 && this.lastR >= 0 && this.rrMean > 0 && since < QRS_TUNING.competeRr * this.rrMean && since < QRS_TUNING.tWaveSeconds * fs && slope < QRS_TUNING.competeMaxSlope * this.pendSlope) {
+      const pendRr = this.pendR - this.lastR
+      const run = pendRr > 0 && pendRr < 0.6 * fs && Math.abs(r - this.pendR - pendRr) < QRS_TUNING.runTolerance * pendRr
+      if (this.pendIdx >= 0 && this.lastR >= 0 && this.rrMean > 0 && !run && since < QRS_TUNING.competeRr * this.rrMean && since < QRS_TUNING.tWaveSeconds * fs && slope < QRS_TUNING.competeMaxSlope * this.pendSlope) {
         const dNew = Math.abs(r - this.lastR - this.rrMean)
         const dOld = Math.abs(this.pendR - this.lastR - this.rrMean)
         if (dNew < dOld && slope > QRS_TUNING.competeSlope * this.pendSlope) {

@@ -16,7 +16,7 @@
  *   48-beat windows scored AF 95 % / non-AF 98 % at 0.04 (ltafdb is 128 Hz).
  *   An episode starts and ends half a window back (where the median turned)
  *   and counts only from minAfSeconds.
- * - VT: at least 3 consecutive V beats, each at >= 100 bpm (RR <= 0.6 s).
+ * - VT: at least 3 consecutive V beats at a mean rate of >= 100 bpm (mean RR <= 0.6 s).
  * - VF: the VF filter of Kuo & Dillman (1978) on 4 s of band-limited signal
  *   each second: a signal close to one sinusoid has a small "leakage" through
  *   a filter notched at its mean frequency; VF (leakage < 0.406, Amann et al.
@@ -51,8 +51,8 @@ export interface RhythmOptions {
 /** RR intervals judged for AF. */
 const AF_WINDOW = 48
 const AF_MIN = 24
-const AF_ON = 0.04
-const AF_OFF = 0.03
+const AF_ON = 0.045
+const AF_OFF = 0.035
 const VF_LEAKAGE = 0.406
 const VF_SECONDS = 4
 const ASYSTOLE_SECONDS = 4
@@ -195,8 +195,8 @@ export class RhythmAnalyzer {
       if (!this.noisy() && this.novelty <= NOVEL_MAX) this.judgeAf(r)
       else if (this.novelty > NOVEL_MAX && this.open[this.slot('AF')] >= 0) this.close('AF', r)
     }
-    // VT: a run of fast V beats
-    if (cls === 'V' && rr > 0 && rr <= 0.6 * this.fs && this.prevCls === 'V') {
+    // VT: a run of V beats whose mean rate is 100 bpm or more (slow VT alternates its intervals)
+    if (cls === 'V' && rr > 0 && rr <= 1.5 * this.fs && this.prevCls === 'V') {
       this.vRun++
     } else if (cls === 'V') {
       this.vRun = 1
@@ -206,7 +206,8 @@ export class RhythmAnalyzer {
       if (this.open[this.slot('VT')] >= 0) this.close('VT', this.vLast + 1)
     }
     if (cls === 'V') this.vLast = r
-    if (this.vRun === 3 && !this.noisy() && this.novelty <= NOVEL_MAX && this.open[this.slot('VT')] < 0) this.openAt('VT', this.vRunStart)
+    const fast = this.vRun >= 3 && (r - this.vRunStart) / (this.vRun - 1) <= 0.6 * this.fs
+    if (fast && !this.noisy() && this.novelty <= NOVEL_MAX && this.open[this.slot('VT')] < 0) this.openAt('VT', this.vRunStart)
     this.prevBeat = this.lastBeat
     this.lastBeat = r
     this.prevCls = cls

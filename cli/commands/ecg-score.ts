@@ -52,7 +52,8 @@ export const scoreCmd: Command = {
     '                       a missed beat counts against its class; F called V is no false VEB)',
     '  --rhythm             also score rhythm (ecg rhythm) against the reference rhythm',
     '                       annotations: AF Se/+P by time ("(AFIB" episodes), VT episodes found',
-    '                       ("(VT") and false VT episodes',
+    '                       ("(VT") and false VT episodes (VT called inside a reference',
+    '                       flutter/fibrillation episode is not counted either way)',
     '  --all                all of --hr, --classes and --rhythm',
     '  --json               print JSON instead of a table',
   ].join('\n'),
@@ -130,7 +131,10 @@ export const scoreCmd: Command = {
       if (withRhythm) {
         const end = samples.length
         const af = scoreDuration(rhythmIntervals(ann, '(AFIB', end), run.episodes.filter((e) => e.label === 'AF'))
-        const vt = scoreEpisodes(rhythmIntervals(ann, '(VT', end), run.episodes.filter((e) => e.label === 'VT'), Math.round(rec.fs))
+        // VT called inside a reference flutter/fibrillation episode is a ventricular tachyarrhythmia
+        // called as one, not a false VT: left out, as those episodes are from beat scoring
+        const calledVt = run.episodes.filter((e) => e.label === 'VT' && !vf.some(([a, b]) => e.start < b && a < e.end))
+        const vt = scoreEpisodes(rhythmIntervals(ann, '(VT', end), calledVt, Math.round(rec.fs))
         row.rhythm = {
           afSeconds: af.reference / rec.fs, afCalledSeconds: af.called / rec.fs, afBothSeconds: af.both / rec.fs,
           afSe: ratio(af.both, af.reference), afPpv: ratio(af.both, af.called),
