@@ -67,7 +67,7 @@ export const QRS_TUNING = {
   /** ...and may replace it only if its slope is at least this fraction of the beat's. */
   competeSlope: 0.3,
   /** ...and competes only if its slope is below this fraction of the beat's; a comparable rival is an early (ectopic) beat. */
-  competeMaxSlope: 0.8,
+  competeMaxSlope: 0.9,
   /**
    * ...and never when it continues a fast run at the held beat's own pace (its interval from the held
    * beat within this fraction of the held beat's, under 0.6 s): beats of ventricular tachycardia
