@@ -14,7 +14,7 @@
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import type { FrameVitals, Trends } from './vitals.ts'
 
-export type { TrendPoint, Trends } from './vitals.ts'
+export type { TrendPoint, Trends, RhythmPoint, EcgFindings, FrameVitals } from './vitals.ts'
 
 export type Role = 'clinician' | 'admin'
 
@@ -114,7 +114,7 @@ export interface DashboardDeps {
   listDevices(actor: Actor): Promise<DeviceSummary[]>
   registerDevice(actor: Actor, reg: DeviceRegistration): Promise<DeviceSummary>
   revokeDevice(actor: Actor, deviceId: string): Promise<void>
-  /** HR/PR/SpO2 derived values of the patient's stored frames in [fromMs, toMs]. */
+  /** HR/PR/SpO2, PVC/min and rhythm derived from the patient's stored frames in [fromMs, toMs]. */
   trends(actor: Actor, patientId: string, fromMs: number, toMs: number): Promise<Trends>
   /** Most recent first. */
   recentFrames(actor: Actor, patientId: string, limit: number): Promise<FrameRow[]>

@@ -14,6 +14,15 @@
  *                   record one unspecified lead (AD8232 or MAX30003), not a 12-lead study,
  *                   so LOINC 11524-6 "EKG study" would overstate it. Category
  *                   'procedure' as in that example: a waveform is not a vital sign.
+ *   PVC rate        MDC 148066 MDC_ECG_V_P_C_RATE (partition 2, term 16994; what bedside
+ *                   monitors send in HL7 v2 OBX), /min; effectivePeriod = the window counted.
+ *   ECG rhythm      LOINC 8884-9 "Heart rate rhythm" (as US Core's example); the value is a
+ *                   code of our own system ECG_RHYTHM_SYSTEM (the labels of signal/rhythm.ts,
+ *                   'none' when none applies), plus SNOMED CT where a concept matches
+ *                   (RHYTHM_SNOMED). No MDC code is used for the rhythm: we found no published
+ *                   numeric MDC term for a rhythm call or for these rhythms to cite.
+ *   Both come from the gateway's ECG chain (EcgFindings, dashboard/vitals.ts), category
+ *   'procedure' (ECG analysis, not a vital sign).
  *
  * References use `urn:uuid:` fullUrls, which resolve inside a collection and
  * which a server rewrites to its own ids when it processes a transaction.
@@ -31,6 +40,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { toHex, utf8Encode } from '../protocol/portable/bytes.ts'
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG } from '../protocol/portable/frame.ts'
+import type { EcgFindings, RhythmLabel } from './vitals.ts'
 
 export const LOINC = 'http://loinc.org'
 export const UCUM = 'http://unitsofmeasure.org'
@@ -39,6 +49,21 @@ export const OBS_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-c
 export const ID_SYSTEM_PATIENT = 'urn:mhealth:patient-id'
 export const ID_SYSTEM_DEVICE = 'urn:mhealth:device-id'
 export const ID_SYSTEM_FRAME = 'urn:mhealth:frame-sha256'
+export const SNOMED = 'http://snomed.info/sct'
+/** Local code system of the rhythm calls (signal/rhythm.ts labels, and 'none'). */
+export const ECG_RHYTHM_SYSTEM = 'urn:mhealth:ecg-rhythm'
+
+/** Rhythm call → display, and the SNOMED CT concept where one matches (from HL7/IHE value sets). */
+export const RHYTHM_CODES: Record<RhythmLabel | 'none', { display: string; snomed?: [string, string] }> = {
+  VF: { display: 'Ventricular fibrillation', snomed: ['71908006', 'Ventricular fibrillation'] },
+  ASYSTOLE: { display: 'Asystole', snomed: ['397829000', 'Asystole'] },
+  VT: { display: 'Ventricular tachycardia (run of 3 or more fast V beats)' },
+  NOISE: { display: 'Signal too noisy to judge the rhythm', snomed: ['251143007', 'Electrocardiogram artifact'] },
+  AF: { display: 'Atrial fibrillation (irregular RR)', snomed: ['49436004', 'Atrial fibrillation'] },
+  TACHY: { display: 'Tachycardia (rate above the limit)' },
+  BRADY: { display: 'Bradycardia (rate below the limit)' },
+  none: { display: 'None of the analysed rhythms' },
+}
 
 export interface FhirExportOptions {
   patientId: string
@@ -57,6 +82,8 @@ export interface ExportFrame {
   payload: FramePayload
   /** The frame's ledger leaf hash (SHA-256(0x00 || bytes)), hex: recorded as an identifier so each Observation traces to its ledger leaf and proof. */
   frameHash: string
+  /** The gateway's ECG findings after this frame (VitalsTracker): a PVC-rate and a rhythm Observation. */
+  ecg?: EcgFindings
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
@@ -155,7 +182,7 @@ export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOpt
   }
 
   const sorted = frames.filter((f) => f.payload.t0 >= o.fromMs && f.payload.t0 <= o.toMs).sort((a, b) => a.payload.t0 - b.payload.t0 || a.payload.seq - b.payload.seq)
-  for (const { payload: p, frameHash } of sorted) {
+  for (const { payload: p, frameHash, ecg: found } of sorted) {
     const device = deviceRef(p.deviceId)
     const identifier = (kind: string): Json => [{ system: ID_SYSTEM_FRAME, value: `${frameHash}#${kind}` }]
     const base = (kind: string) => ({ id: nameUuid(`obs/${frameHash}/${kind}`), identifier: identifier(kind), status: 'final', subject, device })
@@ -188,6 +215,25 @@ export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOpt
         },
         effectiveDateTime: when,
         valueQuantity: { value: dec(p.spo2.value, 1), unit: '%', system: UCUM, code: '%' },
+      })
+    }
+    if (found && !(p.flags & FLAG_LEAD_OFF)) {
+      add({
+        resourceType: 'Observation', ...base('pvc-rate'), category: category('procedure'),
+        code: { coding: [{ system: MDC, code: '148066', display: 'MDC_ECG_V_P_C_RATE' }], text: 'PVC rate (ECG)' },
+        effectivePeriod: { start: iso(found.at - found.windowS * 1000), end: iso(found.at) },
+        valueQuantity: { value: found.pvcPerMin, unit: 'beats/minute', system: UCUM, code: '/min' },
+      })
+      const key = found.rhythm ?? 'none'
+      const rc = RHYTHM_CODES[key]
+      add({
+        resourceType: 'Observation', ...base('rhythm'), category: category('procedure'),
+        code: { coding: [{ system: LOINC, code: '8884-9', display: 'Heart rate rhythm' }], text: 'ECG rhythm call' },
+        effectiveDateTime: iso(found.at),
+        valueCodeableConcept: {
+          coding: [{ system: ECG_RHYTHM_SYSTEM, code: key, display: rc.display }, ...(rc.snomed ? [{ system: SNOMED, code: rc.snomed[0], display: rc.snomed[1] }] : [])],
+          text: rc.display,
+        },
       })
     }
     if (p.ecg && p.ecgHz && p.ecg.length > 0 && !(p.flags & FLAG_LEAD_OFF) && p.ecgUvPerLsb !== undefined) {

@@ -6,7 +6,7 @@
  *   POST /api/dash/logout
  *   GET  /api/dash/me                           {userId, role, alarms}
  *   GET  /api/dash/patients                     ward list (consent per patient)
- *   GET  /api/dash/patients/:id/trends?from&to  HR/PR/SpO2 series
+ *   GET  /api/dash/patients/:id/trends?from&to  HR/PR/SpO2, PVC/min and rhythm series
  *   GET  /api/dash/patients/:id/frames?limit    recent frames with verification state
  *   GET  /api/dash/patients/:id/fhir?from&to&type   FHIR R4 Bundle
  *   GET  /api/dash/patients/:id/consent         grants
@@ -186,7 +186,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
         const fill = (k: 'hr' | 'pr' | 'spo2') => (p[k] ?? (v[k] ? { value: v[k]!.value, quality: v[k]!.quality } : undefined))
         const payload = { ...p, hr: fill('hr'), pr: fill('pr'), spo2: fill('spo2') }
         for (const k of ['hr', 'pr', 'spo2'] as const) if (payload[k] === undefined) delete payload[k]
-        frames.push({ payload, frameHash: leafHashOf(bytes) })
+        frames.push({ payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}) })
       } catch {
         skipped++ // stored frames were verified at ingest; a frame that no longer decodes is left out, not guessed at
       }

@@ -18,11 +18,21 @@
  * ±VREF/gain. Samples the MAX30003 tagged as fast-recovery are fed as no
  * signal (like lead-off), so the detector starts over once they end.
  *
+ * ECG findings (`FrameVitals.ecg`, type EcgFindings): after each frame the same
+ * EcgMonitor also says which rhythm it sees (signal/rhythm.ts), how many V beats
+ * (PVCs) it classified in the last minute (signal/beat-class.ts) and the signal
+ * quality. They are the gateway's own (boards send none), absent on a lead-off
+ * frame and until the monitor has judged something (a heart rate shown, or a
+ * rhythm such as asystole called). A restart (any gap above) loses the rhythm
+ * state with the rest: no label is carried across missing signal, and the
+ * PVC count starts again from zero over a window that grows back to a minute.
+ *
  * Trend points are kept per patient for `keepMs` (default one hour) in plain
  * arrays trimmed from the front: a board sends about one frame per second, so an
  * hour is ~3,600 points per series.
  */
 import { EcgMonitor } from '../signal/ecg.ts'
+import type { RhythmLabel } from '../signal/rhythm.ts'
 import { PpgMonitor } from '../signal/ppg.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG, LANE_PPG, type FramePayload } from '../protocol/portable/frame.ts'
 
@@ -32,10 +42,21 @@ export interface TrendPoint {
   quality: number
 }
 
+/** One frame's rhythm call (EcgFindings.rhythm) in the trends. */
+export interface RhythmPoint {
+  t: number
+  rhythm: RhythmLabel | null
+  quality: number
+}
+
 export interface Trends {
   hr: TrendPoint[]
   pr: TrendPoint[]
   spo2: TrendPoint[]
+  /** PVC/min (EcgFindings.pvcPerMin) per frame with findings; quality is the ECG quality. */
+  pvcPerMin: TrendPoint[]
+  /** The rhythm call per frame with findings. */
+  rhythm: RhythmPoint[]
 }
 
 export type VitalSource = 'device' | 'gateway'
@@ -46,10 +67,38 @@ export interface Vital {
   source: VitalSource
 }
 
+export type { RhythmLabel } from '../signal/rhythm.ts'
+
+/**
+ * What the gateway's ECG chain says at the end of a frame: the input the alarms build on.
+ * Always computed on the gateway from the raw ECG (source 'gateway'); absent, never a
+ * placeholder, while the leads are off or before the monitor has judged anything.
+ */
+export interface EcgFindings {
+  /**
+   * The rhythm the analysis calls now, the first active one in signal/rhythm.ts's priority
+   * order: VF, ASYSTOLE, VT, NOISE, AF, TACHY, BRADY. null: none of these is present. That is
+   * not a diagnosis of sinus rhythm (other rhythms are not analysed), and AF can only be called
+   * once ~24 beats have been seen since the monitor (re)started (see windowS). NOISE means the
+   * signal cannot be judged: no other call is made while it lasts.
+   */
+  rhythm: RhythmLabel | null
+  /** V beats (PVCs) classified in the last windowS seconds: a count per minute once windowS is 60. */
+  pvcPerMin: number
+  /** Seconds of signal since the monitor (re)started, at most 60: what pvcPerMin counts over. */
+  windowS: number
+  /** ECG signal quality 0-100 at the end of the frame (EcgMonitor.quality). */
+  quality: number
+  /** End of the frame's ECG (ms since epoch, board clock): the time the findings hold for. */
+  at: number
+}
+
 export interface FrameVitals {
   hr?: Vital
   pr?: Vital
   spo2?: Vital
+  /** Rhythm, PVC/min and ECG quality (gateway-computed; see EcgFindings). */
+  ecg?: EcgFindings
 }
 
 interface DeviceState {
@@ -84,6 +133,13 @@ function gapsAt(p: FramePayload, lane: number): number[] {
   return out.sort((a, b) => a - b)
 }
 
+/** The monitor's findings now, or undefined while it has judged nothing (no rate shown, no rhythm called). */
+function findings(m: EcgMonitor, hr: number | undefined, at: number): EcgFindings | undefined {
+  const label = m.rhythmLabel()
+  if (label === '' && hr === undefined) return undefined
+  return { rhythm: label === '' ? null : label, pvcPerMin: m.pvcPerMinute(), windowS: Math.min(60, Math.floor(m.rhythm.count / m.fs)), quality: m.quality(), at }
+}
+
 export class VitalsTracker {
   private readonly devices = new Map<string, DeviceState>()
   private readonly trends = new Map<string, Trends>()
@@ -101,8 +157,12 @@ export class VitalsTracker {
     if (v.hr) tr.hr.push({ t, value: v.hr.value, quality: v.hr.quality })
     if (v.pr) tr.pr.push({ t, value: v.pr.value, quality: v.pr.quality })
     if (v.spo2) tr.spo2.push({ t, value: v.spo2.value, quality: v.spo2.quality })
+    if (v.ecg) {
+      tr.pvcPerMin.push({ t, value: v.ecg.pvcPerMin, quality: v.ecg.quality })
+      tr.rhythm.push({ t, rhythm: v.ecg.rhythm, quality: v.ecg.quality })
+    }
     const cut = t - this.keepMs
-    for (const s of [tr.hr, tr.pr, tr.spo2]) {
+    for (const s of [tr.hr, tr.pr, tr.spo2, tr.pvcPerMin, tr.rhythm]) {
       let i = 0
       while (i < s.length && s[i].t < cut) i++
       if (i > 0) s.splice(0, i)
@@ -113,8 +173,8 @@ export class VitalsTracker {
   /** Trend points of a patient with t in [fromMs, toMs], oldest first. */
   range(patientId: string, fromMs: number, toMs: number): Trends {
     const tr = this.trends.get(patientId)
-    const pick = (s: TrendPoint[] | undefined): TrendPoint[] => (s ? s.filter((x) => x.t >= fromMs && x.t <= toMs) : [])
-    return { hr: pick(tr?.hr), pr: pick(tr?.pr), spo2: pick(tr?.spo2) }
+    const pick = <P extends { t: number }>(s: P[] | undefined): P[] => (s ? s.filter((x) => x.t >= fromMs && x.t <= toMs) : [])
+    return { hr: pick(tr?.hr), pr: pick(tr?.pr), spo2: pick(tr?.spo2), pvcPerMin: pick(tr?.pvcPerMin), rhythm: pick(tr?.rhythm) }
   }
 
   forget(deviceId: string): void {
@@ -123,7 +183,7 @@ export class VitalsTracker {
 
   private trendsOf(patientId: string): Trends {
     let tr = this.trends.get(patientId)
-    if (!tr) this.trends.set(patientId, (tr = { hr: [], pr: [], spo2: [] }))
+    if (!tr) this.trends.set(patientId, (tr = { hr: [], pr: [], spo2: [], pvcPerMin: [], rhythm: [] }))
     return tr
   }
 
@@ -159,6 +219,10 @@ export class VitalsTracker {
       }
       const hr = s.ecg.heartRate()
       if (!out.hr && hr !== undefined && !leadOff) out.hr = { value: round1(hr), quality: s.ecg.quality(), source: 'gateway' }
+      // Read before a gap after the last sample restarts the monitor: these findings end here.
+      const lost = gaps.length > 0 && p.gaps ? p.gaps.reduce((a, x) => a + (x.lane === LANE_ECG ? x.lost : 0), 0) : 0
+      const ecg = leadOff ? undefined : findings(s.ecg, hr, p.t0 + Math.round(((p.ecg.length + lost) * 1000) / p.ecgHz))
+      if (ecg) out.ecg = ecg
       // Samples lost after the last one: the next frame starts over.
       if (g < gaps.length) s.ecg = ecgMonitor(p)
     }

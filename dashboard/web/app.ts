@@ -18,11 +18,13 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { ed25519 } from '@noble/curves/ed25519.js'
 
 interface Vital { value: number; quality: number; source: 'device' | 'gateway' }
+/** dashboard/vitals.ts EcgFindings, as JSON. */
+interface EcgFindings { rhythm: string | null; pvcPerMin: number; windowS: number; quality: number; at: number }
 interface LiveFrameMsg {
   patientId: string
   leafHash: string
   receivedMs: number
-  vitals: { hr?: Vital; pr?: Vital; spo2?: Vital }
+  vitals: { hr?: Vital; pr?: Vital; spo2?: Vital; ecg?: EcgFindings }
   deviceId: string
   seq: number
   t0: number
@@ -178,6 +180,8 @@ function makeTile(p: Patient): Tile {
       el('div', { class: 'num hr' }, el('small', {}, 'HR /min'), el('b', {}, '--'), el('small', { class: 'q' }, '')),
       el('div', { class: 'num pr' }, el('small', {}, 'PR /min'), el('b', {}, '--'), el('small', { class: 'q' }, '')),
       el('div', { class: 'num spo2' }, el('small', {}, 'SpO2 %'), el('b', {}, '--'), el('small', { class: 'q' }, '')),
+      el('div', { class: 'num pvc' }, el('small', {}, 'PVC /min'), el('b', {}, '--'), el('small', { class: 'q' }, '')),
+      el('span', { class: 'rhythm', hidden: '' }, ''),
       el('div', { class: 'flags' }, ''),
     ),
     el('div', { class: 'alarmtext' }, ''),
@@ -198,6 +202,15 @@ function updateNumbers(tile: Tile, f: LiveFrameMsg): void {
   set('hr', hr, 0, !!hr && (hr.value < a.hrLow || hr.value > a.hrHigh))
   set('pr', f.vitals.pr, 0, false)
   set('spo2', f.vitals.spo2, 0, !!f.vitals.spo2 && f.vitals.spo2.value < a.spo2Low)
+  // ECG findings: PVC/min with quality (and the seconds counted until a full minute); the rhythm only when one is called.
+  const ecg = f.vitals.ecg
+  const pvc = $('.num.pvc', tile.root)
+  $('b', pvc).textContent = ecg ? String(ecg.pvcPerMin) : '--'
+  $('.q', pvc).textContent = ecg ? `q ${ecg.quality}${ecg.windowS < 60 ? ` · ${ecg.windowS} s` : ''}` : ''
+  const rhythm = $('.rhythm', tile.root)
+  rhythm.textContent = ecg?.rhythm ?? ''
+  rhythm.hidden = !ecg?.rhythm
+  rhythm.classList.toggle('severe', ecg?.rhythm === 'VF' || ecg?.rhythm === 'VT' || ecg?.rhythm === 'ASYSTOLE')
   const flags: string[] = []
   if (f.flags & 1) flags.push('LEAD OFF')
   if (f.flags & 2) flags.push('FINGER OFF')

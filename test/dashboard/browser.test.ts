@@ -97,6 +97,9 @@ t.test('waveforms draw and numbers change', async (t) => {
   const hrValue = Number(await hr.innerText())
   t.ok(hrValue > 65 && hrValue < 80, `HR computed on the gateway from raw ECG: ${hrValue}`)
   t.match(await tile(page, calm.id).locator('.num.hr .q').innerText(), /q \d+ · gw/, 'quality and source shown')
+  t.match(await tile(page, calm.id).locator('.num.pvc b').innerText(), /^\d+$/, 'PVC/min from the gateway\'s ECG findings')
+  t.match(await tile(page, calm.id).locator('.num.pvc .q').innerText(), /^q \d+/, 'with the ECG quality')
+  t.equal(await tile(page, calm.id).locator('.rhythm').isHidden(), true, 'a regular rhythm: no rhythm badge')
   t.match(await tile(page, calm.id).locator('.conn').innerText(), /live/)
   t.match(await tile(page, calm.id).locator('.meta').innerText(), /battery 3\.90 V · last frame/)
 

@@ -4,7 +4,7 @@
  * refuses bad options with a message naming the field.
  */
 import t from 'tap'
-import { buildFhirBundle, LOINC, UCUM, type ExportFrame } from '../../dashboard/fhir.ts'
+import { buildFhirBundle, ECG_RHYTHM_SYSTEM, LOINC, MDC, SNOMED, UCUM, type ExportFrame } from '../../dashboard/fhir.ts'
 import { syntheticPayload } from '../../protocol/node/synthetic.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, type FramePayload } from '../../protocol/portable/frame.ts'
 
@@ -97,6 +97,37 @@ t.test('deterministic ids; transaction type adds POST requests', async (t) => {
   t.equal(tx.type, 'transaction')
   t.equal(tx.entry.length, buildFhirBundle(frames, opts).entry.length, 'the same entries as the collection')
   t.ok(tx.entry.every((e) => e.request?.method === 'POST' && e.request.url === e.resource.resourceType), 'each with a POST to its resource type')
+})
+
+t.test('ECG findings: a PVC-rate Observation (MDC) and a rhythm Observation (LOINC 8884-9, local + SNOMED value)', async (t) => {
+  const at = (seq: number) => T0 + (seq + 1) * 1000
+  const withEcg = [
+    { ...frame(0), ecg: { rhythm: 'AF' as const, pvcPerMin: 4, windowS: 60, quality: 88, at: at(0) } },
+    { ...frame(1), ecg: { rhythm: null, pvcPerMin: 1, windowS: 12, quality: 70, at: at(1) } },
+    { ...frame(2), ecg: { rhythm: 'TACHY' as const, pvcPerMin: 0, windowS: 60, quality: 90, at: at(2) } },
+    { ...frame(3, { flags: FLAG_LEAD_OFF }), ecg: { rhythm: 'VT' as const, pvcPerMin: 9, windowS: 60, quality: 0, at: at(3) } },
+    frame(4),
+  ]
+  const obs = (buildFhirBundle(withEcg, opts) as unknown as Res).entry.map((e: Res) => e.resource).filter((r: Res) => r.resourceType === 'Observation')
+  const pvc = obs.filter((o: Res) => o.code.coding.some((c: Res) => c.system === MDC && c.code === '148066'))
+  t.equal(pvc.length, 3, 'one per frame with findings; none for the lead-off frame or the frame without findings')
+  t.same(pvc[0].code.coding[0], { system: MDC, code: '148066', display: 'MDC_ECG_V_P_C_RATE' })
+  t.same(pvc[0].valueQuantity, { value: 4, unit: 'beats/minute', system: UCUM, code: '/min' })
+  t.same(pvc[0].category[0].coding[0].code, 'procedure', 'ECG analysis, not a vital sign')
+  t.same(pvc[1].effectivePeriod, { start: new Date(at(1) - 12_000).toISOString(), end: new Date(at(1)).toISOString() }, 'the period is the window counted')
+  const rhythm = obs.filter((o: Res) => o.code.coding.some((c: Res) => c.system === LOINC && c.code === '8884-9'))
+  t.equal(rhythm.length, 3)
+  t.same(rhythm[0].valueCodeableConcept.coding, [
+    { system: ECG_RHYTHM_SYSTEM, code: 'AF', display: 'Atrial fibrillation (irregular RR)' },
+    { system: SNOMED, code: '49436004', display: 'Atrial fibrillation' },
+  ])
+  t.same(rhythm[1].valueCodeableConcept.coding, [{ system: ECG_RHYTHM_SYSTEM, code: 'none', display: 'None of the analysed rhythms' }], 'no call: said so, not left out')
+  t.equal(rhythm[2].valueCodeableConcept.coding.length, 1, 'TACHY: local code only (no matching concept used)')
+  t.equal(rhythm[0].effectiveDateTime, new Date(at(0)).toISOString())
+  const ids = obs.map((o: Res) => o.id)
+  t.equal(new Set(ids).size, ids.length, 'ids stay unique')
+  const plain = buildFhirBundle(frames, opts)
+  t.notOk(JSON.stringify(plain).includes('148066'), 'frames without findings export exactly as before')
 })
 
 t.test('bad options are refused by name', async (t) => {

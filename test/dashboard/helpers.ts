@@ -18,6 +18,7 @@ import { syntheticPayload } from '../../protocol/node/synthetic.ts'
 import type { FramePayload } from '../../protocol/portable/frame.ts'
 import { mountDashboard, type MountedDashboard, type MountDashboardOptions } from '../../dashboard/mount.ts'
 import type { PatientKey } from '../../dashboard/gateway-deps.ts'
+import { EcgSynth, type EcgSynthOptions } from '../../hardware-sim/signals/ecg-synth.ts'
 import { connectDevice, endClient, newDeviceKey, publishAcked, registerSim, type SimKey } from '../gateway/helpers/devices.ts'
 
 export const CLINICIAN = { username: 'alice', password: 'alice-ward-7' }
@@ -190,5 +191,25 @@ export class Board {
 
   async close(): Promise<void> {
     if (this.client) await endClient(this.client)
+  }
+}
+
+/** AD8232 behind a 12-bit ADC at 3.3 V, gain 100: counts per mV around mid-scale. */
+const COUNTS_PER_MV = (4096 / 3300) * 100
+
+/**
+ * A synthetic patient's ECG (hardware-sim's ECGSYN, with `pvcRate` or `af`) as the ECG lane of
+ * 1-second version-1 frames (250 Hz AD8232 codes): `ecgOf(seq)`, asked for in frame order. Use it
+ * as a Board's `derive` (`(seq) => ({ ecg: ecgOf(seq) })`) or over a syntheticPayload.
+ */
+export function synthEcg(o: EcgSynthOptions): (seq: number) => number[] {
+  const syn = new EcgSynth(o)
+  let next = 0
+  return (seq) => {
+    if (seq < next) throw new Error(`synthEcg: frames in order, got ${seq} after ${next - 1}`)
+    next = seq + 1
+    const ecg: number[] = []
+    for (let i = 0; i < 250; i++) ecg.push(Math.max(0, Math.min(4095, Math.round(2048 + syn.mv(seq * 1000 + i * 4) * COUNTS_PER_MV))))
+    return ecg
   }
 }

@@ -23,7 +23,7 @@ t.test('HR, pulse rate and SpO2 computed from raw samples', async (t) => {
   t.ok(last.spo2!.value > 85 && last.spo2!.value <= 100, `SpO2 ${last.spo2!.value}`)
   const tr = v.range('p', 0, Infinity)
   t.equal(tr.hr.length, out.filter((o) => o.hr).length, 'one trend point per frame with a value')
-  t.same(v.range('other', 0, Infinity), { hr: [], pr: [], spo2: [] })
+  t.same(v.range('other', 0, Infinity), { hr: [], pr: [], spo2: [], pvcPerMin: [], rhythm: [] })
 })
 
 t.test('device-reported values win; flags blank what they invalidate', async (t) => {
