@@ -22,7 +22,8 @@ Options:
   --devices N        number of boards (1..5000)
   --gateway URL      gateway HTTP API, e.g. http://127.0.0.1:8081
   --mqtt-port P      gateway MQTT port (default ${DEFAULTS.mqttPort})
-  --source S         ECG: synthetic (ECGSYN-like model, default) or mitdb:RECORD (MIT-BIH replay)
+  --source S         ECG: synthetic (ECGSYN-like model, default), mitdb:RECORD (MIT-BIH replay) or
+                     ec13:NAME (ANSI/AAMI EC13 test waveform: 3a 3b 3c 3d tall-t step-120 step-40)
   --speed X          virtual seconds per real second, at most (default 1); lowered automatically
                      while the gateway falls behind
   --seed S           base seed: keys of the secure elements and the signal models (default: random)

@@ -8,10 +8,14 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { EcgSynth } from '../signals/ecg-synth.ts'
 import { MitdbReplay } from '../signals/mitdb-replay.ts'
+import { Ec13Source, EC13_INFO, EC13_WAVEFORMS, parseEc13, type Ec13Waveform } from '../signals/ec13.ts'
 import { PpgModel } from '../signals/ppg.ts'
 import type { EcgSource, PpgSource } from '../signals/types.ts'
 
-/** `synthetic` (ECGSYN-like model) or `mitdb:RECORD` (a MIT-BIH record replayed from its start, looping). */
+/**
+ * `synthetic` (ECGSYN-like model), `mitdb:RECORD` (a MIT-BIH record replayed from its start, looping)
+ * or `ec13:NAME` (an ANSI/AAMI EC13 test waveform, ../signals/ec13.ts: 3a, 3b, 3c, 3d, tall-t, step-120, step-40).
+ */
 export type SourceSpec = string
 
 export interface PatientScenario {
@@ -80,11 +84,13 @@ export function validateScenario(s: unknown, where = 'scenario'): PatientScenari
 }
 
 /** Parses a source spec; throws ScenarioError. */
-export function parseSource(spec: string): { kind: 'synthetic' } | { kind: 'mitdb'; record: string } {
+export function parseSource(spec: string): { kind: 'synthetic' } | { kind: 'mitdb'; record: string } | { kind: 'ec13'; waveform: Ec13Waveform } {
   if (spec === 'synthetic') return { kind: 'synthetic' }
   const m = /^mitdb:([A-Za-z0-9_-]+)$/.exec(String(spec))
   if (m) return { kind: 'mitdb', record: m[1]! }
-  throw new ScenarioError(`source: expected synthetic or mitdb:RECORD, got ${JSON.stringify(spec)}`)
+  const w = parseEc13(String(spec))
+  if (w) return { kind: 'ec13', waveform: w }
+  throw new ScenarioError(`source: expected synthetic or mitdb:RECORD or ec13:NAME (${EC13_WAVEFORMS.join(', ')}), got ${JSON.stringify(spec)}`)
 }
 
 /**
@@ -132,8 +138,9 @@ export function defaultMitdbDir(): string {
 export function patientSources(s: PatientScenario, o: { seed: number; t0Ms: number; fleetSource: SourceSpec; mitdbDir?: string }): PatientSources {
   const seed = o.seed >>> 0
   const jitter = (k: number) => ((Math.imul(seed ^ k, 2654435761) >>> 0) % 1000) / 1000
-  const hr = s.heartRateBpm ?? Math.round(60 + 30 * jitter(1))
   const spec = parseSource(s.source ?? o.fleetSource)
+  // An EC13 waveform fixes the ECG's rate: the pulse follows it unless the scenario says otherwise.
+  const hr = s.heartRateBpm ?? (spec.kind === 'ec13' ? EC13_INFO[spec.waveform].expectedBpm : Math.round(60 + 30 * jitter(1)))
   const ms = (iv: Array<[number, number]> | undefined) => (iv ?? []).map(([a, b]) => [o.t0Ms + a * 1000, o.t0Ms + b * 1000] as [number, number])
   let inner: EcgSource
   let arrhythmia: string | undefined
@@ -142,6 +149,9 @@ export function patientSources(s: PatientScenario, o: { seed: number; t0Ms: numb
     const pvcRate = a === 'pvc' ? 0.1 : typeof a === 'object' ? a.pvcRate : 0
     arrhythmia = a === 'af' ? 'af' : pvcRate > 0 ? `pvc ${pvcRate}` : undefined
     inner = new EcgSynth({ seed: seed * 7 + 9, heartRateBpm: hr, af: a === 'af', pvcRate, leadOff: ms(s.leadOff) })
+  } else if (spec.kind === 'ec13') {
+    inner = new Ec13Source(spec.waveform, { leadOff: ms(s.leadOff) })
+    arrhythmia = `ec13:${spec.waveform}`
   } else {
     const path = join(o.mitdbDir ?? defaultMitdbDir(), spec.record)
     if (!existsSync(path + '.hea')) throw new ScenarioError(`source mitdb:${spec.record}: no record at ${path}.hea`)
@@ -156,6 +166,6 @@ export function patientSources(s: PatientScenario, o: { seed: number; t0Ms: numb
   return {
     ecg: new FaultableEcg(inner),
     ppg,
-    summary: { source: spec.kind === 'synthetic' ? 'synthetic' : `mitdb:${spec.record}`, heartRateBpm: hr, spo2: traj ? traj.map((p) => `${p[1]}%@${p[0]}s`).join('→') : `${spo2Const}%`, arrhythmia },
+    summary: { source: spec.kind === 'synthetic' ? 'synthetic' : spec.kind === 'ec13' ? `ec13:${spec.waveform}` : `mitdb:${spec.record}`, heartRateBpm: hr, spo2: traj ? traj.map((p) => `${p[1]}%@${p[0]}s`).join('→') : `${spo2Const}%`, arrhythmia },
   }
 }
