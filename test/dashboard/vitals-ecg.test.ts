@@ -31,7 +31,9 @@ t.test('PVCs are counted per minute; a regular rhythm with PVCs calls no rhythm'
   const out = feed(v, synthFrames({ seed: 4, pvcRate: 0.1 }), 0, 75)
   t.equal(out[0].ecg, undefined, 'nothing judged in the first second: no findings, not zeros')
   const last = out[74].ecg!
-  t.ok(last.pvcPerMin >= 3, `PVC/min ${last.pvcPerMin} (ECGSYN replaces ~10 % of beats)`)
+  // ECGSYN (seed 4) puts 6 PVCs in the last minute; its PVC is tall but hardly wider than its
+  // normal beat, and the classifier (trained on MIT-BIH) calls 3 of them V, none of the normal beats
+  t.ok(last.pvcPerMin >= 2 && last.pvcPerMin <= 6, `PVC/min ${last.pvcPerMin} (ECGSYN replaced 6 beats of the last minute)`)
   t.equal(last.windowS, 60, 'a full minute counted')
   t.equal(last.rhythm, null, 'isolated PVCs in a regular rhythm: none of the analysed rhythms')
   t.ok(last.quality >= 50, `quality ${last.quality}`)
