@@ -242,7 +242,7 @@ export class EcgMonitor {
     if (this.off || this.flags & 8 || this.detector.isLearning) return 0
     if (this.lastBeatAt < 0 || this.total - this.lastBeatAt > 3 * this.fs + this.fs) return 0
     const s = this.detector.signalLevel
-    const nz = this.detector.noiseLevel
+    const nz = this.detector.artefactLevel
     if (!(s > 0)) return 0
     // integrator heights are squared amplitudes: compare amplitudes
     const ratio = Math.sqrt(nz / s)

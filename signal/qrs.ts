@@ -58,6 +58,8 @@ export const QRS_TUNING = {
    */
   searchBackLowFraction: 0.2,
   searchBackSlope: 0.3,
+  /** A beat arriving this long after the last (under 50 bpm) first takes such a peak between them (see classify). */
+  longRrSeconds: 1.2,
   /**
    * A rival closer than competeRr mean RR (and than tWaveSeconds) to an accepted beat competes
    * with it on rhythm. Beyond tWaveSeconds a rival above the threshold is a beat: premature
@@ -131,6 +133,10 @@ export class QrsDetector {
   /** Signal and noise levels: medians of the last 8 QRS and noise peaks (robust to one huge artefact). */
   private spk = 0
   private npk = 0
+  /** Median of the last 8 sub-threshold peaks outside T-wave windows: the noise the signal-quality index judges (a T wave is not noise). */
+  private opk = 0
+  private oBuf: Float64Array
+  private oPos = 0
   private sBuf: Float64Array
   private nBuf: Float64Array
   private sPos = 0
@@ -198,6 +204,7 @@ export class QrsDetector {
     this.holdN = Math.round(QRS_TUNING.tWaveSeconds * fs) + this.W + 1
     this.sBuf = new Float64Array(LEVELS)
     this.nBuf = new Float64Array(LEVELS)
+    this.oBuf = new Float64Array(LEVELS)
     this.sortTmp = new Float64Array(LEVELS)
     this.learnN = Math.round(fs * (opts.learnSeconds === undefined ? 2 : opts.learnSeconds))
     this.lVal = new Float64Array(MAX_LEARN_PEAKS)
@@ -218,7 +225,9 @@ export class QrsDetector {
     this.prevI = this.candVal = this.sqMax = 0
     this.candIdx = -1
     this.rising = false
-    this.spk = this.npk = 0
+    this.spk = this.npk = this.opk = 0
+    this.oBuf.fill(0)
+    this.oPos = 0
     this.sBuf.fill(0)
     this.nBuf.fill(0)
     this.sPos = this.nPos = 0
@@ -245,6 +254,11 @@ export class QrsDetector {
   /** Median integrator height of recent non-beat peaks. */
   get noiseLevel(): number {
     return this.npk
+  }
+
+  /** Median integrator height of recent peaks below the threshold and outside T-wave windows (noise, not T waves). */
+  get artefactLevel(): number {
+    return this.opk
   }
 
   /** True until the learning period has ended. */
@@ -330,7 +344,7 @@ export class QrsDetector {
    */
   private timers(n: number): number {
     let emitted = 0
-    if (this.pendIdx >= 0 && n - this.pendIdx > this.holdN + QRS_TUNING.competeRr * this.rrMean) emitted += this.flush()
+    if (this.pendIdx >= 0 && n - this.pendIdx > this.holdN) emitted += this.flush()
     if (this.learning) {
       if (n + 1 >= this.learnN) emitted += this.endLearning()
     } else if (this.lastQrs >= 0 && this.sbIdx >= 0 && this.rrMean > 0 && n - this.lastQrs > QRS_TUNING.searchBackRr * this.rrMean) {
@@ -351,7 +365,7 @@ export class QrsDetector {
     }
     // next due: the earliest sample at which one of the conditions above can become true
     let due = Infinity
-    if (this.pendIdx >= 0) due = Math.floor(this.pendIdx + this.holdN + QRS_TUNING.competeRr * this.rrMean) + 1
+    if (this.pendIdx >= 0) due = this.pendIdx + this.holdN + 1
     if (this.learning) {
       if (this.learnN - 1 < due) due = this.learnN - 1
     } else if (this.lastQrs >= 0 && this.sbIdx >= 0 && this.rrMean > 0) {
@@ -454,6 +468,8 @@ export class QrsDetector {
     this.npk = this.lCount > 0 ? (sum / this.lCount) * 0.25 : 0
     this.sBuf.fill(this.spk)
     this.nBuf.fill(this.npk)
+    this.opk = this.npk
+    this.oBuf.fill(this.npk)
     let emitted = 0
     const count = this.lCount
     this.lCount = 0
@@ -501,15 +517,31 @@ export class QrsDetector {
         this.npk = this.level(this.nBuf, this.nPos++ % LEVELS, val)
         return 0
       }
-      // T wave: soon after a beat and much shallower than it
-      if (since < QRS_TUNING.tWaveSeconds * fs && slope < QRS_TUNING.tWaveSlope * this.lastSlope) {
+      // T wave: soon after a beat and much shallower than it; or, before there is a rhythm to
+      // compete on (the learning period's first beats), merely shallower than the held beat: a
+      // tall T wave's slope comes close to its QRS's, and the earlier of the two is the QRS
+      const early = this.rrMean === 0 && this.pendIdx >= 0 && slope < QRS_TUNING.competeMaxSlope * this.pendSlope
+      if (since < QRS_TUNING.tWaveSeconds * fs && (early || slope < QRS_TUNING.tWaveSlope * this.lastSlope)) {
         this.npk = this.level(this.nBuf, this.nPos++ % LEVELS, val)
         return 0
       }
+      // A long interval with a QRS-like peak inside that the threshold missed is a small beat
+      // between large ones (EC13 3b: narrow 0.25 mV normal beats between 0.6-0.85 mV PVCs): found
+      // back on the next beat's arrival, because search-back by time never comes while the large
+      // beats are regular themselves.
+      let emitted = 0
+      const tw = QRS_TUNING.tWaveSeconds * fs
+      if (this.sbIdx >= 0 && since > QRS_TUNING.longRrSeconds * fs && this.sbIdx - (idx - since) > tw && idx - this.sbIdx > QRS_TUNING.refractorySeconds * fs &&
+        this.sbVal > QRS_TUNING.searchBackLowFraction * thr && this.sbSlope > QRS_TUNING.searchBackSlope * this.lastSlope) {
+        this.spk = this.level(this.sBuf, this.sPos++ % LEVELS, this.sbVal)
+        emitted += this.accept(this.sbIdx, this.sbR, this.sbSlope)
+      }
       this.spk = this.level(this.sBuf, this.sPos++ % LEVELS, val)
-      return this.accept(idx, r, slope)
+      return emitted + this.accept(idx, r, slope)
     }
     this.npk = this.level(this.nBuf, this.nPos++ % LEVELS, val)
+    // a peak inside a beat's T-wave window is most likely its T wave, which says nothing of noise
+    if (since >= QRS_TUNING.tWaveSeconds * fs) this.opk = this.level(this.oBuf, this.oPos++ % LEVELS, val)
     if (val > this.sbVal && since > QRS_TUNING.tWaveSeconds * fs) {
       this.sbVal = val
       this.sbIdx = idx
