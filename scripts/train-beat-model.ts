@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { readRecord, readAnnotations } from '../datasets/wfdb.ts'
 import { aamiClass, DS1_RECORDS } from '../datasets/aami.ts'
 import { QrsDetector } from '../signal/qrs.ts'
-import { BeatClassifier, FEATURES, MODEL_CLASSES } from '../signal/beat-class.ts'
+import { BeatClassifier, FEATURES, MODEL_CLASSES, svebPlausible } from '../signal/beat-class.ts'
 import { vfEpisodes } from '../signal/score.ts'
 
 const ITERATIONS = 400
@@ -113,9 +113,15 @@ function predict(m: Model, x: Float64Array): number {
   return best
 }
 
+/** The shipped decision: the model, then the S gate (beat-class.ts). */
+function decide(m: Model, x: Float64Array): number {
+  const k = predict(m, x)
+  return MODEL_CLASSES[k] === 'S' && !svebPlausible(x) ? MODEL_CLASSES.indexOf('N') : k
+}
+
 function figures(m: Model, data: ReadonlyArray<Sample>): string {
   const M = MODEL_CLASSES.map(() => MODEL_CLASSES.map(() => 0))
-  for (const d of data) M[d.y]![predict(m, d.x)]!++
+  for (const d of data) M[d.y]![decide(m, d.x)]!++
   const pct = (a: number, b: number) => (b > 0 ? ((100 * a) / b).toFixed(1) : '-')
   const [N, S, V] = [0, 1, 2]
   return `VEB Se ${pct(M[V]![V]!, M[V]![N]! + M[V]![S]! + M[V]![V]!)} +P ${pct(M[V]![V]!, M[N]![V]! + M[S]![V]! + M[V]![V]!)}, ` +

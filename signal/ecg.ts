@@ -144,6 +144,8 @@ export class EcgMonitor {
       if (this.rrN < RR_KEEP) this.rrN++
     }
     this.rhythm.detected(this.offset + r)
+    // in AF every beat comes early or late: an early one is not an S beat there
+    this.classifier.inAf = this.rhythm.isActive('AF')
     this.classifier.beat(r, rr)
     if (this.onBeatCb) this.onBeatCb(this.offset + r, rr)
   }
