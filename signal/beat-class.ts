@@ -33,6 +33,12 @@ const NOVEL_BEATS = 8
 /** Length of the feature vector (beatFeatures), the bias included. */
 export const FEATURES = 21
 
+const LOG2 = Math.log(2)
+function clampShape(x: number): number {
+  const l = clampLog(x)
+  return l > LOG2 ? LOG2 : l < -LOG2 ? -LOG2 : l
+}
+
 function clampLog(x: number): number {
   return Math.log(x < 0.05 ? 0.05 : x > 20 ? 20 : x)
 }
@@ -56,9 +62,11 @@ export function beatFeatures(f: Float64Array, s: BeatShape, pre: number, post: n
   f[0] = 1
   f[1] = c
   f[2] = c < 1 ? (1 - c) * (1 - c) : 0
-  f[3] = clampLog(s.ampRatio)
-  f[4] = clampLog(s.widthRatio)
-  f[5] = clampLog(s.sharpRatio)
+  // shape ratios saturate at half and twice the dominant beat's: the model has seen few beats
+  // beyond, and a linear model extrapolated past its data turns a very tall PVC into anything
+  f[3] = clampShape(s.ampRatio)
+  f[4] = clampShape(s.widthRatio)
+  f[5] = clampShape(s.sharpRatio)
   f[6] = s.width * 10
   f[7] = s.share
   f[8] = s.dominant ? 1 : 0

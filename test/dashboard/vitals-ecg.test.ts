@@ -32,8 +32,8 @@ t.test('PVCs are counted per minute; a regular rhythm with PVCs calls no rhythm'
   t.equal(out[0].ecg, undefined, 'nothing judged in the first second: no findings, not zeros')
   const last = out[74].ecg!
   // ECGSYN (seed 4) puts 6 PVCs in the last minute; its PVC is tall but hardly wider than its
-  // normal beat, and the classifier (trained on MIT-BIH) calls 3 of them V, none of the normal beats
-  t.ok(last.pvcPerMin >= 2 && last.pvcPerMin <= 6, `PVC/min ${last.pvcPerMin} (ECGSYN replaced 6 beats of the last minute)`)
+  // normal beat; the classifier (trained on MIT-BIH) calls 5 of them V and none of the normal beats
+  t.ok(last.pvcPerMin >= 4 && last.pvcPerMin <= 6, `PVC/min ${last.pvcPerMin} (ECGSYN replaced 6 beats of the last minute)`)
   t.equal(last.windowS, 60, 'a full minute counted')
   t.equal(last.rhythm, null, 'isolated PVCs in a regular rhythm: none of the analysed rhythms')
   t.ok(last.quality >= 50, `quality ${last.quality}`)
