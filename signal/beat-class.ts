@@ -124,6 +124,8 @@ export class BeatClassifier {
   private novelN = 0
   /** Beats given each class since construction or reset: N S V F Q. */
   counts: Int32Array
+  /** Sharpness of the last classified beat over the dominant beat's (1 when unknown): ventricular complexes are slurred. */
+  lastSharpRatio = 1
   /** True while the rhythm is atrial fibrillation (set by the rhythm analysis): irregular early beats are not S then. */
   inAf = false
 
@@ -191,6 +193,7 @@ export class BeatClassifier {
     const pre = this.pendRr
     this.pendR = -1
     let cls: BeatClass = 'Q'
+    this.lastSharpRatio = this.pendOk ? this.pend.sharpRatio : 1
     if (this.pendOk && pre > 0) {
       beatFeatures(this.f, this.pend, pre, post, this.mean(), this.median(), this.rrAt(1), this.irregularity(), this.fs)
       cls = MODEL_CLASSES[this.decide()]

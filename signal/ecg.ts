@@ -127,7 +127,7 @@ export class EcgMonitor {
     }
     // until the classifier has seen enough beats to tell shapes from noise, no rhythm is called from them
     this.rhythm.novelty = this.classifier.judged() ? this.classifier.novelty() : 1
-    this.rhythm.beat(at, cls)
+    this.rhythm.beat(at, cls, this.classifier.lastSharpRatio)
     if (this.onClassCb) this.onClassCb(at, cls)
   }
 

@@ -16,7 +16,8 @@
  *   48-beat windows scored AF 95 % / non-AF 98 % at 0.04 (ltafdb is 128 Hz).
  *   An episode starts and ends half a window back (where the median turned)
  *   and counts only from minAfSeconds.
- * - VT: at least 3 consecutive V beats at a mean rate of >= 100 bpm (mean RR <= 0.6 s).
+ * - VT: at least 3 consecutive V beats at a mean rate of >= 100 bpm (mean RR <= 0.6 s),
+ *   on average less sharp than the dominant beat (ventricular complexes are slurred).
  * - VF: the VF filter of Kuo & Dillman (1978) on 4 s of band-limited signal
  *   each second: a signal close to one sinusoid has a small "leakage" through
  *   a filter notched at its mean frequency; VF (leakage < 0.406, Amann et al.
@@ -59,6 +60,8 @@ const ASYSTOLE_SECONDS = 4
 const RATE_SECONDS = 5
 const NOISE_SECONDS = 5
 const NOVEL_MAX = 0.25
+/** A VT run's beats are on average less sharp than the dominant beat (sharpness ratio below this). */
+const VT_SHARP = 1
 /** A signal whose mean excursion is under this share of a beat's height is flat (no electrical activity). */
 const FLAT = 0.04
 
@@ -92,6 +95,7 @@ export class RhythmAnalyzer {
   private tmp: Float64Array
   private tmp2: Float64Array
   private vRun = 0
+  private vSharp = 0
   private vRunStart = -1
   private vLast = -1
   // seconds of rate/noise conditions
@@ -183,8 +187,11 @@ export class RhythmAnalyzer {
     this.beatAmp = this.beatAmp > 0 ? this.beatAmp + 0.125 * (peak - this.beatAmp) : peak
   }
 
-  /** A classified beat at sample `r` (beats arrive in order). */
-  beat(r: number, cls: string): void {
+  /**
+   * A classified beat at sample `r` (beats arrive in order); `sharpRatio`, its largest slope
+   * over its height against the dominant beat's (1 when unknown), says how slurred it is.
+   */
+  beat(r: number, cls: string, sharpRatio: number): void {
     const rr = this.lastBeat >= 0 ? r - this.lastBeat : 0
     // AF judges the atria: intervals that start or end at a V beat say nothing about them
     if (rr > 0 && cls !== 'V' && this.prevCls !== 'V' && cls !== 'Q') {
@@ -198,15 +205,19 @@ export class RhythmAnalyzer {
     // VT: a run of V beats whose mean rate is 100 bpm or more (slow VT alternates its intervals)
     if (cls === 'V' && rr > 0 && rr <= 1.5 * this.fs && this.prevCls === 'V') {
       this.vRun++
+      this.vSharp += sharpRatio
     } else if (cls === 'V') {
       this.vRun = 1
       this.vRunStart = r
+      this.vSharp = sharpRatio
     } else {
       this.vRun = 0
       if (this.open[this.slot('VT')] >= 0) this.close('VT', this.vLast + 1)
     }
     if (cls === 'V') this.vLast = r
-    const fast = this.vRun >= 3 && (r - this.vRunStart) / (this.vRun - 1) <= 0.6 * this.fs
+    // and slurred like ventricular complexes: runs of sharp "V" beats were aberrant or noisy
+    // supraventricular beats (203's AF: 10 of the 12 false VT runs on DS1 were as sharp as its normal beats)
+    const fast = this.vRun >= 3 && (r - this.vRunStart) / (this.vRun - 1) <= 0.6 * this.fs && this.vSharp / this.vRun < VT_SHARP
     if (fast && !this.noisy() && this.novelty <= NOVEL_MAX && this.open[this.slot('VT')] < 0) this.openAt('VT', this.vRunStart)
     this.prevBeat = this.lastBeat
     this.lastBeat = r
