@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { readRecord, readAnnotations } from '../datasets/wfdb.ts'
 import { aamiClass, DS1_RECORDS } from '../datasets/aami.ts'
 import { QrsDetector } from '../signal/qrs.ts'
-import { BeatClassifier, FEATURES, MODEL_CLASSES, svebPlausible } from '../signal/beat-class.ts'
+import { BeatClassifier, FEATURES, MODEL_CLASSES, svebPlausible, vebPlausible } from '../signal/beat-class.ts'
 import { vfEpisodes } from '../signal/score.ts'
 
 const ITERATIONS = 400
@@ -113,10 +113,11 @@ function predict(m: Model, x: Float64Array): number {
   return best
 }
 
-/** The shipped decision: the model, then the S gate (beat-class.ts). */
+/** The shipped decision: the model, then the S and V gates (beat-class.ts). */
 function decide(m: Model, x: Float64Array): number {
   const k = predict(m, x)
-  return MODEL_CLASSES[k] === 'S' && !svebPlausible(x) ? MODEL_CLASSES.indexOf('N') : k
+  const c = MODEL_CLASSES[k]
+  return (c === 'S' && !svebPlausible(x)) || (c === 'V' && !vebPlausible(x)) ? MODEL_CLASSES.indexOf('N') : k
 }
 
 function figures(m: Model, data: ReadonlyArray<Sample>): string {

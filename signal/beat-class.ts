@@ -28,6 +28,8 @@ export type FeatureCallback = (rIndex: number, features: Float64Array, cls: Beat
 /** RR intervals in the short (mean) and long (median) rhythm references. */
 const SHORT_RR = 8
 const LONG_RR = 32
+/** Novelty (share of recent beats matching no known shape) above which a novel beat is Q. */
+const NOISY_NOVELTY = 0.25
 /** Beats the novelty share is taken over. */
 const NOVEL_BEATS = 8
 /** Length of the feature vector (beatFeatures), the bias included. */
@@ -96,6 +98,16 @@ export function svebPlausible(f: Float64Array): boolean {
   return (f[9] < LOG_EARLY || f[15] < LOG_EARLY) && f[18] < 0.25 && f[1] > 0.8
 }
 const LOG_EARLY = Math.log(0.9)
+
+/**
+ * Whether a beat the model calls V can be one: shaped unlike the dominant beat (correlation
+ * under 0.9) or wide (QRS 60 ms or more; 95 % of DS1's V beats are). A second cluster of a
+ * patient's own narrow beats, a little wider than an unusually narrow dominant one, is not
+ * ventricular (MIT-BIH 100, never trained on: 26 such false V in 30 min before this gate).
+ */
+export function vebPlausible(f: Float64Array): boolean {
+  return f[1] < 0.9 || f[6] >= 0.6
+}
 
 export interface BeatClassifierOptions {
   fs: number
@@ -198,6 +210,10 @@ export class BeatClassifier {
       beatFeatures(this.f, this.pend, pre, post, this.mean(), this.median(), this.rrAt(1), this.irregularity(), this.fs)
       cls = MODEL_CLASSES[this.decide()]
       if (cls === 'S' && (this.inAf || !svebPlausible(this.f))) cls = 'N'
+      else if (cls === 'V' && !vebPlausible(this.f)) cls = 'N'
+      // a shape never seen before amid others never seen before is noise taken for a beat, or a
+      // beat noise has deformed: its class cannot be told (Q), and it is no PVC to count
+      if (cls !== 'N' && this.pend.novel && this.novelty() > NOISY_NOVELTY) cls = 'Q'
       if (this.onFeatures) this.onFeatures(r, this.f, cls)
     } else if (this.pendOk) cls = this.pend.dominant ? 'N' : 'Q' // the first beat of a run: no rhythm to judge it by
     if (pre > 0) this.addRr(pre)

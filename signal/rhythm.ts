@@ -235,7 +235,7 @@ export class RhythmAnalyzer {
     if (this.off) return
     const beating = this.lastDetected >= 0 && n - this.lastDetected < ASYSTOLE_SECONDS * fs
     // no beats over a signal that is not flat is noise the detector cannot read, not asystole
-    const flat = this.activity() < FLAT * this.beatAmp
+    const flat = this.activity() <= FLAT * this.beatAmp
     this.noisyRun = (quality < this.noiseQ && beating) || (!beating && !flat) ? this.noisyRun + 1 : 0
     this.flag('NOISE', this.noisyRun >= NOISE_SECONDS, n - this.noisyRun * fs, n)
     // VF
