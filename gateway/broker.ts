@@ -115,6 +115,9 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
       // PUBACKs leave in PUBLISH order even though frames verify in parallel.
       session.tail = session.tail.then(() => done).then((out) => {
         inflight--
+        // Not stored for want of storage: no PUBACK (Aedes closes the connection), so the
+        // board keeps the frame in its flash ring and sends it again after reconnecting.
+        if (out.kind === 'unavailable') return cb(new Error(`frame not stored: ${out.detail}`))
         if (out.kind === 'rejected') blocked.add(payload)
         cb(null)
       })

@@ -9,6 +9,7 @@ import { createServer as createTcpServer, type Server as NetServer, type Address
 import { createServer as createTlsServer } from 'node:tls'
 import type { Server as HttpServer } from 'node:http'
 import { join } from 'node:path'
+import { statfs } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { AedesOptions } from 'aedes'
@@ -230,7 +231,10 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         adminToken: identity.adminToken,
         log,
         now,
-        health: () => ({ ok: !closing, devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }),
+        health: () => {
+          const fault = ownStore.fault?.()
+          return { ok: !closing && !fault, ...(fault ? { reason: `storage: ${fault}` } : {}), devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }
+        },
         onRevoke: (id) => b.disconnectDevice(id),
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
@@ -251,12 +255,18 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   // picked up here; revocations through our own admin API disconnect immediately.
   let revokedCursor = now()
   const poll = setInterval(() => {
-    const since = revokedCursor - 1000
-    revokedCursor = now()
-    for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
-    registry.flushSeq()
+    try {
+      const since = revokedCursor - 1000
+      revokedCursor = now()
+      for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
+      registry.flushSeq()
+    } catch (err) {
+      // SQLITE_FULL and the like: the batch stays queued and is written once the disk has room.
+      log.log('error', 'registry write failed', { error: (err as Error).message })
+    }
   }, 500)
   poll.unref()
+  const storage = watchStorage(ownStore, cfg.dataDir, log)
 
   log.log('info', 'gateway ready', { ports, id: identity.id, tlsSha256: tlsFingerprint })
 
@@ -282,6 +292,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       if (closing) return
       closing = true
       clearInterval(poll)
+      storage.stop()
       // 1. Stop accepting connections and frames: a frame arriving now gets no PUBACK
       //    (its connection closes), so the board keeps it and resends it later.
       for (const s of [tcp, tls, wsHttp]) s?.close()
@@ -299,6 +310,41 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       log.log('info', 'gateway stopped', {})
     },
   }
+}
+
+/** Free bytes the data dir's filesystem must have before a store that failed for space reopens. */
+const RECOVER_FREE_BYTES = 1 << 20
+const RECOVER_EVERY_MS = 1000
+
+/**
+ * While the store cannot write (a full disk), frames get no PUBACK and /healthz says why.
+ * Once the filesystem has room again, the store reopens (as after a crash) and frames flow:
+ * nothing to do for whoever freed the space.
+ */
+function watchStorage(store: FrameStore, dataDir: string, log: Logger): { stop(): void } {
+  let trying = false
+  let reported = false
+  const t = setInterval(() => {
+    const fault = store.fault?.()
+    if (!fault || trying || !store.recover) return
+    if (!reported) {
+      log.log('error', 'storage failed: frames are refused without PUBACK until it recovers', { reason: fault })
+      reported = true
+    }
+    trying = true
+    statfs(dataDir)
+      .then((st) => {
+        if (st.bavail * st.bsize < RECOVER_FREE_BYTES) return
+        return store.recover!().then(() => {
+          reported = false
+          log.log('info', 'storage recovered: frames are accepted again', { was: fault })
+        })
+      })
+      .catch((err: Error) => log.log('warn', 'storage still unavailable', { error: err.message }))
+      .finally(() => (trying = false))
+  }, RECOVER_EVERY_MS)
+  t.unref()
+  return { stop: () => clearInterval(t) }
 }
 
 /** Waits (bounded) until no frame is between receipt and PUBACK. */

@@ -9,7 +9,7 @@
  * the frame is not stored, the device gets a NACK on its control topic with the
  * reason, the rejection is counted by reason.
  */
-import type { FrameStore } from './ledger-port.ts'
+import { StoreUnavailable, type FrameStore } from './ledger-port.ts'
 import type { DeviceRegistry } from './registry.ts'
 import type { GatewayMetrics } from './metrics.ts'
 import type { Logger } from './log.ts'
@@ -44,6 +44,8 @@ export type Outcome =
   | { kind: 'stored'; seq: number; leafIndex: number }
   | { kind: 'duplicate'; seq: number }
   | { kind: 'rejected'; reason: string; detail: string; seq: number | null }
+  /** The store could not keep it (disk full): no PUBACK, the board keeps the frame and resends. */
+  | { kind: 'unavailable'; reason: 'storage'; detail: string; seq: number | null }
 
 export interface IngestDeps {
   store: FrameStore
@@ -150,6 +152,8 @@ const steps: Step[] = [
         settle(stored)
       }
       try {
+        const fault = d.store.fault?.()
+        if (fault) throw new StoreUnavailable(fault)
         if (await d.store.hasFrame(c.session.deviceId, c.facts!.seq)) {
           c.duplicate = true
           c.settle(true)
@@ -166,6 +170,8 @@ const steps: Step[] = [
       if (c.duplicate) return
       let stored = false
       try {
+        const fault = d.store.fault?.()
+        if (fault) throw new StoreUnavailable(fault)
         const r = await d.store.appendFrame(c.frame, { deviceId: c.session.deviceId, seq: c.facts!.seq, t0: c.facts!.t0 })
         if (r.duplicate) c.duplicate = true
         c.leafIndex = r.leafIndex
@@ -189,6 +195,7 @@ export async function ingestFrame(d: IngestDeps, session: DeviceSession, frame: 
       await run(d, c)
     }
   } catch (err) {
+    if (err instanceof StoreUnavailable) return unavailable(d, session, c, err)
     const r = err instanceof Rejection ? err : (err as { code?: unknown }).code && typeof (err as { code: unknown }).code === 'string' && step === 'verify'
       ? new Rejection((err as { code: string }).code, (err as Error).message)
       : null
@@ -209,6 +216,14 @@ export async function ingestFrame(d: IngestDeps, session: DeviceSession, frame: 
   d.metrics.ingestSeconds.observe((performance.now() - c.received) / 1000)
   d.fanOut(session.patient, c.frame)
   return { kind: 'stored', seq: f.seq, leafIndex: c.leafIndex! }
+}
+
+function unavailable(d: IngestDeps, session: DeviceSession, c: Ctx, err: StoreUnavailable): Outcome {
+  const seq = c.facts ? c.facts.seq : null
+  d.metrics.framesRejected.inc({ reason: 'storage' })
+  d.log.log('error', 'frame not stored: storage unavailable', { deviceId: session.deviceId, seq, detail: err.message })
+  d.control(session.deviceId, { t: 'nack', seq, reason: 'storage' })
+  return { kind: 'unavailable', reason: 'storage', detail: err.message, seq }
 }
 
 function reject(d: IngestDeps, session: DeviceSession, c: Ctx, r: Rejection): Outcome {

@@ -15,9 +15,21 @@ export interface FrameStore {
   hasFrame(deviceId: string, seq: number): boolean | Promise<boolean>
   /** Frames handed to appendFrame whose durability is still pending (the "ledger lag" gauge). */
   pending?(): number
+  /** Why the store cannot write now (a full disk), or undefined while it can. */
+  fault?(): string | undefined
+  /** After a fault: tries to carry on (reopens, as after a crash); throws if it still cannot. */
+  recover?(): Promise<void>
   /** Appends a patient-signed consent record (stores that hold consent, e.g. the ledger). */
   appendConsent?(record: Uint8Array): Promise<{ leafIndex: number; patientId: string; action: string }>
   close(): Promise<void>
+}
+
+/**
+ * The store could not make a frame durable (a failed write or fsync: a full disk). Not the
+ * frame's fault: the board must keep it and send it again, so it gets no PUBACK.
+ */
+export class StoreUnavailable extends Error {
+  override name = 'StoreUnavailable'
 }
 
 export interface FrameMeta {

@@ -14,8 +14,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { openLedger, LedgerError, type Ledger } from '../ledger/ledger.ts'
-import type { ConsentPort, FrameMeta, FrameStore } from './ledger-port.ts'
+import { openLedger, LedgerError, StorageError, type Ledger } from '../ledger/ledger.ts'
+import { StoreUnavailable, type ConsentPort, type FrameMeta, type FrameStore } from './ledger-port.ts'
 
 export interface LedgerStoreOptions {
   /** Ledger directory (created if missing). */
@@ -76,12 +76,22 @@ export async function openLedgerStore(o: LedgerStoreOptions): Promise<LedgerFram
         // The pipeline claims (deviceId, seq) before appending, so this only happens if
         // another writer got there first: the frame is held, the device may have its PUBACK.
         if (err instanceof LedgerError && err.code === 'duplicate') return { leafIndex: -1, duplicate: true }
+        if (err instanceof StorageError) throw new StoreUnavailable(`ledger: ${err.message}`)
         throw err
       } finally {
         pending--
       }
     },
-    hasFrame: (deviceId, seq) => ledger.hasFrame(deviceId, seq),
+    hasFrame: (deviceId, seq) => {
+      try {
+        return ledger.hasFrame(deviceId, seq)
+      } catch (err) {
+        if (err instanceof StorageError) throw new StoreUnavailable(`ledger: ${err.message}`)
+        throw err
+      }
+    },
+    fault: () => ledger.storageFault,
+    recover: () => ledger.recover(),
     pending: () => pending,
     async appendConsent(record) {
       const r = await ledger.appendConsent(record)

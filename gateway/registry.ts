@@ -244,9 +244,20 @@ export class DeviceRegistry {
     if (this.pendingSeq.size === 0) return
     const batch = this.pendingSeq
     this.pendingSeq = new Map()
-    this.db.transaction(() => {
-      for (const [id, v] of batch) this.stmts.seq.run(v.seq, v.seenMs, id)
-    })()
+    try {
+      this.db.transaction(() => {
+        for (const [id, v] of batch) this.stmts.seq.run(v.seq, v.seenMs, id)
+      })()
+    } catch (err) {
+      // Not written (SQLITE_FULL, a busy file): keep the batch for the next flush, merged
+      // with what came meanwhile, so a full disk delays these values but does not lose them.
+      for (const [id, v] of batch) {
+        const cur = this.pendingSeq.get(id)
+        if (!cur) this.pendingSeq.set(id, v)
+        else this.pendingSeq.set(id, { seq: Math.max(cur.seq, v.seq), seenMs: Math.max(cur.seenMs, v.seenMs) })
+      }
+      throw err
+    }
   }
 
   addUser(username: string, role: Role, password: string, nowMs = Date.now()): User {
@@ -297,7 +308,11 @@ export class DeviceRegistry {
   }
 
   close(): void {
-    this.flushSeq()
-    this.db.close()
+    try {
+      this.flushSeq()
+    } finally {
+      // last-seq values are bookkeeping (the ledger holds the frames): a full disk must not keep the file open
+      this.db.close()
+    }
   }
 }

@@ -126,7 +126,13 @@ export function markDurable(s: LedgerState, height: number): void {
 /** Producer: cut a block every blockIntervalMs while leaves are pending. */
 export function startBlockTimer(s: LedgerState): void {
   s.blockTimer = setInterval(() => {
-    if (s.tree.size > s.pendingStart) cutBlock(s)
+    // After a failed write (a full disk) nothing more is appended until the ledger reopens
+    if (s.tree.size === s.pendingStart || s.store.fault) return
+    try {
+      cutBlock(s).catch((e: Error) => s.cfg.log(`ledger: block not stored: ${e.message}`))
+    } catch (e) {
+      s.cfg.log(`ledger: block not cut: ${(e as Error).message}`)
+    }
   }, Math.max(1, s.cfg.blockIntervalMs))
   // Referenced on purpose: pending leaves must get their block; close() stops it.
 }

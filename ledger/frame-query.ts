@@ -8,7 +8,7 @@ import { decodeFrameLike } from './records.ts'
 import { KIND_FRAME, KIND_CONSENT } from './leaf.ts'
 import { indexOf, kindOf } from './leaf-index.ts'
 import { indexDamaged } from './checkpoint.ts'
-import type { FrameInfo } from './types.ts'
+import { LedgerError, type FrameInfo } from './types.ts'
 import type { LedgerState } from './state.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
 
@@ -21,7 +21,7 @@ export async function frameAt(s: LedgerState, i: number): Promise<FrameInfo> {
   const leafHash = new Uint8Array(s.tree.leaf(i))
   let bytes: Uint8Array | null = null
   if (k === KIND_FRAME) {
-    await s.store.sync()
+    await s.store.settled()
     // Re-read: retention may have pruned it (and moved it) while we waited.
     r = s.idx.loc.get(i)
     if (r[0] === KIND_FRAME) {
@@ -30,6 +30,8 @@ export async function frameAt(s: LedgerState, i: number): Promise<FrameInfo> {
       try {
         f = decodeFrameLike(s.store.readBody(r.readUInt32LE(4), r.readDoubleLE(8)))
       } catch {
+        // after a write failure, a leaf appended since was never written: not index damage
+        if (s.store.fault) throw new LedgerError(`leaf ${i} was not stored (${s.store.fault.message})`, 'not-found')
         throw indexDamaged(s, `locator of leaf ${i}`)
       }
       if (f.deviceId !== deviceId || f.seq !== seq || !bytesEqual(leafHashFast(f.data), leafHash)) throw indexDamaged(s, `locator of leaf ${i}`)
@@ -56,7 +58,13 @@ export async function frames(s: LedgerState, q: { deviceId?: string; from?: numb
     const r = s.idx.loc.get(i)
     if (r[0] === KIND_CONSENT) return
     const t = r.readDoubleLE(16)
-    if (t >= from && t < to) out.push(await frameAt(s, i))
+    if (t < from || t >= to) return
+    try {
+      out.push(await frameAt(s, i))
+    } catch (e) {
+      // after a write failure the leaves appended since were never stored: not in the record
+      if (!(s.store.fault && e instanceof LedgerError && e.code === 'not-found')) throw e
+    }
   }
   if (q.deviceId === undefined) {
     for (let i = 0; i < s.tree.size && out.length < limit; i++) await take(i)

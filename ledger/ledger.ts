@@ -28,23 +28,54 @@ import { proof, proofAt, consistency } from './proofs.ts'
 import { prune } from './retention.ts'
 import { exportBlock, importBlock, witnessSign, addWitness, replicaOrphans } from './replication.ts'
 import { loadLedger, closeLedger, IndexUntrusted } from './open.ts'
-import { checkOpen, type LedgerState } from './state.ts'
+import { adoptListeners, checkOpen, type LedgerState } from './state.ts'
 import { LedgerError, type LedgerOptions, type StoredBlock, type FrameInfo, type ProofBundle, type BlockTransfer } from './types.ts'
 
 export { ConsentError, StorageError, LedgerError }
 export type { LedgerOptions, LeafKind, StoredBlock, FrameInfo, ProofBundle, BlockTransfer } from './types.ts'
 
 export class Ledger {
-  /** Leaf hashes and subtree roots (in the index files; see tree-index.ts, index-store.ts). */
-  readonly tree: LeafTree
-  readonly consent: ConsentState
   readonly producerPublicKey: Uint8Array
 
-  /** @internal use openLedger() */
-  constructor(private readonly s: LedgerState) {
-    this.tree = s.tree
-    this.consent = s.consent
+  /** @internal use openLedger(); `reopen` opens the same directory afresh (recover()). */
+  constructor(private s: LedgerState, private readonly reopen?: () => Promise<Ledger>) {
     this.producerPublicKey = s.producerPublicKey
+  }
+
+  /** Leaf hashes and subtree roots (in the index files; see tree-index.ts, index-store.ts). */
+  get tree(): LeafTree {
+    return this.s.tree
+  }
+
+  get consent(): ConsentState {
+    return this.s.consent
+  }
+
+  /** Why writes stopped (a failed write or fsync: a full disk), or undefined while they work. */
+  get storageFault(): string | undefined {
+    const f = this.s.store.fault
+    return f ? f.message : undefined
+  }
+
+  /**
+   * After a write failure: opens the directory afresh, as after a crash (a torn tail is cut;
+   * records fully written before the failure stay, though never acknowledged: a board's
+   * retransmission then finds them and is acknowledged as a duplicate), and carries on with
+   * that state and this ledger's listeners. Reads keep working on the old state until the
+   * new one is open; if opening fails (still no space), nothing changes and it may be retried.
+   */
+  async recover(): Promise<void> {
+    const old = this.s
+    if (!old.store.fault) return
+    if (!this.reopen) throw new LedgerError('recover: only a ledger opened with openLedger() can reopen', 'invalid')
+    const fresh = (await this.reopen()).s
+    if (old.blockTimer) clearInterval(old.blockTimer)
+    if (old.pruneTimer) clearInterval(old.pruneTimer)
+    old.closed = true
+    await old.store.abandon()
+    old.idx.close()
+    adoptListeners(old, fresh)
+    this.s = fresh
   }
 
   // ------------------------------------------------------------------ appends and blocks
@@ -62,6 +93,10 @@ export class Ledger {
    * device's highest indexed seq (the usual case: no lookup), then the SQLite index.
    */
   hasFrame(deviceId: string, seq: number): boolean {
+    // After a write failure the in-memory state holds leaves that never reached the disk:
+    // "already stored" could acknowledge a frame the ledger does not have.
+    const fault = this.s.store.fault
+    if (fault) throw fault
     return hasFrame(this.s, deviceId, seq)
   }
 
@@ -249,5 +284,5 @@ export async function openLedger(opts: LedgerOptions): Promise<Ledger> {
     ;(opts.log ?? console.error)(`ledger: replica had ${orphan.count} leaves without a block (interrupted sync); cut them at ${segName(orphan.seg)} offset ${orphan.offset}`)
     return openLedger(opts)
   }
-  return new Ledger(s)
+  return new Ledger(s, () => openLedger(opts))
 }

@@ -37,7 +37,7 @@ export async function proof(s: LedgerState, leafHash: Uint8Array | string, opts:
       const f = await frameAt(s, i)
       if (f.bytes) bundle.leaf.bytes = Buffer.from(f.bytes).toString('base64')
     } else if (k === KIND_CONSENT) {
-      await s.store.sync()
+      await s.store.settled()
       bundle.leaf.bytes = decodeConsentRecord(readLeafBody(s, i)).record.toString('base64')
     }
   }

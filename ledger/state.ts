@@ -94,6 +94,13 @@ export class Listeners<T> {
   }
 }
 
+/** Hands `from`'s block and consent listeners to `to` (a ledger reopened after a write failure). */
+export function adoptListeners(from: LedgerState, to: LedgerState): void {
+  const t = to as { blockListeners: Listeners<StoredBlock>; consentListeners: Listeners<ConsentChange> }
+  t.blockListeners = from.blockListeners
+  t.consentListeners = from.consentListeners
+}
+
 /** Device numbers are O(devices) in memory; `dbMax` is the highest seq the SQLite index holds. */
 export interface DeviceEntry {
   id: number

@@ -79,7 +79,7 @@ export class SegmentStore {
   private flushing: Promise<void> | undefined
   private rollNext = false
   private readFds = new Map<number, number>()
-  private failed: Error | undefined
+  private failed: StorageError | undefined
   closed = false
   readOnly = false
 
@@ -184,7 +184,13 @@ export class SegmentStore {
           let j = i
           while (j < batch.length && batch[j].seg === seg) j++
           await this.ensureSegment(seg)
-          await this.fh!.writev(batch.slice(i, j).map((p) => p.buf))
+          const bufs = batch.slice(i, j).map((p) => p.buf)
+          let want = 0
+          for (const b of bufs) want += b.length
+          // A full disk can write part of a batch and report it as success: what was asked
+          // for and not written is not durable, and nothing after it may be acknowledged.
+          const { bytesWritten } = await this.fh!.writev(bufs)
+          if (bytesWritten !== want) throw new Error(`short write: ${bytesWritten} of ${want} bytes (disk full?)`)
           await this.fh!.datasync()
           i = j
         }
@@ -213,6 +219,17 @@ export class SegmentStore {
       await this.flushing
     }
     if (this.failed) throw this.failed
+  }
+
+  /**
+   * Resolves once nothing queued before the call is still being written, whether or not the
+   * write succeeded: for readers, who read what is durable even after a write failure.
+   */
+  async settled(): Promise<void> {
+    while (this.flushing || (this.queue.length && !this.failed)) {
+      if (!this.flushing) this.schedule()
+      await this.flushing
+    }
   }
 
   /** Reads `len` body bytes at a record offset (the record must be durable). */
@@ -262,6 +279,23 @@ export class SegmentStore {
     await this.sync()
     this.closed = true
     await this.fh?.close()
+    this.dropReaders()
+  }
+
+  /** The write failure that stopped this store, if any (nothing is appended after one). */
+  get fault(): StorageError | undefined {
+    return this.failed
+  }
+
+  /**
+   * Closes a store whose writes failed without trying to flush: what it still holds was never
+   * acknowledged. Reopening the directory then recovers as after a crash (a torn tail is cut).
+   */
+  async abandon(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.flushing) await this.flushing.catch(() => {})
+    await this.fh?.close().catch(() => {})
     this.dropReaders()
   }
 }
