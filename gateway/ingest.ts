@@ -196,6 +196,9 @@ export async function ingestFrame(d: IngestDeps, session: DeviceSession, frame: 
     }
   } catch (err) {
     if (err instanceof StoreUnavailable) return unavailable(d, session, c, err)
+    // Any other failure to look up or store the frame is the store's, not the frame's: it is
+    // not acknowledged either (a PUBACK after a failed persist lost frames on a full disk).
+    if (!(err instanceof Rejection) && (step === 'dedupe' || step === 'persist')) return unavailable(d, session, c, new StoreUnavailable(`${step}: ${(err as Error).message}`))
     const r = err instanceof Rejection ? err : (err as { code?: unknown }).code && typeof (err as { code: unknown }).code === 'string' && step === 'verify'
       ? new Rejection((err as { code: string }).code, (err as Error).message)
       : null

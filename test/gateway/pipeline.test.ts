@@ -197,3 +197,28 @@ t.test('frame pipeline', async (t) => {
     t.ok(gw.logs.some((e) => e.msg === 'device disconnected: revoked' && e.deviceId === k.id), 'disconnected because it was revoked')
   })
 })
+
+t.test('a store that fails to persist a frame gets it no PUBACK; sent again, it is stored once', async (t) => {
+  const gw = await startTestGateway()
+  t.teardown(() => cleanup(gw))
+  const k = newDeviceKey('bare')
+  registerSim(gw.registry, k, 'p-eio')
+  const store = gw.fileStore
+  const real = store.appendFrame.bind(store)
+  let fail = 1
+  store.appendFrame = async (f, m) => {
+    if (fail-- > 0) throw new Error('EIO: i/o error, write')
+    return real(f, m)
+  }
+  const dev = await connectDevice(gw.mqttUrl, k)
+  const closed = nextEvent(dev, 'close', 'the gateway closes the connection')
+  let acked = false
+  dev.publish(framesTopic(k.id), frame(k, 1), { qos: 1 }, (err) => (acked = !err))
+  await closed
+  t.notOk(acked, 'no PUBACK: the connection closed instead (before this, a NACK "internal" and a PUBACK)')
+  t.equal(readFrames(store.file).length, 0, 'nothing stored')
+  const again = await connectDevice(gw.mqttUrl, k)
+  t.teardown(() => endClient(again))
+  await publishAcked(again, framesTopic(k.id), frame(k, 1))
+  t.same(readFrames(store.file).map((f) => f.seq), [1], 'the resent frame is stored, once')
+})
