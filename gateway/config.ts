@@ -38,6 +38,8 @@ export interface GatewayConfig {
     maxAgeMs: number
     /** Concurrent MQTT connections accepted (all listeners). */
     maxConnections: number
+    /** A packet must arrive whole within this time of its first byte, or the connection is dropped. */
+    packetTimeoutMs?: number
     /**
      * Bytes queued for one client's socket beyond which messages to it (live frames,
      * control messages) are dropped instead of buffered: a slow or stalled reader
@@ -80,6 +82,7 @@ export const defaults: GatewayConfig = {
     maxAgeMs: 30 * 24 * 3600_000, // a board may buffer a month offline on its flash
     maxConnections: 5_000,
     maxOutboundBytes: 1024 * 1024,
+    packetTimeoutMs: 15_000, // a frame takes milliseconds; TCP retransmits on poor WiFi, seconds
   },
   verify: 'auto',
   verifyWorkers: 0,

@@ -172,9 +172,16 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const b = broker
 
   const handle = (conn: Parameters<typeof guardConnection>[0]) => {
+    const packetTimeoutMs = cfg.limits.packetTimeoutMs ?? 15_000
     const guarded = guardConnection(conn, cfg.limits.maxPacketBytes, (announced) => {
       metrics.connectsRefused.inc({ reason: 'packet-too-large' })
       log.log('warn', 'connection dropped: packet too large', { announced, max: cfg.limits.maxPacketBytes, remote: conn.remoteAddress })
+    }, {
+      packetTimeoutMs,
+      onSlow: () => {
+        metrics.connectsRefused.inc({ reason: 'packet-too-slow' })
+        log.log('warn', 'connection dropped: packet not complete in time', { timeoutMs: packetTimeoutMs, remote: conn.remoteAddress })
+      },
     })
     b.aedes.handle(guarded)
   }

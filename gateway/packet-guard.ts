@@ -21,6 +21,11 @@ export class MqttSizeScanner {
   lastAnnounced = 0
   constructor(readonly maxBytes: number) {}
 
+  /** True between a packet's first byte and its last. */
+  get inPacket(): boolean {
+    return this.state !== 'header'
+  }
+
   feed(chunk: Uint8Array): boolean {
     let i = 0
     while (i < chunk.length) {
@@ -59,8 +64,23 @@ interface Transport extends Duplex {
 }
 
 /** Wraps a socket (or WebSocket stream) so Aedes reads only through the scanner. */
-export function guardConnection(inner: Transport, maxBytes: number, onReject: (announced: number) => void): Duplex & { remoteAddress?: string; remotePort?: number } {
+/**
+ * `packetTimeoutMs`: a packet must arrive whole within this time of its first byte, or the
+ * connection is dropped (`onSlow`): a client trickling a PUBLISH at a byte a second would
+ * otherwise hold its connection, and the buffer Aedes keeps for it, forever.
+ */
+export function guardConnection(
+  inner: Transport,
+  maxBytes: number,
+  onReject: (announced: number) => void,
+  slow?: { packetTimeoutMs: number; onSlow: () => void },
+): Duplex & { remoteAddress?: string; remotePort?: number } {
   const scanner = new MqttSizeScanner(maxBytes)
+  let deadline: NodeJS.Timeout | undefined
+  const stopDeadline = () => {
+    if (deadline) clearTimeout(deadline)
+    deadline = undefined
+  }
   const outer = new Duplex({
     read() {
       inner.resume()
@@ -91,15 +111,31 @@ export function guardConnection(inner: Transport, maxBytes: number, onReject: (a
   outer.remotePort = inner.remotePort
   inner.on('data', (chunk: Buffer) => {
     if (!scanner.feed(chunk)) {
+      stopDeadline()
       onReject(scanner.lastAnnounced)
       inner.destroy()
       outer.destroy()
       return
     }
+    if (slow) {
+      // Timed from a packet's first byte, not reset by each byte that trickles in.
+      if (!scanner.inPacket) stopDeadline()
+      else if (!deadline) {
+        deadline = setTimeout(() => {
+          slow.onSlow()
+          inner.destroy()
+          outer.destroy()
+        }, slow.packetTimeoutMs)
+        deadline.unref()
+      }
+    }
     if (!outer.push(chunk)) inner.pause()
   })
   inner.on('end', () => outer.push(null))
-  inner.on('close', () => outer.destroy())
+  inner.on('close', () => {
+    stopDeadline()
+    outer.destroy()
+  })
   inner.on('error', () => outer.destroy())
   return outer
 }
