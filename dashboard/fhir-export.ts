@@ -20,7 +20,7 @@ import { VitalsTracker } from './vitals.ts'
 export interface StreamExportOptions extends FhirExportOptions {
   /** Frames in the first chunk (default 2: the code is cold); later chunks are sized to take about `sliceMs`. */
   chunkFrames?: number
-  /** Event-loop time a chunk should take (default 3 ms): what a PUBACK or /healthz may wait behind it. */
+  /** Event-loop time a chunk should take (default 1 ms): what a PUBACK or /healthz may wait behind it. */
   sliceMs?: number
   /** Stops the export (the gateway is shutting down). */
   signal?: AbortSignal
@@ -79,7 +79,7 @@ function drained(res: ServerResponse): Promise<void> {
  */
 export async function streamFhirBundle(res: ServerResponse, pages: FramePages, o: StreamExportOptions): Promise<ExportResult> {
   const a = new FhirBundleAssembler(o)
-  const sliceMs = o.sliceMs ?? 3
+  const sliceMs = o.sliceMs ?? 1
   let n = Math.max(1, Math.min(MAX_CHUNK_FRAMES, o.chunkFrames ?? 2))
   const vitals = new VitalsTracker()
   const result: ExportResult = { frames: 0, skipped: 0, aborted: false }

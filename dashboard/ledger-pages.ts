@@ -56,13 +56,10 @@ export async function ledgerFramePages(ledger: Ledger, deviceIds: readonly strin
         take.push(lists[k][heads[k]++])
         k = first()
       }
-      const out: Uint8Array[] = []
-      for (const r of take) {
-        if (closed) break
-        const f = await ledger.frameAt(r.leafIndex)
-        if (f.bytes) out.push(f.bytes) // null: retention pruned it since the listing
-      }
-      return out
+      // Together: each read first waits for the ledger's pending appends to be durable, so a
+      // page waits for one group commit at most, not one per frame.
+      const got = await Promise.all(take.map((r) => ledger.frameAt(r.leafIndex)))
+      return closed ? [] : got.flatMap((f) => (f.bytes ? [f.bytes] : [])) // null: retention pruned it since the listing
     },
     close() {
       closed = true
