@@ -103,6 +103,18 @@ export interface LiveFrame {
   vitals: FrameVitals
 }
 
+/**
+ * A patient's stored frames for an export, handed out a page at a time as the export asks
+ * for them, so a day of frames is never held (or read) at once. Oldest first by t0, as
+ * `frames`; a page never splits frames that share a t0 (their order is settled inside one).
+ */
+export interface FramePages {
+  /** About `max` frames' bytes (more when a t0 is shared), or null after the last. */
+  next(max: number): Promise<Uint8Array[] | null>
+  /** Stops early (the client went away): nothing more is read. */
+  close(): void
+}
+
 export interface LiveSubscription {
   close(): void
 }
@@ -120,6 +132,8 @@ export interface DashboardDeps {
   recentFrames(actor: Actor, patientId: string, limit: number): Promise<FrameRow[]>
   /** Raw frame bytes in [fromMs, toMs) by t0, oldest first (for export). */
   frames(actor: Actor, patientId: string, fromMs: number, toMs: number): Promise<Uint8Array[]>
+  /** The same frames as `frames`, for a streaming export: consent is checked before the first page and again before each. */
+  framePages(actor: Actor, patientId: string, fromMs: number, toMs: number): Promise<FramePages>
   /** The ledger's self-contained inclusion proof (JSON-serialisable) for a frame hash. */
   proof(actor: Actor, frameHash: string): Promise<unknown>
   /** The ledger producer's Ed25519 public key, hex: the browser's trust anchor for proofs. */

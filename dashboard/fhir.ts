@@ -122,7 +122,13 @@ function ecgRuns(p: FramePayload): { from: number; to: number; slot: number; par
 
 /** A version-5-style name-based UUID (SHA-256 truncated, RFC 9562 layout bits set). */
 export function nameUuid(name: string): string {
-  const h = sha256(utf8Encode('mhealth/fhir/' + name)).slice(0, 16)
+  return uuidOfDigest(sha256(utf8Encode(NAME_PREFIX + name)))
+}
+
+const NAME_PREFIX = 'mhealth/fhir/'
+
+function uuidOfDigest(digest: Uint8Array): string {
+  const h = digest.slice(0, 16)
   h[6] = (h[6] & 0x0f) | 0x50
   h[8] = (h[8] & 0x3f) | 0x80
   const x = toHex(h)
@@ -144,46 +150,99 @@ function checkOptions(o: FhirExportOptions): void {
   if (o.type !== undefined && o.type !== 'collection' && o.type !== 'transaction') throw new TypeError(`type: expected 'collection' or 'transaction', got ${String(o.type)}`)
 }
 
-/** Builds the Bundle. Frames outside [fromMs, toMs] (by t0) are left out. */
-export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOptions): FhirBundle {
-  checkOptions(o)
-  const type = o.type ?? 'collection'
-  const mvPerCount = o.ecgMvPerCount ?? DEFAULT_ECG_MV_PER_COUNT
-  const baseline = o.ecgBaselineCount ?? 2048
-  const entries: FhirBundle['entry'] = []
-  const add = (r: FhirResource): string => {
-    const fullUrl = `urn:uuid:${r.id}`
-    entries.push(type === 'transaction' ? { fullUrl, resource: r, request: { method: 'POST', url: r.resourceType } } : { fullUrl, resource: r })
-    return fullUrl
+type Entry = FhirBundle['entry'][number]
+
+/**
+ * A Bundle built a few frames at a time, so an export of a day of frames never holds it
+ * all: the Patient entry, then the entries of each batch of frames in turn, then the
+ * Bundle id (named after every frame exported, so it is known only at the end).
+ * `buildFhirBundle` is this in one go; the streaming export (fhir-export.ts) writes each
+ * part as it comes, and both give the same Bundle.
+ */
+export class FhirBundleAssembler {
+  readonly type: 'collection' | 'transaction'
+  private readonly mvPerCount: number
+  private readonly baseline: number
+  private readonly subject: { reference: string }
+  private readonly patient: Entry
+  private readonly deviceRefs = new Map<string, string>()
+  private readonly idHash = sha256.create()
+  private frameCount = 0
+  private last: { t0: number; seq: number } | null = null
+
+  constructor(private readonly o: FhirExportOptions) {
+    checkOptions(o)
+    this.type = o.type ?? 'collection'
+    this.mvPerCount = o.ecgMvPerCount ?? DEFAULT_ECG_MV_PER_COUNT
+    this.baseline = o.ecgBaselineCount ?? 2048
+    this.patient = this.entry({
+      resourceType: 'Patient',
+      id: nameUuid(`patient/${o.patientId}`),
+      identifier: [{ system: ID_SYSTEM_PATIENT, value: o.patientId }],
+      ...(o.patientName ? { name: [{ text: o.patientName }] } : {}),
+    })
+    this.subject = { reference: this.patient.fullUrl }
+    // The id names the range and every frame in it, in order: the same frames, the same id.
+    this.idHash.update(utf8Encode(`${NAME_PREFIX}bundle/${o.patientId}/${o.fromMs}/${o.toMs}/${this.type}/`))
   }
 
-  const patientRef = add({
-    resourceType: 'Patient',
-    id: nameUuid(`patient/${o.patientId}`),
-    identifier: [{ system: ID_SYSTEM_PATIENT, value: o.patientId }],
-    ...(o.patientName ? { name: [{ text: o.patientName }] } : {}),
-  })
-  const subject = { reference: patientRef }
+  /** The first entry: the Patient. */
+  patientEntry(): Entry {
+    return this.patient
+  }
 
-  const deviceRefs = new Map<string, string>()
-  const deviceRef = (id: string): { reference: string } => {
-    let ref = deviceRefs.get(id)
+  /**
+   * Entries for the next frames: those outside [fromMs, toMs] (by t0) are left out, the
+   * rest taken by t0, then seq. A batch must not go back before the previous one's last
+   * frame (the Bundle would not be in order): a RangeError says so.
+   */
+  frameEntries(frames: readonly ExportFrame[]): Entry[] {
+    const sorted = frames.filter((f) => f.payload.t0 >= this.o.fromMs && f.payload.t0 <= this.o.toMs).sort((a, b) => a.payload.t0 - b.payload.t0 || a.payload.seq - b.payload.seq)
+    const first = sorted[0]?.payload
+    if (first && this.last && (first.t0 < this.last.t0 || (first.t0 === this.last.t0 && first.seq < this.last.seq))) {
+      throw new RangeError(`frames out of order: t0 ${first.t0} seq ${first.seq} after t0 ${this.last.t0} seq ${this.last.seq}`)
+    }
+    const out: Entry[] = []
+    for (const f of sorted) {
+      this.idHash.update(utf8Encode((this.frameCount++ > 0 ? ',' : '') + f.frameHash))
+      this.addFrame(f, out)
+    }
+    if (sorted.length > 0) this.last = { t0: sorted[sorted.length - 1].payload.t0, seq: sorted[sorted.length - 1].payload.seq }
+    return out
+  }
+
+  /** The Bundle id, over the frames given so far (call once, after the last batch). */
+  bundleId(): string {
+    return uuidOfDigest(this.idHash.digest())
+  }
+
+  private entry(r: FhirResource): Entry {
+    const fullUrl = `urn:uuid:${r.id}`
+    return this.type === 'transaction' ? { fullUrl, resource: r, request: { method: 'POST', url: r.resourceType } } : { fullUrl, resource: r }
+  }
+
+  /** A device's reference; its Device entry goes out before the first Observation that names it. */
+  private deviceRef(id: string, out: Entry[]): { reference: string } {
+    let ref = this.deviceRefs.get(id)
     if (!ref) {
-      ref = add({
+      const e = this.entry({
         resourceType: 'Device',
         id: nameUuid(`device/${id}`),
         identifier: [{ system: ID_SYSTEM_DEVICE, value: id }],
         deviceName: [{ name: `mhealth sensor board ${id}`, type: 'user-friendly-name' }],
-        patient: subject,
+        patient: this.subject,
       })
-      deviceRefs.set(id, ref)
+      out.push(e)
+      ref = e.fullUrl
+      this.deviceRefs.set(id, ref)
     }
     return { reference: ref }
   }
 
-  const sorted = frames.filter((f) => f.payload.t0 >= o.fromMs && f.payload.t0 <= o.toMs).sort((a, b) => a.payload.t0 - b.payload.t0 || a.payload.seq - b.payload.seq)
-  for (const { payload: p, frameHash, ecg: found } of sorted) {
-    const device = deviceRef(p.deviceId)
+  private addFrame({ payload: p, frameHash, ecg: found }: ExportFrame, out: Entry[]): void {
+    const add = (r: FhirResource): void => void out.push(this.entry(r))
+    const { subject, mvPerCount, baseline } = this
+    const device = this.deviceRef(p.deviceId, out)
     const identifier = (kind: string): Json => [{ system: ID_SYSTEM_FRAME, value: `${frameHash}#${kind}` }]
     const base = (kind: string) => ({ id: nameUuid(`obs/${frameHash}/${kind}`), identifier: identifier(kind), status: 'final', subject, device })
     const when = iso(p.t0)
@@ -276,11 +335,11 @@ export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOpt
       })
     }
   }
-  const bundle: FhirBundle = {
-    resourceType: 'Bundle',
-    id: nameUuid(`bundle/${o.patientId}/${o.fromMs}/${o.toMs}/${type}/${sorted.map((f) => f.frameHash).join(',')}`),
-    type,
-    entry: entries,
-  }
-  return bundle
+}
+
+/** Builds the Bundle in one go. Frames outside [fromMs, toMs] (by t0) are left out. */
+export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOptions): FhirBundle {
+  const a = new FhirBundleAssembler(o)
+  const entry = [a.patientEntry(), ...a.frameEntries(frames)]
+  return { resourceType: 'Bundle', id: a.bundleId(), type: a.type, entry }
 }

@@ -38,6 +38,7 @@ import {
 } from './deps.ts'
 import { VitalsTracker } from './vitals.ts'
 import { leafHashOf } from './leaf-hash.ts'
+import { ledgerFramePages } from './ledger-pages.ts'
 
 export interface PatientKey {
   privateKey: Uint8Array
@@ -296,6 +297,11 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       const out: Uint8Array[] = []
       for (const f of await patientFrames(patientId, fromMs, toMs, 100_000)) if (f.bytes) out.push(f.bytes)
       return out
+    },
+    async framePages(actor, patientId, fromMs, toMs) {
+      requireConsent(actor, patientId)
+      const ids = devicesOf(patientId).map((d) => d.id)
+      return ledgerFramePages(requireLedger(), ids, fromMs, toMs, { check: () => requireConsent(actor, patientId) })
     },
     async proof(actor, leafHash) {
       const l = requireLedger()

@@ -8,7 +8,7 @@
  *   GET  /api/dash/patients                     ward list (consent per patient)
  *   GET  /api/dash/patients/:id/trends?from&to  HR/PR/SpO2, PVC/min and rhythm series
  *   GET  /api/dash/patients/:id/frames?limit    recent frames with verification state
- *   GET  /api/dash/patients/:id/fhir?from&to&type   FHIR R4 Bundle
+ *   GET  /api/dash/patients/:id/fhir?from&to&type   FHIR R4 Bundle, streamed (fhir-export.ts)
  *   GET  /api/dash/patients/:id/consent         grants
  *   POST /api/dash/patients/:id/consent         {action: grant|revoke, clinicianId, scope, expiresMs}
  *   GET  /api/dash/clinicians
@@ -27,13 +27,10 @@ import { sendJson, sendFile } from '../http/respond.ts'
 import { Router, type Params } from '../http/router.ts'
 import { contextOf, type RequestContext } from '../http/server.ts'
 import { cookieSession, readCookie, requireSession } from '../http/auth.ts'
-import { decodeFrame } from '../protocol/node/decode.ts'
 import { DashboardError, type Actor, type DashboardDeps, type DeviceRegistration } from './deps.ts'
 import { SessionStore, SESSION_COOKIE, DASHBOARD_SESSION, sessionCookie, clearedCookie, type SessionData } from './session.ts'
-import { buildFhirBundle, type ExportFrame } from './fhir.ts'
+import { streamFhirBundle } from './fhir-export.ts'
 import { getWebAssets, type WebAssets } from './build.ts'
-import { leafHashOf } from './leaf-hash.ts'
-import { VitalsTracker } from './vitals.ts'
 import { liveStreams } from './live.ts'
 import { patientParam, stringField, timeRange } from './params.ts'
 
@@ -52,8 +49,10 @@ export interface DashboardOptions {
   secureCookie?: boolean
   /** The session store to keep dashboard cookie sessions in (kind 'dashboard'); the gateway's own when mounted on one. */
   sessions?: SessionStore<SessionData>
-  /** Longest export range (default 24 h): a FHIR bundle is built in memory. */
+  /** Longest export range (default 24 h). */
   maxExportMs?: number
+  /** FHIR exports at once (default 2); one more gets 503. Each streams in slices between ingest work. */
+  maxConcurrentExports?: number
   /** SSE keep-alive comment interval (default 15 s), so proxies keep the stream open. */
   keepAliveMs?: number
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
@@ -82,6 +81,9 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
   const actorOf = requireSession(cookieSession<Actor>(sessions, SESSION_COOKIE, DASHBOARD_SESSION), 'log in first')
   const alarms: AlarmThresholds = { ...DEFAULT_ALARMS, ...o.alarms }
   const maxExportMs = o.maxExportMs ?? 24 * 3600_000
+  const maxExports = o.maxConcurrentExports ?? 2
+  /** Running exports, stopped when the dashboard closes (they would hold the HTTP server's close). */
+  const exports = new Set<AbortController>()
   const live = liveStreams(deps, { keepAliveMs: o.keepAliveMs ?? 15_000 })
   let assets: Promise<WebAssets> | null = null
   const web = (): Promise<WebAssets> => (assets ??= getWebAssets())
@@ -172,28 +174,22 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     if (toMs - fromMs > maxExportMs) throw new HttpError(400, `range of ${Math.round((toMs - fromMs) / 60000)} min exceeds the ${Math.round(maxExportMs / 60000)} min export limit`)
     const type = query.get('type') ?? 'collection'
     if (type !== 'collection' && type !== 'transaction') throw new HttpError(400, `type: expected collection or transaction, got '${type}'`)
+    // Each export takes turns with ingest on the event loop; a few at once is all the ward needs.
+    if (exports.size >= maxExports) throw new HttpError(503, `${exports.size} FHIR exports are running (the limit): try again when one is done`)
     const patient = (await deps.listPatients(actor)).find((p) => p.patientId === patientId)
-    const raw = await deps.frames(actor, patientId, fromMs, toMs)
-    const frames: ExportFrame[] = []
-    let skipped = 0
-    // Frames without board-computed values get the gateway's (signal/ over the raw samples,
-    // oldest first so the streaming monitors see each device's signal in order).
-    const vitals = new VitalsTracker()
-    for (const bytes of raw) {
-      try {
-        const p = decodeFrame(bytes).payload
-        const v = vitals.add(patientId, p)
-        const fill = (k: 'hr' | 'pr' | 'spo2') => (p[k] ?? (v[k] ? { value: v[k]!.value, quality: v[k]!.quality } : undefined))
-        const payload = { ...p, hr: fill('hr'), pr: fill('pr'), spo2: fill('spo2') }
-        for (const k of ['hr', 'pr', 'spo2'] as const) if (payload[k] === undefined) delete payload[k]
-        frames.push({ payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}) })
-      } catch {
-        skipped++ // stored frames were verified at ingest; a frame that no longer decodes is left out, not guessed at
-      }
+    const stop = new AbortController()
+    exports.add(stop)
+    try {
+      const pages = await deps.framePages(actor, patientId, fromMs, toMs)
+      const r = await streamFhirBundle(res, pages, {
+        patientId, patientName: patient?.name, fromMs, toMs, type, signal: stop.signal,
+        headers: { 'content-disposition': `attachment; filename="${patientId}-${fromMs}-${toMs}.fhir.json"` },
+      })
+      if (r.skipped) o.log?.('warn', 'FHIR export skipped undecodable frames', { patientId, skipped: r.skipped })
+      if (r.aborted) o.log?.('info', 'FHIR export stopped before the end', { patientId, frames: r.frames })
+    } finally {
+      exports.delete(stop)
     }
-    if (skipped) o.log?.('warn', 'FHIR export skipped undecodable frames', { patientId, skipped })
-    const bundle = buildFhirBundle(frames, { patientId, patientName: patient?.name, fromMs, toMs, type })
-    sendJson(res, 200, bundle, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-disposition': `attachment; filename="${patientId}-${fromMs}-${toMs}.fhir.json"` })
   }
 
   async function serveShell(c: RequestContext): Promise<boolean> {
@@ -214,6 +210,9 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     }
     return true
   }) as DashboardHandler
-  handler.close = live.close
+  handler.close = () => {
+    live.close()
+    for (const e of exports) e.abort()
+  }
   return handler
 }

@@ -87,3 +87,35 @@ export async function frames(s: LedgerState, q: { deviceId?: string; from?: numb
   for (let i = split; i < s.tree.size && out.length < limit; i++) if (s.idx.loc.get(i).readUInt32LE(32) === d.id && kindOf(s, i) !== KIND_CONSENT) await take(i)
   return out
 }
+
+/**
+ * One page of a device's frame leaves with t0 in [from, to), in ledger order, from leaf
+ * `cursor` on: the locators only, no frame is read. `next` is where the following page
+ * starts, -1 at the end. A page looks at no more than `scan` leaves, so a caller walking a
+ * day of frames can hand the event loop back between pages and read frames (frameAt) a
+ * few at a time.
+ */
+export function frameLeaves(s: LedgerState, q: { deviceId: string; from: number; to: number; cursor?: number; scan?: number }): { leaves: { leafIndex: number; t0: number }[]; next: number } {
+  const scan = q.scan ?? 512
+  if (!Number.isInteger(scan) || scan < 1) throw new RangeError(`scan: expected a positive integer, got ${q.scan}`)
+  const d = s.devices.get(q.deviceId)
+  const leaves: { leafIndex: number; t0: number }[] = []
+  if (!d) return { leaves, next: -1 }
+  const keep = (i: number): void => {
+    const r = s.idx.loc.get(i)
+    if (r[0] === KIND_CONSENT) return
+    const t0 = r.readDoubleLE(16)
+    if (t0 >= q.from && t0 < q.to) leaves.push({ leafIndex: i, t0 })
+  }
+  const cursor = Math.max(0, q.cursor ?? 0)
+  // Indexed leaves from SQLite (no cursor stays open across pages), then the unindexed tail.
+  const split = s.indexed
+  if (cursor < split) {
+    const page = s.idx.deviceLeaves(d.id, cursor, split, scan)
+    for (const i of page) keep(i)
+    return { leaves, next: page.length < scan ? split : page[page.length - 1] + 1 }
+  }
+  const end = Math.min(s.tree.size, cursor + scan)
+  for (let i = cursor; i < end; i++) if (s.idx.loc.get(i).readUInt32LE(32) === d.id) keep(i)
+  return { leaves, next: end >= s.tree.size ? -1 : end }
+}

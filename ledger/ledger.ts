@@ -23,7 +23,7 @@ import { getBlock, blockOf, head } from './block-index.ts'
 import { flushIndex } from './checkpoint.ts'
 import { appendFrame, cutBlock } from './chain.ts'
 import { appendConsent } from './consent-log.ts'
-import { getFrame, frames } from './frame-query.ts'
+import { getFrame, frames, frameAt, frameLeaves } from './frame-query.ts'
 import { proof, proofAt, consistency } from './proofs.ts'
 import { prune } from './retention.ts'
 import { exportBlock, importBlock, witnessSign, addWitness, replicaOrphans } from './replication.ts'
@@ -160,6 +160,16 @@ export class Ledger {
   /** Frames by device and t0 range [from, to), in ledger order, at most `limit` (default 1000). */
   frames(q: { deviceId?: string; from?: number; to?: number; limit?: number } = {}): Promise<FrameInfo[]> {
     return frames(this.s, q)
+  }
+
+  /** One page of a device's frame leaves in a t0 range, locators only (see frame-query.ts): for reading a long range a few frames at a time. */
+  frameLeaves(q: { deviceId: string; from: number; to: number; cursor?: number; scan?: number }): { leaves: { leafIndex: number; t0: number }[]; next: number } {
+    return frameLeaves(this.s, q)
+  }
+
+  /** The frame at leaf i (bytes null once retention pruned them); i must be a frame leaf below `size`. */
+  frameAt(i: number): Promise<FrameInfo> {
+    return frameAt(this.s, i)
   }
 
   /** Block containing leaf i (binary search on firstLeaf in blocks.bin), or -1 if still pending. */
