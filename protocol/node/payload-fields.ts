@@ -43,7 +43,7 @@ export function validDeviceId(id: string): boolean {
 }
 
 /** Largest seq and t0: the ledger stores both in 48 bits (ledger/records.ts), so a larger one is the frame's fault, refused here rather than failing at persist. */
-export const U48_MAX = 2 ** 48 - 1
+const U48_MAX = 2 ** 48 - 1
 
 const FIELD_NAMES: Record<number, string> = Object.fromEntries([...Object.entries(K), ...Object.entries(K2)].map(([name, key]) => [key, name]))
 
