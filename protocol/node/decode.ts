@@ -6,12 +6,12 @@
  * whose message names the field.
  */
 import { Decoder, Tag } from 'cbor-x'
-import { assertStrictCbor } from './cbor-strict.ts'
-import { FrameError } from './errors.ts'
+import { assertStrictCbor, type FloatSeen } from './cbor-strict.ts'
+import { FrameError, type FrameErrorCode } from './errors.ts'
 import { ALG_ES256, ALG_HMAC256, HDR_ALG, HDR_KID, TAG_MAC0, TAG_SIGN1, sigStructure, macStructure } from '../portable/cose.ts'
 import { K, LIMITS, FLAGS_KNOWN, FRAME_VERSION, FRAME_VERSION_2, samplesAgree, type FramePayload } from '../portable/frame.ts'
 import { checkPayloadMapV2 } from './decode-v2.ts'
-import { headerFields, isBytes, isUint, schema, trailerFields, uintField, validDeviceId } from './payload-fields.ts'
+import { headerFields, isBytes, isUint, refusePayloadFloat, schema, trailerFields, uintField, validDeviceId } from './payload-fields.ts'
 import { unpack, PACK_LIMIT } from '../portable/pack.ts'
 import { AUTH_MARKER, type AuthClaims } from '../portable/auth-token.ts'
 
@@ -42,10 +42,25 @@ export interface DecodedAuthToken extends CoseMessage {
   claims: AuthClaims
 }
 
+const floatText = (f: FloatSeen) => `the float ${f.value} (${f.bits}-bit, at byte ${f.at})`
+const refuseFloat = (code: FrameErrorCode, what: string, why: string) => (f: FloatSeen): never => {
+  throw new FrameError(code, `${what}: got ${floatText(f)}; ${why}`)
+}
+const headerFloat = refuseFloat('header', 'protected header', 'its labels and alg are integers')
+const tokenFloat = refuseFloat('schema', 'auth token payload', 'iatMs and counter are integers')
+
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 
-function decodeStrict(bytes: Uint8Array, what: string): unknown {
-  assertStrictCbor(bytes)
+/**
+ * The gate, then cbor-x. Nothing in our profile is a float (every number is an
+ * integer: labels, alg, payload fields, token claims), so a float the gate
+ * found is refused here, by `onFloat`, before cbor-x turns 7.0 into 7. The COSE
+ * envelope passes none: it holds no numbers outside its byte strings, so its
+ * own checks already refuse a float wherever one stands.
+ */
+function decodeStrict(bytes: Uint8Array, what: string, onFloat: ((f: FloatSeen) => never) | null): unknown {
+  const f = assertStrictCbor(bytes)
+  if (f && onFloat) onFloat(f)
   try {
     return decoder.decode(bytes)
   } catch (err) {
@@ -58,7 +73,7 @@ export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): 
   if (!(bytes instanceof Uint8Array)) throw new FrameError('size', `expected bytes, got ${typeof bytes}`)
   if (bytes.length === 0) throw new FrameError('size', 'empty message')
   if (bytes.length > maxBytes) throw new FrameError('size', `message of ${bytes.length} bytes exceeds the ${maxBytes}-byte cap`)
-  const top = decodeStrict(bytes, 'COSE message')
+  const top = decodeStrict(bytes, 'COSE message', null)
   if (!(top instanceof Tag)) throw new FrameError('cose', 'expected a tagged COSE_Sign1 (18) or COSE_Mac0 (17)')
   if (top.tag !== TAG_SIGN1 && top.tag !== TAG_MAC0) throw new FrameError('cose', `expected CBOR tag 18 (COSE_Sign1) or 17 (COSE_Mac0), got ${top.tag}`)
   const kind: CoseKind = top.tag === TAG_SIGN1 ? 'sign1' : 'mac0'
@@ -71,7 +86,7 @@ export function decodeCose(bytes: Uint8Array, maxBytes = LIMITS.maxFrameBytes): 
   if (!isBytes(tag)) throw new FrameError('cose', `${kind === 'sign1' ? 'signature' : 'MAC tag'} must be a byte string`)
   if (unprot.size !== 0) throw new FrameError('header', `unprotected header must be empty, has label(s) ${[...unprot.keys()].join(', ')}`)
   if (prot.length === 0) throw new FrameError('header', 'protected header is empty; alg and kid must be protected')
-  const hdr = decodeStrict(u8(prot), 'protected header')
+  const hdr = decodeStrict(u8(prot), 'protected header', headerFloat)
   if (!(hdr instanceof Map)) throw new FrameError('header', 'protected header must encode a map')
   for (const label of hdr.keys()) {
     // RFC 9052 §3.1: a recipient must reject labels it does not understand if critical;
@@ -227,7 +242,7 @@ function checkPayloadMap(m: unknown, materialize: boolean): FramePayload | LeanP
 /** Strict decode of a frame: envelope, header profile and payload schema. No signature check. */
 export function decodeFrame(bytes: Uint8Array): DecodedFrame {
   const msg = decodeCose(bytes)
-  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload'), true)
+  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload', refusePayloadFloat), true)
   if (payload.deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the payload's device ID '${payload.deviceId}'`)
   return { ...msg, payload }
 }
@@ -239,7 +254,7 @@ export function decodeFrame(bytes: Uint8Array): DecodedFrame {
  */
 export function decodeFrameLean(bytes: Uint8Array): CoseMessage & { payload: LeanPayload } {
   const msg = decodeCose(bytes)
-  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload'), false)
+  const payload = checkPayloadMap(decodeStrict(msg.payloadBytes, 'payload', refusePayloadFloat), false)
   if (payload.deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the payload's device ID '${payload.deviceId}'`)
   return { ...msg, payload }
 }
@@ -247,7 +262,7 @@ export function decodeFrameLean(bytes: Uint8Array): CoseMessage & { payload: Lea
 /** Strict decode of a CONNECT password (auth token). No signature check. */
 export function decodeAuthToken(bytes: Uint8Array): DecodedAuthToken {
   const msg = decodeCose(bytes, 512)
-  const a = decodeStrict(msg.payloadBytes, 'auth token payload')
+  const a = decodeStrict(msg.payloadBytes, 'auth token payload', tokenFloat)
   if (!Array.isArray(a) || a.length !== 4 || a[0] !== AUTH_MARKER) throw new FrameError('schema', `auth token payload must be ["${AUTH_MARKER}", deviceId, iatMs, counter]`)
   const [, deviceId, iatMs, counter] = a
   if (deviceId !== msg.kid) throw new FrameError('header', `kid '${msg.kid}' differs from the token's device ID`)

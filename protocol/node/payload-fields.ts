@@ -6,7 +6,8 @@
 import { FrameError } from './errors.ts'
 import { nodeHash } from './hash-node.ts'
 import { isValidDeviceId } from '../portable/device-id.ts'
-import { LIMITS, K, type Derived, type FramePayload } from '../portable/frame.ts'
+import { LIMITS, K, K2, type Derived, type FramePayload } from '../portable/frame.ts'
+import type { FloatSeen } from './cbor-strict.ts'
 
 export type PayloadMap = Map<unknown, unknown>
 
@@ -41,6 +42,22 @@ export function validDeviceId(id: string): boolean {
   return true
 }
 
+/** Largest seq and t0: the ledger stores both in 48 bits (ledger/records.ts), so a larger one is the frame's fault, refused here rather than failing at persist. */
+const U48_MAX = 2 ** 48 - 1
+
+const FIELD_NAMES: Record<number, string> = Object.fromEntries([...Object.entries(K), ...Object.entries(K2)].map(([name, key]) => [key, name]))
+
+/**
+ * Refuses the first float the strict gate found in a payload, naming the field
+ * that holds it: every payload field of every version is an integer or made of
+ * integers (text and byte strings aside), so a float is never what the schema wants.
+ */
+export function refusePayloadFloat(f: FloatSeen): never {
+  if (f.isKey) schema(`payload key ${f.value} is a ${f.bits}-bit float (at byte ${f.at}); payload keys are integers`)
+  const field = f.key === null ? 'payload' : FIELD_NAMES[f.key] !== undefined ? `${FIELD_NAMES[f.key]} (key ${f.key})` : `key ${f.key}`
+  schema(`${field}: got the float ${f.value} (${f.bits}-bit, at byte ${f.at}); the frame schema has integers, never floats`)
+}
+
 export function uintField(m: PayloadMap, key: number, name: string, required: boolean, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = m.get(key)
   if (v === undefined) {
@@ -70,9 +87,9 @@ export function headerFields(m: PayloadMap, v: number): FramePayload {
   return {
     v,
     deviceId,
-    seq: uintField(m, K.seq, 'seq', true)!,
+    seq: uintField(m, K.seq, 'seq', true, U48_MAX)!,
     boot: uintField(m, K.boot, 'boot', true)!,
-    t0: uintField(m, K.t0, 't0', true)!,
+    t0: uintField(m, K.t0, 't0', true, U48_MAX)!,
     flags: uintField(m, K.flags, 'flags', true)!,
     dropped: uintField(m, K.dropped, 'dropped', true)!,
     fw,
