@@ -132,12 +132,13 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
     }
     if (parsed.damage) {
       const leafNo = range.size
+      const torn = parsed.damage.torn && s === segs[segs.length - 1]
       // Cut short below what was acknowledged is loss, not a torn tail that open may cut.
-      const short = claims.map((c) => checkReaches({ blocks: height, leaves: leafNo }, c)).find((m) => m !== undefined)
+      const short = torn ? claims.map((c) => checkReaches({ blocks: height, leaves: leafNo }, c)).find((m) => m !== undefined) : undefined
       if (short) return fail({ kind: 'missing', segment: name, offset: parsed.damage.offset, message: `${short} (${name} ends in a damaged record at offset ${parsed.damage.offset}: ${parsed.damage.reason})` })
       return fail({
         kind: 'record', leaf: leafNo, block: height, segment: name, offset: parsed.damage.offset,
-        message: `${name} offset ${parsed.damage.offset}: ${parsed.damage.reason}${parsed.damage.torn && s === segs[segs.length - 1] ? ' (torn tail: opening the ledger will cut it)' : ''}; the damaged record would be leaf ${leafNo} or block ${height}`,
+        message: `${name} offset ${parsed.damage.offset}: ${parsed.damage.reason}${torn ? ' (torn tail: opening the ledger will cut it)' : ''}; the damaged record would be leaf ${leafNo} or block ${height}`,
       })
     }
   }
