@@ -9,6 +9,7 @@ import { KIND_CONSENT } from './leaf.ts'
 import { hashPrefix } from './leaf-index.ts'
 import { getBlock } from './block-index.ts'
 import { LedgerError } from './types.ts'
+import { markOf, writeHighWater, writeHighWaterSync } from './high-water.ts'
 import type { LedgerState } from './state.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
 
@@ -57,9 +58,13 @@ export function commitIndex(s: LedgerState, force = false, sync = false): Promis
   const brec = s.idx.blocks.get(B - 1)
   const c: Checkpoint = { v: 1, leaves: N, blocks: B, bnodes: brec.readDoubleLE(24) + blockNodeCount(b.header.leafCount), seg: brec.readUInt32LE(0), off: brec.readDoubleLE(8), head: toHex(b.hash) }
   s.lastCommit = performance.now()
+  // The block is durable, so the high-water mark may move to it; never down (a rebuild
+  // commits its way up from block 0 again).
+  const raise = c.blocks > s.highWater
   const done = (): void => {
     s.idx.commitRows(c, rows)
     s.ckpt = c
+    if (raise && c.blocks > s.highWater) s.highWater = c.blocks
     s.indexed = N
     for (const [dev, m] of s.tailSeq) {
       for (const [seq, leaf] of m) if (leaf < N) m.delete(seq)
@@ -69,11 +74,12 @@ export function commitIndex(s: LedgerState, force = false, sync = false): Promis
   const files = s.idx.writeFiles(c)
   if (sync) {
     for (const f of files) f.sync()
+    if (raise) writeHighWaterSync(s.cfg.dir, markOf(c))
     done()
     return
   }
   // fdatasync off the event loop (the thread pool), then the SQLite transaction.
-  s.committing = Promise.all(files.map((f) => f.syncAsync()))
+  s.committing = Promise.all([...files.map((f) => f.syncAsync()), raise ? writeHighWater(s.cfg.dir, markOf(c)) : undefined])
     .then(done)
     .catch((e: unknown) => {
       // Nothing was committed: put the snapshot back so the next commit writes it.

@@ -268,7 +268,7 @@ export async function openLedgerReadOnly(dir: string, opts: { log?: (msg: string
   } catch (e) {
     if (!(e instanceof IndexUntrusted)) throw e
     // Read-only never repairs: read everything from the segments into memory instead.
-    return new Ledger(await loadLedger(o, true))
+    return new Ledger(await loadLedger(o, true, e.claim))
   }
 }
 
@@ -281,7 +281,7 @@ export async function openLedger(opts: LedgerOptions): Promise<Ledger> {
     if (!(e instanceof IndexUntrusted)) throw e
     ;(opts.log ?? console.error)(`ledger: index in ${join(opts.dir, 'index')} not trusted (${e.message}); rebuilding it from the segment files`)
     IndexStore.remove(opts.dir)
-    s = await loadLedger(opts)
+    s = await loadLedger(opts, false, e.claim)
   }
   const orphan = replicaOrphans(s)
   if (orphan) {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { hasher } from './crypto.ts'
 import { bytesEqual } from './merkle.ts'
 import { LeafTree, blockNodeCount } from './tree-index.ts'
-import { SegmentStore, StorageError, parseSegment, segName, readRecordAt, type ScannedRecord } from './store.ts'
+import { SegmentStore, StorageError, listSegments, parseSegment, segName, readRecordAt, type ScannedRecord } from './store.ts'
 import { IndexStore } from './index-store.ts'
 import { RecordType, decodeBlockRecord, decodeWitnessRecord } from './records.ts'
 import { parseConsent } from './consent.ts'
@@ -24,13 +24,23 @@ import { attachWitness } from './replication.ts'
 import { relocate, startRetention } from './retention.ts'
 import { LedgerError, type LedgerOptions } from './types.ts'
 import { LedgerState, resolveOptions } from './state.ts'
+import { REFUSE, checkMarkBlock, checkReaches, checkSegmentList, indexClaim, markOf, readHighWater, segmentSize, writeHighWaterSync, type Claim } from './high-water.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
 
-/** The index cannot be trusted (damaged, deleted, disagrees with the segments): openLedger rebuilds it. */
-export class IndexUntrusted extends Error {}
+/**
+ * The index cannot be trusted (damaged, deleted, disagrees with the segments): openLedger
+ * rebuilds it, handing `claim` (what its checkpoint said was acknowledged) to the rebuild.
+ */
+export class IndexUntrusted extends Error {
+  claim: Claim | undefined
+}
 
-/** Opens the ledger in opts.dir; `noIndex` reads everything from the segments into memory. Throws IndexUntrusted. */
-export async function loadLedger(opts: LedgerOptions, noIndex = false): Promise<LedgerState> {
+/**
+ * Opens the ledger in opts.dir; `noIndex` reads everything from the segments into memory;
+ * `carried` is what a dropped index's checkpoint claimed. Throws IndexUntrusted, and
+ * LedgerError('damaged') when the segments fall short of what was acknowledged.
+ */
+export async function loadLedger(opts: LedgerOptions, noIndex = false, carried?: Claim): Promise<LedgerState> {
   const { cfg, key, producerPublicKey } = resolveOptions(opts)
   if (!cfg.readOnly) await mkdir(cfg.dir, { recursive: true })
   const meta = await readMeta(cfg.dir)
@@ -38,8 +48,16 @@ export async function loadLedger(opts: LedgerOptions, noIndex = false): Promise<
     throw new LedgerError(`${cfg.dir} belongs to producer '${meta.producerId}' key ${toHex(meta.producerPublicKey)}, not '${cfg.producerId}' key ${toHex(producerPublicKey)}`, 'invalid')
   }
   if (!meta && !cfg.readOnly) await writeMeta(cfg.dir, { producerId: cfg.producerId, producerPublicKey })
+  // Before anything is read or cut: the mark first (a live writer raises it only after its
+  // records are durable), then whether the segments still reach it.
+  const mark = readHighWater(cfg.dir)
+  const segs = await listSegments(cfg.dir)
+  const hole = checkSegmentList(segs, (n) => segmentSize(cfg.dir, n)) ?? (mark && checkMarkBlock(cfg.dir, mark))
+  if (hole) throw new LedgerError(hole + REFUSE, 'damaged')
   const idx = (noIndex ? null : IndexStore.open(cfg.dir, cfg.readOnly, cfg.log)) ?? IndexStore.memory()
   const s = new LedgerState(cfg, producerPublicKey, key, new LeafTree(hasher, idx.levels), idx)
+  s.highWater = mark?.blocks ?? 0
+  const claims = [mark, carried, indexClaim(idx)].filter((c): c is Claim => c !== undefined)
   let startAt: { seg: number; offset: number } | undefined
   try {
     startAt = await adoptIndex(s)
@@ -54,14 +72,29 @@ export async function loadLedger(opts: LedgerOptions, noIndex = false): Promise<
   } catch (e) {
     idx.close()
     // The segments after the checkpoint do not fit the index: it cannot be trusted.
-    if (startAt && e instanceof StorageError) throw new IndexUntrusted(e.message)
-    throw e
+    const err = startAt && e instanceof StorageError ? new IndexUntrusted(e.message) : e
+    if (err instanceof IndexUntrusted) err.claim = strongest(claims.filter((c) => c !== mark))
+    throw err
+  }
+  const short = claims.map((c) => checkReaches({ blocks: s.blockCount, leaves: s.tree.size }, c)).find((m) => m !== undefined)
+  if (short) {
+    await s.store.close()
+    idx.close()
+    // An index's claim is about to be lost with the index: keep it, so the refusal stands.
+    const lost = strongest(claims)!
+    if (!cfg.readOnly && lost.blocks > s.highWater) writeHighWaterSync(cfg.dir, lost)
+    throw new LedgerError(short + REFUSE, 'damaged')
   }
   if (cfg.readOnly) {
     s.key = undefined
     return s
   }
   s.durableBlocks = s.blockCount
+  // A ledger from before high-water.json: its checkpoint (checked by adoptIndex) is the mark.
+  if (s.ckpt && s.ckpt.blocks > s.highWater) {
+    writeHighWaterSync(cfg.dir, markOf(s.ckpt))
+    s.highWater = s.ckpt.blocks
+  }
   commitIndex(s, true, true)
   if (s.key) startBlockTimer(s)
   await startRetention(s)
@@ -113,6 +146,10 @@ async function adoptIndex(s: LedgerState): Promise<{ seg: number; offset: number
     if (e instanceof IndexUntrusted) throw e
     throw new IndexUntrusted((e as Error).message)
   }
+}
+
+function strongest(claims: Claim[]): Claim | undefined {
+  return claims.reduce<Claim | undefined>((a, c) => (!a || c.blocks > a.blocks ? c : a), undefined)
 }
 
 /** Applies one segment record read on open (after the checkpoint) to the state. */

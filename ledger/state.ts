@@ -135,6 +135,8 @@ export class LedgerState {
   /** Set once a read found the index damaged: no more checkpoints until it is rebuilt. */
   indexBroken = false
   lastCommit = 0
+  /** Blocks covered by DIR/high-water.json (high-water.ts): it is only ever raised. */
+  highWater = 0
 
   // chain.ts and block-index.ts: blocks.
   blockCount = 0

@@ -36,7 +36,7 @@ export interface LedgerOptions {
 
 export class LedgerError extends Error {
   override name = 'LedgerError'
-  constructor(message: string, readonly code: 'duplicate' | 'invalid' | 'not-found' | 'closed' | 'readonly' | 'block') {
+  constructor(message: string, readonly code: 'duplicate' | 'invalid' | 'not-found' | 'closed' | 'readonly' | 'block' | 'damaged') {
     super(message)
   }
 }

@@ -13,11 +13,12 @@ import { decodeHeader, blockToBeSigned, witnessToBeSigned, ZERO_HASH } from './b
 import { ConsentState } from './consent.ts'
 import { readMeta } from './meta.ts'
 import { decodeLeafRecord, KIND_FRAME } from './leaf.ts'
+import { checkMarkBlock, checkReaches, checkSegmentList, readHighWater, readIndexClaim, segmentSize, type Claim } from './high-water.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
 
 export interface VerifyProblem {
-  /** What is bad: a block, a leaf (frame / consent record) or a raw record. */
-  kind: 'block' | 'leaf' | 'record' | 'meta'
+  /** What is bad: a block, a leaf (frame / consent record), a raw record, or acknowledged data missing. */
+  kind: 'block' | 'leaf' | 'record' | 'meta' | 'missing'
   block?: number
   leaf?: number
   segment?: string
@@ -56,13 +57,26 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
   rep.producerId = meta?.producerId
   rep.producerPublicKey = toHex(pub)
 
+  // What the ledger acknowledged, read before the segments (a live writer raises it only
+  // after its records are durable): segments that fall short of it lost data.
+  let mark: Claim | undefined
+  let claims: Claim[]
+  try {
+    mark = readHighWater(dir)
+    claims = [mark, readIndexClaim(dir)].filter((c): c is Claim => c !== undefined)
+  } catch (e) {
+    return fail({ kind: 'missing', message: (e as Error).message })
+  }
+  const segs = await listSegments(dir)
+  const hole = checkSegmentList(segs, (n) => segmentSize(dir, n)) ?? (mark && checkMarkBlock(dir, mark))
+  if (hole) return fail({ kind: 'missing', message: hole })
+
   const range = new CompactRange(hasher)
   const consent = new ConsentState()
   let blockLeaves: Uint8Array[] = []
   let prev: Uint8Array = ZERO_HASH
   let height = 0
   const headers: Uint8Array[] = []
-  const segs = await listSegments(dir)
   for (const s of segs) {
     const name = segName(s)
     const data = await readFile(join(dir, name))
@@ -118,15 +132,21 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
     }
     if (parsed.damage) {
       const leafNo = range.size
+      const torn = parsed.damage.torn && s === segs[segs.length - 1]
+      // Cut short below what was acknowledged is loss, not a torn tail that open may cut.
+      const short = torn ? claims.map((c) => checkReaches({ blocks: height, leaves: leafNo }, c)).find((m) => m !== undefined) : undefined
+      if (short) return fail({ kind: 'missing', segment: name, offset: parsed.damage.offset, message: `${short} (${name} ends in a damaged record at offset ${parsed.damage.offset}: ${parsed.damage.reason})` })
       return fail({
         kind: 'record', leaf: leafNo, block: height, segment: name, offset: parsed.damage.offset,
-        message: `${name} offset ${parsed.damage.offset}: ${parsed.damage.reason}${parsed.damage.torn && s === segs[segs.length - 1] ? ' (torn tail: opening the ledger will cut it)' : ''}; the damaged record would be leaf ${leafNo} or block ${height}`,
+        message: `${name} offset ${parsed.damage.offset}: ${parsed.damage.reason}${torn ? ' (torn tail: opening the ledger will cut it)' : ''}; the damaged record would be leaf ${leafNo} or block ${height}`,
       })
     }
   }
   rep.blocks = height
   rep.leaves = range.size
   rep.pendingLeaves = blockLeaves.length
+  const short = claims.map((c) => checkReaches({ blocks: height, leaves: range.size }, c)).find((m) => m !== undefined)
+  if (short) return fail({ kind: 'missing', message: short })
   rep.ok = true
   return rep
 }

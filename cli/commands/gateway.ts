@@ -86,6 +86,8 @@ are stored and acknowledged, then the ledger is closed.`,
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new CliError(`cannot listen: ${e.message}`)
+      // A damaged ledger is the operator's to restore, not a bug: say what was lost, exit 1.
+      if (e.name === 'LedgerError' && e.code === 'damaged') throw new CliError(e.message)
       throw err
     }
     if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)
