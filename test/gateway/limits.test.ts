@@ -161,3 +161,13 @@ t.test('a packet trickled a byte at a time loses its connection after packetTime
   await publishAcked(dev, framesTopic(k.id), frame(k, 2))
   t.ok(gw.fileStore.hasFrame(k.id, 2), 'a device idle between whole packets keeps its connection')
 })
+
+t.test('55 SUBSCRIBE packets of 10,000 refused filters: the live heap does not grow (no leak)', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'fixtures', 'subscribe-heap.ts'), '55'], { encoding: 'utf8', timeout: 180_000 })
+  t.equal(r.status, 0, r.stderr)
+  const o = JSON.parse(r.stdout.trim().split('\n').pop()!) as { at10: number; end: number; refusedPackets: number }
+  t.equal(o.refusedPackets, 55, 'every SUBACK carried refusals')
+  const grew = (o.end - o.at10) / 1e6
+  t.ok(grew < 4, `heap after a full GC: ${(o.at10 / 1e6).toFixed(1)} MB after 10 packets, ${(o.end / 1e6).toFixed(1)} MB after 55 (grew ${grew.toFixed(1)} MB)`)
+})
