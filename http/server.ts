@@ -4,7 +4,7 @@
  * every error that escapes turned into a JSON answer by `sendError`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { sendError, type ErrorOptions } from './errors.ts'
+import { HttpError, sendError, type ErrorOptions } from './errors.ts'
 
 export interface RequestContext {
   req: IncomingMessage
@@ -16,9 +16,25 @@ export interface RequestContext {
 }
 
 export function contextOf(req: IncomingMessage, res: ServerResponse): RequestContext {
-  // The base only completes relative request targets; the host header is not trusted for anything.
-  const url = new URL(req.url ?? '/', 'http://localhost')
+  const url = targetUrl(req.url ?? '/')
   return { req, res, method: req.method ?? 'GET', path: url.pathname, query: url.searchParams }
+}
+
+/**
+ * The URL of a request target; 400 when it is not one or its path has a bad percent-escape.
+ * A path is appended to a fixed base rather than resolved against it: resolved, `//x/api/...`
+ * would name host x and path /api/..., and `//%zz` would throw (a 500). The Host header is not
+ * trusted for anything here.
+ */
+function targetUrl(target: string): URL {
+  let url: URL
+  try {
+    url = new URL(target.startsWith('/') ? 'http://localhost' + target : target)
+    decodeURIComponent(url.pathname) // checked once here, so no route, matched or not, meets a bad escape
+  } catch {
+    throw new HttpError(400, `request target: expected a path (or absolute URL) with valid percent-encoding, got '${target.slice(0, 70)}'`)
+  }
+  return url
 }
 
 /** A handler tried before the main one (e.g. an app mounted on an API server): true when it answered. */
