@@ -32,12 +32,17 @@ export function readBody(req: IncomingMessage, o: BodyOptions): Promise<Buffer> 
     if (Number(req.headers['content-length']) > o.maxBytes) return refuse()
     req.on('data', onData)
     req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
+    // A client that goes away mid-body (or is cut off at the body deadline) is not a server fault.
+    const cutOff = (): void => reject(new HttpError(400, 'request body cut off before its end'))
+    req.on('error', cutOff)
+    req.on('close', () => {
+      if (!req.complete) cutOff()
+    })
 
     function refuse(): void {
       req.off('data', onData)
       // Drop the rest instead of cutting the connection, so the client gets to read the 413
-      // (the server's request timeout still ends an upload that never stops).
+      // (the server's body deadline, see server.ts, still ends an upload that never stops).
       req.resume()
       reject(new HttpError(413, `body over ${o.maxBytes} bytes`))
     }

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { HttpError, sendError, type ErrorOptions } from './errors.ts'
+import { sendJson } from './respond.ts'
 
 export interface RequestContext {
   req: IncomingMessage
@@ -64,10 +65,48 @@ export function requestListener(handler: (c: RequestContext) => unknown, o: List
  */
 export const KEEP_ALIVE_MS = 65_000
 
-/** A node:http server for `listener` with the keep-alive above (headers must outlast it). */
-export function createHttpServer(listener: (req: IncomingMessage, res: ServerResponse) => void): Server {
-  const server = createServer(listener)
+/**
+ * How long a request body may take to arrive in full. Our bodies are at most tens of KiB, so
+ * 10 s allows a link of a few KiB/s; without a limit a client trickling a byte a second holds
+ * its connection (and whatever the handler holds) for as long as it likes.
+ */
+export const BODY_TIMEOUT_MS = 10_000
+
+export interface HttpServerOptions {
+  /** Longest time from a request's headers to the end of its body (default `BODY_TIMEOUT_MS`). */
+  bodyTimeoutMs?: number
+}
+
+/** A node:http server for `listener` with the keep-alive above (headers must outlast it) and a body deadline. */
+export function createHttpServer(listener: (req: IncomingMessage, res: ServerResponse) => void, o: HttpServerOptions = {}): Server {
+  const bodyTimeoutMs = o.bodyTimeoutMs ?? BODY_TIMEOUT_MS
+  const server = createServer((req, res) => {
+    bodyDeadline(req, res, bodyTimeoutMs)
+    listener(req, res)
+  })
   server.keepAliveTimeout = KEEP_ALIVE_MS
   server.headersTimeout = KEEP_ALIVE_MS + 1_000
   return server
+}
+
+/**
+ * Ends a request whose body is not all in after `ms`: a 408 when nothing has been answered yet,
+ * and the connection closed in every case, also when the handler answered without reading the
+ * body (node would otherwise go on draining it, byte by byte, to reuse the socket).
+ */
+function bodyDeadline(req: IncomingMessage, res: ServerResponse, ms: number): void {
+  if (req.complete) return
+  const timer = setTimeout(() => {
+    if (req.complete || req.socket.destroyed) return
+    // Destroying the request (not only its socket) also ends a handler still reading the body.
+    const close = (): void => {
+      req.destroy()
+      req.socket.destroy()
+    }
+    if (res.headersSent) return close()
+    res.once('finish', close)
+    sendJson(res, 408, { error: `request body not received within ${ms / 1000} s`, code: 'body-timeout' }, { connection: 'close' })
+  }, ms)
+  timer.unref()
+  req.once('end', () => clearTimeout(timer))
 }
