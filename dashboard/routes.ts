@@ -18,7 +18,10 @@
  *   GET  /api/dash/live[?patients=a,b]          Server-Sent Events: live frames, consent changes
  *
  * Everything under /api/dash except login needs a session; the app shell is
- * public because it holds no data. Errors are JSON {error}.
+ * public because it holds no data. Every state-changing request under /api/dash
+ * (login and logout included) must come from the dashboard's own origin with a
+ * JSON content type (http/same-origin.ts): the cookie alone proves nothing, since
+ * another origin of the same site can make the browser send it. Errors are JSON {error}.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HttpError, errorMessage, sendError, type ErrorMapper } from '../http/errors.ts'
@@ -27,6 +30,7 @@ import { sendJson, sendFile } from '../http/respond.ts'
 import { Router, type Params } from '../http/router.ts'
 import { contextOf, type RequestContext } from '../http/server.ts'
 import { cookieSession, readCookie, requireSession } from '../http/auth.ts'
+import { assertSameOrigin } from '../http/same-origin.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
 import { DashboardError, type Actor, type DashboardDeps, type DeviceRegistration } from './deps.ts'
 import { SessionStore, SESSION_COOKIE, DASHBOARD_SESSION, sessionCookie, clearedCookie, type SessionData } from './session.ts'
@@ -207,6 +211,8 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     const c = contextOf(req, res)
     try {
       if (c.path !== '/api/dash' && !c.path.startsWith('/api/dash/')) return await serveShell(c)
+      // Before the session and the route: a cross-site request learns nothing and changes nothing.
+      assertSameOrigin(req)
       if (open.has(c.path)) await open.dispatch(c.method, c.path, c)
       else await api.dispatch(c.method, c.path, { ...c, actor: actorOf(req) })
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { HttpError } from './errors.ts'
+import { mediaType } from './same-origin.ts'
 
 export interface BodyOptions {
   /** Largest body accepted, bytes. */
@@ -63,8 +64,8 @@ export function parseJsonObject(body: Buffer | string): Record<string, unknown> 
 
 export async function readJson(req: IncomingMessage, o: JsonOptions): Promise<Record<string, unknown>> {
   if (o.requireJsonType) {
-    const ct = req.headers['content-type'] ?? ''
-    if (!ct.startsWith('application/json')) throw new HttpError(415, `expected content-type application/json, got ${ct || 'none'}`)
+    const ct = mediaType(req.headers['content-type'])
+    if (ct !== 'application/json') throw new HttpError(415, `expected content-type application/json, got ${ct || 'none'}`)
   }
   return parseJsonObject(await readBody(req, o))
 }
