@@ -75,8 +75,12 @@ const SHELL: Record<string, keyof WebAssets> = { '/': 'html', '/index.html': 'ht
 // The app needs nothing from other origins; inline scripts are not allowed.
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
 
-const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, conflict: 409, unavailable: 503 }
-const dashboardStatus: ErrorMapper = (err) => (err instanceof DashboardError ? new HttpError(STATUS_OF[err.code], err.message) : undefined)
+const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, conflict: 409, unavailable: 503, throttled: 429 }
+const dashboardStatus: ErrorMapper = (err) => {
+  if (!(err instanceof DashboardError)) return undefined
+  const retry = err.retryAfterMs === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) } }
+  return new HttpError(STATUS_OF[err.code], err.message, retry)
+}
 
 /** A request past the session wall: who is asking. */
 type Ctx = RequestContext & { actor: Actor }
@@ -94,7 +98,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
   const open = new Router<RequestContext>()
     .post('/api/dash/login', async ({ req, res }) => {
       const b = await readJson(req, BODY)
-      const actor = await deps.authenticateUser(stringField(b, 'username', 64), stringField(b, 'password', 256))
+      const actor = await deps.authenticateUser(stringField(b, 'username', 64), stringField(b, 'password', 256), req.socket.remoteAddress)
       if (!actor) {
         o.log?.('warn', 'dashboard login refused', { username: String(b.username).slice(0, 64) })
         throw new HttpError(401, 'wrong username or password')
