@@ -26,7 +26,8 @@ export interface Actor {
 
 export class DashboardError extends Error {
   override name = 'DashboardError'
-  constructor(message: string, readonly code: 'forbidden' | 'not-found' | 'invalid' | 'conflict' | 'unavailable') {
+  /** 'throttled': try again after `retryAfterMs`. */
+  constructor(message: string, readonly code: 'forbidden' | 'not-found' | 'invalid' | 'conflict' | 'unavailable' | 'throttled', readonly retryAfterMs?: number) {
     super(message)
   }
 }
@@ -120,8 +121,11 @@ export interface LiveSubscription {
 }
 
 export interface DashboardDeps {
-  /** Password check; null when the user is unknown or the password wrong. */
-  authenticateUser(username: string, password: string): Promise<Actor | null>
+  /**
+   * Password check; null when the user is unknown or the password wrong. `source` is the
+   * client's address: one that keeps guessing at an account gets DashboardError 'throttled'.
+   */
+  authenticateUser(username: string, password: string, source?: string): Promise<Actor | null>
   listPatients(actor: Actor): Promise<PatientSummary[]>
   listDevices(actor: Actor): Promise<DeviceSummary[]>
   registerDevice(actor: Actor, reg: DeviceRegistration): Promise<DeviceSummary>

@@ -22,6 +22,7 @@ import { registerDevice } from '../gateway/devices.ts'
 import { protocolCodec } from '../gateway/protocol-codec.ts'
 import { RegistryError, type Device } from '../gateway/registry.ts'
 import { LIVE_SCOPE } from '../gateway/ledger-port.ts'
+import { LoginThrottled } from '../gateway/login-backoff.ts'
 import { signConsent, ConsentError } from '../ledger/consent.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import { decodeFrame } from '../protocol/node/decode.ts'
@@ -228,13 +229,14 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
 
   return {
     ready,
-    async authenticateUser(username, password) {
+    async authenticateUser(username, password, source) {
       try {
-        const u = await gw.users.checkLogin(username, password)
+        const u = await gw.users.checkLogin(username, password, source)
         return u ? { userId: u.username, role: u.role } : null
       } catch (err) {
         // The registry bounds concurrent password hashing: a login flood gets 503, not a queue.
         if (err instanceof RegistryError && err.code === 'busy') throw new DashboardError(err.message, 'unavailable')
+        if (err instanceof LoginThrottled) throw new DashboardError(err.message, 'throttled', err.retryAfterMs)
         throw err
       }
     },

@@ -18,7 +18,10 @@
  *   GET  /api/dash/live[?patients=a,b]          Server-Sent Events: live frames, consent changes
  *
  * Everything under /api/dash except login needs a session; the app shell is
- * public because it holds no data. Errors are JSON {error}.
+ * public because it holds no data. Every state-changing request under /api/dash
+ * (login and logout included) must come from the dashboard's own origin with a
+ * JSON content type (http/same-origin.ts): the cookie alone proves nothing, since
+ * another origin of the same site can make the browser send it. Errors are JSON {error}.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HttpError, errorMessage, sendError, type ErrorMapper } from '../http/errors.ts'
@@ -27,6 +30,7 @@ import { sendJson, sendFile } from '../http/respond.ts'
 import { Router, type Params } from '../http/router.ts'
 import { contextOf, type RequestContext } from '../http/server.ts'
 import { cookieSession, readCookie, requireSession } from '../http/auth.ts'
+import { assertSameOrigin } from '../http/same-origin.ts'
 import { DashboardError, type Actor, type DashboardDeps, type DeviceRegistration } from './deps.ts'
 import { SessionStore, SESSION_COOKIE, DASHBOARD_SESSION, sessionCookie, clearedCookie, type SessionData } from './session.ts'
 import { streamFhirBundle } from './fhir-export.ts'
@@ -70,8 +74,12 @@ const SHELL: Record<string, keyof WebAssets> = { '/': 'html', '/index.html': 'ht
 // The app needs nothing from other origins; inline scripts are not allowed.
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
 
-const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, conflict: 409, unavailable: 503 }
-const dashboardStatus: ErrorMapper = (err) => (err instanceof DashboardError ? new HttpError(STATUS_OF[err.code], err.message) : undefined)
+const STATUS_OF: Record<DashboardError['code'], number> = { forbidden: 403, 'not-found': 404, invalid: 400, conflict: 409, unavailable: 503, throttled: 429 }
+const dashboardStatus: ErrorMapper = (err) => {
+  if (!(err instanceof DashboardError)) return undefined
+  const retry = err.retryAfterMs === undefined ? {} : { headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) } }
+  return new HttpError(STATUS_OF[err.code], err.message, retry)
+}
 
 /** A request past the session wall: who is asking. */
 type Ctx = RequestContext & { actor: Actor }
@@ -92,7 +100,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
   const open = new Router<RequestContext>()
     .post('/api/dash/login', async ({ req, res }) => {
       const b = await readJson(req, BODY)
-      const actor = await deps.authenticateUser(stringField(b, 'username', 64), stringField(b, 'password', 256))
+      const actor = await deps.authenticateUser(stringField(b, 'username', 64), stringField(b, 'password', 256), req.socket.remoteAddress)
       if (!actor) {
         o.log?.('warn', 'dashboard login refused', { username: String(b.username).slice(0, 64) })
         throw new HttpError(401, 'wrong username or password')
@@ -203,6 +211,8 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     const c = contextOf(req, res)
     try {
       if (c.path !== '/api/dash' && !c.path.startsWith('/api/dash/')) return await serveShell(c)
+      // Before the session and the route: a cross-site request learns nothing and changes nothing.
+      assertSameOrigin(req)
       if (open.has(c.path)) await open.dispatch(c.method, c.path, c)
       else await api.dispatch(c.method, c.path, { ...c, actor: actorOf(req) })
     } catch (err) {

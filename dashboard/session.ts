@@ -3,7 +3,9 @@
  * idle expiry of one shift by default) in an HttpOnly, SameSite=Strict cookie,
  * mapped to the authenticated actor. A gateway restart logs clinicians out,
  * which is the safe failure. SameSite=Strict keeps other sites from riding the
- * cookie on POSTs (no CSRF token needed).
+ * cookie, but not other origins of the same site (another port of this host):
+ * routes.ts refuses their state-changing requests by Origin, Fetch Metadata and
+ * content type (http/same-origin.ts).
  */
 import { clearedCookie as cleared, sessionCookie as cookie } from '../http/auth.ts'
 

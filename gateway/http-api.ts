@@ -28,7 +28,7 @@ import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
 import type { Registry } from './metrics.ts'
 import type { Logger } from './log.ts'
-import type { Session, UserAuth } from './user-auth.ts'
+import { LoginThrottled, type Session, type UserAuth } from './user-auth.ts'
 
 export interface HttpApiDeps {
   registry: DeviceRegistry
@@ -59,7 +59,11 @@ export type HttpMount = Mount
 const BODY = { maxBytes: 64 * 1024 }
 
 const REGISTRY_STATUS: Record<RegistryError['code'], number> = { 'not-found': 404, exists: 409, busy: 503, invalid: 400 }
-const registryStatus: ErrorMapper = (err) => (err instanceof RegistryError ? new HttpError(REGISTRY_STATUS[err.code] ?? 400, err.message) : undefined)
+const registryStatus: ErrorMapper = (err) => {
+  if (err instanceof RegistryError) return new HttpError(REGISTRY_STATUS[err.code] ?? 400, err.message)
+  if (err instanceof LoginThrottled) return new HttpError(429, err.message, { code: 'login-backoff', headers: { 'retry-after': String(Math.ceil(err.retryAfterMs / 1000)) } })
+  return undefined
+}
 
 export function createHttpApi(d: HttpApiDeps): Server {
   const isAdminToken = tokenMatcher(d.adminToken)
@@ -83,7 +87,10 @@ export function createHttpApi(d: HttpApiDeps): Server {
       if (!d.users) throw new HttpError(501, 'user logins are not enabled')
       const b = await readJson(req, BODY)
       if (typeof b.username !== 'string' || typeof b.password !== 'string') throw new HttpError(400, 'expected {"username": string, "password": string}')
-      const r = await d.users.login(b.username, b.password)
+      const r = await d.users.login(b.username, b.password, req.socket.remoteAddress).catch((err: unknown) => {
+        if (err instanceof LoginThrottled) d.log.log('warn', 'login refused', { username: b.username, reason: 'login-backoff', remote: req.socket.remoteAddress })
+        throw err
+      })
       if (!r) {
         d.log.log('warn', 'login refused', { username: b.username, reason: 'bad-user-credentials', remote: req.socket.remoteAddress })
         throw new HttpError(401, 'bad username or password')

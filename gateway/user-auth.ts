@@ -7,10 +7,17 @@
  * (http/sessions.ts, shared with the dashboard's cookie sessions) with a fixed
  * lifetime: a gateway restart logs everyone out, which is acceptable for a ward
  * dashboard and keeps no session secret on disk.
+ *
+ * Every password check here goes through a per-account, per-source backoff
+ * (login-backoff.ts): a source that keeps guessing at one account is made to wait,
+ * and its further guesses are refused (LoginThrottled) without being checked.
  */
 import { SessionStore, type SessionData } from '../http/sessions.ts'
 import { LIVE_SCOPE, type ConsentPort } from './ledger-port.ts'
 import type { DeviceRegistry, Role, User } from './registry.ts'
+import { LoginBackoff, sourceOf, type LoginBackoffOptions } from './login-backoff.ts'
+
+export { LoginThrottled } from './login-backoff.ts'
 
 export interface Session {
   username: string
@@ -19,12 +26,16 @@ export interface Session {
 }
 
 export interface UserAuth {
-  /** The user when the password matches, else null (same answer for unknown users). */
-  checkLogin(username: string, password: string): Promise<User | null>
+  /**
+   * The user when the password matches, else null (same answer for unknown users).
+   * `source` is the client's address; throws LoginThrottled while it must wait before
+   * guessing at this account again.
+   */
+  checkLogin(username: string, password: string, source?: string): Promise<User | null>
   /** May `username` see `patientId`'s data for `scope` now? Roles do not bypass consent. */
   canView(username: string, patientId: string, scope?: string, nowMs?: number): boolean
-  /** Logs in and returns a session token, or null. */
-  login(username: string, password: string): Promise<{ token: string; session: Session } | null>
+  /** Logs in and returns a session token, or null; throws LoginThrottled as `checkLogin` does. */
+  login(username: string, password: string, source?: string): Promise<{ token: string; session: Session } | null>
   /** The live session for a bearer token, or null (unknown or expired). */
   session(token: string): Session | null
   logout(token: string): void
@@ -34,22 +45,39 @@ export interface UserAuth {
 export const API_SESSION = 'api'
 type ApiSession = { username: string; role: Role }
 
-export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: { now?: () => number; sessionMs?: number; maxSessions?: number; sessions?: SessionStore<SessionData> } = {}): UserAuth {
+export interface UserAuthOptions {
+  now?: () => number
+  sessionMs?: number
+  maxSessions?: number
+  sessions?: SessionStore<SessionData>
+  backoff?: LoginBackoffOptions
+}
+
+export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: UserAuthOptions = {}): UserAuth {
   const now = opts.now ?? Date.now
   const sessions = opts.sessions ?? new SessionStore<SessionData>({ maxSessions: opts.maxSessions, now })
+  const backoff = new LoginBackoff({ now, ...opts.backoff })
   // One ward shift, however busy: the token then has to be renewed by a fresh login.
   const lifetime = { kind: API_SESSION, maxAgeMs: opts.sessionMs ?? 8 * 3600_000, idleMs: Infinity }
 
   return {
-    checkLogin: (username, password) => {
-      if (typeof username !== 'string' || typeof password !== 'string') return Promise.resolve(null)
-      return registry.checkUser(username, password)
+    async checkLogin(username, password, source) {
+      if (typeof username !== 'string' || typeof password !== 'string') return null
+      const settle = backoff.begin(username, sourceOf(source))
+      try {
+        const u = await registry.checkUser(username, password)
+        settle(u !== null)
+        return u
+      } catch (err) {
+        settle(null) // not checked (the registry was busy): not a wrong password
+        throw err
+      }
     },
     canView(username, patientId, scope = LIVE_SCOPE, nowMs = now()) {
       return consent.isAllowed(patientId, username, scope, nowMs)
     },
-    async login(username, password) {
-      const u = await this.checkLogin(username, password)
+    async login(username, password, source) {
+      const u = await this.checkLogin(username, password, source)
       if (!u) return null
       const token = sessions.create<ApiSession>({ username: u.username, role: u.role }, lifetime)
       return { token, session: this.session(token)! }

@@ -42,7 +42,9 @@ export function readCookie(header: string | undefined, name: string): string | u
 
 /**
  * A session cookie: HttpOnly (no script reads it), SameSite=Strict (other sites'
- * requests do not carry it, so no CSRF token is needed), Secure when served over HTTPS.
+ * requests do not carry it), Secure when served over HTTPS. SameSite does not stop
+ * another origin of the same site (another port of the same host), so the routes
+ * that trust this cookie must also pass `assertSameOrigin` (same-origin.ts).
  */
 export function sessionCookie(name: string, token: string, secure: boolean): string {
   return `${name}=${token}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import { HttpError } from './errors.ts'
+import { mediaType } from './same-origin.ts'
 
 export interface BodyOptions {
   /** Largest body accepted, bytes. */
@@ -32,12 +33,17 @@ export function readBody(req: IncomingMessage, o: BodyOptions): Promise<Buffer> 
     if (Number(req.headers['content-length']) > o.maxBytes) return refuse()
     req.on('data', onData)
     req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
+    // A client that goes away mid-body (or is cut off at the body deadline) is not a server fault.
+    const cutOff = (): void => reject(new HttpError(400, 'request body cut off before its end'))
+    req.on('error', cutOff)
+    req.on('close', () => {
+      if (!req.complete) cutOff()
+    })
 
     function refuse(): void {
       req.off('data', onData)
       // Drop the rest instead of cutting the connection, so the client gets to read the 413
-      // (the server's request timeout still ends an upload that never stops).
+      // (the server's body deadline, see server.ts, still ends an upload that never stops).
       req.resume()
       reject(new HttpError(413, `body over ${o.maxBytes} bytes`))
     }
@@ -58,8 +64,8 @@ export function parseJsonObject(body: Buffer | string): Record<string, unknown> 
 
 export async function readJson(req: IncomingMessage, o: JsonOptions): Promise<Record<string, unknown>> {
   if (o.requireJsonType) {
-    const ct = req.headers['content-type'] ?? ''
-    if (!ct.startsWith('application/json')) throw new HttpError(415, `expected content-type application/json, got ${ct || 'none'}`)
+    const ct = mediaType(req.headers['content-type'])
+    if (ct !== 'application/json') throw new HttpError(415, `expected content-type application/json, got ${ct || 'none'}`)
   }
   return parseJsonObject(await readBody(req, o))
 }

@@ -1,5 +1,5 @@
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 
 /** A real HTTP server on 127.0.0.1, an ephemeral port, closed at the test's end. */
@@ -37,5 +37,18 @@ export function call(base: string, method: string, path: string, o: { headers?: 
       for (const c of o.chunks) r.write(c)
       r.end()
     } else r.end(o.body)
+  })
+}
+
+/** Sends one GET with `target` verbatim; resolves with the status and body. */
+export function rawGet(base: string, target: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(base)
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => s.write(`GET ${target} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`))
+    let text = ''
+    s.setEncoding('utf8')
+    s.on('data', (d: string) => (text += d))
+    s.on('error', reject)
+    s.on('close', () => resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }))
   })
 }
