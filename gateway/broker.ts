@@ -34,6 +34,11 @@ export interface BrokerOptions {
   maxOutboundBytes?: number
   /** Extra Aedes options (mq/persistence for clustering, limits). */
   aedes?: AedesOptions
+  /**
+   * Checks a user's password as the HTTP logins do, with the same per-account backoff
+   * (user-auth.ts; throws LoginThrottled while the source must wait). Default: the registry, no backoff.
+   */
+  checkLogin?: (username: string, password: string, source?: string) => Promise<{ username: string; role: 'clinician' | 'admin' } | null>
 }
 
 type RefusalCode = 2 | 3 | 4 | 5
@@ -190,8 +195,10 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
     if (!username || named !== username) throw new ConnectRefused(2, 'user-client-id-mismatch', `client ID ${id} does not name user ${username ?? '(none)'}`)
     let user = null
     try {
-      user = password ? await o.registry.checkUser(username, password.toString('utf8')) : null
+      const source = (client.conn as { remoteAddress?: string }).remoteAddress
+      user = password ? await (o.checkLogin ? o.checkLogin(username, password.toString('utf8'), source) : o.registry.checkUser(username, password.toString('utf8'))) : null
     } catch (err) {
+      if ((err as Error).name === 'LoginThrottled') throw new ConnectRefused(5, 'login-throttled', (err as Error).message)
       if ((err as { code?: string }).code === 'busy') throw new ConnectRefused(3, 'login-busy', (err as Error).message)
       throw err
     }

@@ -168,6 +168,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     allowAnonymous: cfg.allowAnonymous,
     maxOutboundBytes: cfg.limits.maxOutboundBytes,
     aedes: aedesOpts,
+    checkLogin: (u, p, source) => users.checkLogin(u, p, source),
   })
   const b = broker
 

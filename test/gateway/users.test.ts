@@ -104,3 +104,20 @@ t.test('users and roles', async (t) => {
     await endClient(d)
   })
 })
+
+t.test('MQTT logins share the per-account backoff: after 3 wrong passwords the 4th attempt waits, the right password too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mh-gwu-bo-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const gw = await startGateway(resolveConfig({ dataDir: dir, mqttPort: 'auto', mqttsPort: 0, wsPort: 0, httpPort: 0 }), { log: memoryLogger() })
+  t.teardown(() => gw.close())
+  gw.registry.addUser('dr.bailey', 'clinician', 'seattle-grace-2')
+  const url = `mqtt://127.0.0.1:${gw.ports.mqtt}`
+  const login = (password: string) => connect(url, { clientId: 'u:dr.bailey', username: 'dr.bailey', password: Buffer.from(password) }).then(
+    (c) => (c.end(true), 'ok'),
+    (e: Error & { code?: number }) => String(e.code ?? e.message),
+  )
+  for (let i = 0; i < 3; i++) t.equal(await login('wrong-password'), '4', `wrong password ${i + 1}: bad username or password`)
+  t.equal(await login('seattle-grace-2'), '5', 'the 4th attempt from this address is refused unchecked (not authorized), even with the right password')
+  await new Promise((r) => setTimeout(r, 1100))
+  t.equal(await login('seattle-grace-2'), 'ok', 'after the 1 s wait the right password logs in')
+})
