@@ -5,9 +5,10 @@
  * one on every verdict, over hand-made and randomly mangled frames; version 1
  * untouched beside it.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
+import { fullAndLean } from './helpers/decode-verdict.ts'
 import { Decoder, Encoder } from 'cbor-x'
-import { decodeFrame, decodeFrameLean } from '../../protocol/node/decode.ts'
+import { decodeFrame } from '../../protocol/node/decode.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
 import { signFrame, signFrameV2, type DeviceSigningKey } from '../../protocol/node/sign.ts'
 import { verifyFrame } from '../../protocol/node/verify.ts'
@@ -32,23 +33,6 @@ function expectedEcg(raw: Uint8Array): number[] {
   return out
 }
 
-function verdict(fn: () => { payload: object }): string {
-  try {
-    const { ecg, red, ir, ecgFast, ...rest } = fn().payload as Record<string, unknown>
-    void ecg, red, ir, ecgFast
-    return 'ok ' + JSON.stringify(rest)
-  } catch (err) {
-    return `${(err as { code?: string }).code ?? 'THROWN ' + (err as Error).name}: ${(err as Error).message}`
-  }
-}
-
-/** Full and lean decode must agree; returns the verdict. */
-function judge(t: Test, bytes: Uint8Array, label: string): string {
-  const full = verdict(() => decodeFrame(bytes))
-  const lean = verdict(() => decodeFrameLean(bytes))
-  if (full !== lean) t.equal(lean, full, `lean = full: ${label}`)
-  return full
-}
 
 const stream = new V2Stream({ deviceId: se.id, ecgHz: 256, t0: T0 })
 const goodPayload = stream.next(7)
@@ -86,7 +70,7 @@ t.test('round trips at 128, 256 and 512 sps, every gain, both profiles', async (
         t.equal(d.red!.length, 200)
         t.equal(d.gaps, undefined)
         if (gain !== 80 || key !== se) continue
-        t.equal(judge(t, bytes, `${ecgHz}`).slice(0, 2), 'ok')
+        t.equal(fullAndLean(t, bytes, `${ecgHz}`).slice(0, 2), 'ok')
       }
     }
   }
@@ -135,7 +119,7 @@ t.test('fast-recovery words are samples, marked; PTAG and the MAX30102 upper bit
   t.same(Array.from(d.ecgFast!), [0, 1, 1, 0])
   t.same(Array.from(d.red!), [262143, 1])
   t.same(Array.from(d.ir!), [0, 5])
-  t.match(judge(t, bytes, 'fast'), /^ok /)
+  t.match(fullAndLean(t, bytes, 'fast'), /^ok /)
 })
 
 t.test('schema refusals name the key, and the lean decoder gives the same verdict', async (t) => {
@@ -187,7 +171,7 @@ t.test('schema refusals name the key, and the lean decoder gives the same verdic
     ['the flag without faults', [[K.flags, FLAG_RECOVERED]], /flags 64 sets FLAG_RECOVERED \(64\) but faults \(key 23\) is missing/],
     ['hr malformed', [[K.hr, [1]]], /hr \(key 10\) must be \[value×10, quality\]/],
   ]
-  for (const [name, changes, want] of cases) t.match(judge(t, withField(changes), name), want, name)
+  for (const [name, changes, want] of cases) t.match(fullAndLean(t, withField(changes), name), want, name)
 
   const accepted: Array<[string, Array<[number, unknown]>]> = [
     ['lost samples make up the ECG lane', [[K2.ecgRaw, words(new Array(128).fill(0))], [K2.gaps, [[0, 64, 128]]], [K.flags, FLAG_GAP]]],
@@ -197,7 +181,7 @@ t.test('schema refusals name the key, and the lean decoder gives the same verdic
     ['empty rr', [[K2.rr, []]]],
     ['every known flag', [[K.flags, 127], [K2.gaps, [[1, 40, 1]]], [K2.faults, 1], [K2.ppgRaw, new Uint8Array(6 * 99)]]],
   ]
-  for (const [name, changes] of accepted) t.match(judge(t, withField(changes), name), /^ok /, name)
+  for (const [name, changes] of accepted) t.match(fullAndLean(t, withField(changes), name), /^ok /, name)
 })
 
 t.test('version 1 decodes as before beside version 2; other versions are refused', async (t) => {
@@ -210,14 +194,14 @@ t.test('version 1 decodes as before beside version 2; other versions are refused
   t.equal(d.gaps, undefined)
   const m = dec.decode(decodeFrame(signFrame(se, v1)).payloadBytes) as Map<number, unknown>
   m.set(K2.ecgRaw, new Uint8Array(3))
-  t.match(judge(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v1 with key 18'), /unknown payload key 18/, 'version-2 keys are unknown to version 1')
-  t.match(judge(t, withField([[K.v, 3]]), 'v3'), /schema: unknown payload key 18/, 'a version-3 frame with version-2 keys')
+  t.match(fullAndLean(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v1 with key 18'), /unknown payload key 18/, 'version-2 keys are unknown to version 1')
+  t.match(fullAndLean(t, withField([[K.v, 3]]), 'v3'), /schema: unknown payload key 18/, 'a version-3 frame with version-2 keys')
   m.delete(K2.ecgRaw)
   m.set(K.v, 3)
-  t.match(judge(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v3'), /unsupported frame version 3, expected 1 or 2/)
+  t.match(fullAndLean(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v3'), /unsupported frame version 3, expected 1 or 2/)
   m.set(K.v, 1)
   m.set(K.flags, FLAG_GAP)
-  t.match(judge(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v1 FLAG_GAP'), /flags 32 sets unknown bits/, 'the version-2 flag bits stay unknown to version 1')
+  t.match(fullAndLean(t, buildSign1(se.id, new Uint8Array(enc.encode(m)), new Uint8Array(64)), 'v1 FLAG_GAP'), /flags 32 sets unknown bits/, 'the version-2 flag bits stay unknown to version 1')
 })
 
 t.test('mangled frames: never a crash, lean and full always agree', async (t) => {
@@ -249,7 +233,7 @@ t.test('mangled frames: never a crash, lean and full always agree', async (t) =>
       mm.set(keys[rint(keys.length)]!, values[rint(values.length)])
       m = buildSign1(se.id, new Uint8Array(enc.encode(mm)), new Uint8Array(64))
     }
-    const v = judge(t, m, `mangle ${i} op ${op}`)
+    const v = fullAndLean(t, m, `mangle ${i} op ${op}`)
     if (v.startsWith('THROWN')) t.fail(`mangle ${i}: not a FrameError: ${v}`)
     const k = v.startsWith('ok') ? 'ok' : v.split(':')[0]!
     kinds.set(k, (kinds.get(k) ?? 0) + 1)

@@ -5,9 +5,10 @@
  * sample arrays. Run over valid frames, hand-made bad sample strings and
  * thousands of randomly mutated frames.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
+import { fullAndLean } from './helpers/decode-verdict.ts'
 import { Decoder, Encoder } from 'cbor-x'
-import { decodeFrame, decodeFrameLean, scanPacked } from '../../protocol/node/decode.ts'
+import { decodeFrame, scanPacked } from '../../protocol/node/decode.ts'
 import { generateKey } from '../../protocol/node/keys.ts'
 import { signFrame, type DeviceSigningKey } from '../../protocol/node/sign.ts'
 import { syntheticPayload } from '../../protocol/node/synthetic.ts'
@@ -22,22 +23,6 @@ const enc = new Encoder({ mapsAsObjects: false, useRecords: false } as Construct
 const rng = createRng(6)
 const rint = (n: number) => Math.floor(rng.next() * n)
 
-function verdict(fn: () => { payload: object }): string {
-  try {
-    const { ecg, red, ir, ...rest } = fn().payload as Record<string, unknown>
-    void ecg, red, ir
-    return 'ok ' + JSON.stringify(rest)
-  } catch (err) {
-    return `${(err as { code?: string }).code ?? 'THROWN ' + (err as Error).name}: ${(err as Error).message}`
-  }
-}
-
-function same(t: Test, bytes: Uint8Array, label: string): string {
-  const full = verdict(() => decodeFrame(bytes))
-  const lean = verdict(() => decodeFrameLean(bytes))
-  if (full !== lean) t.equal(lean, full, label)
-  return full
-}
 
 const key = generateKey('p256') as Extract<DeviceSigningKey, { type: 'p256' }>
 const good = (seq: number) => signFrame(key, syntheticPayload(key.id, { seconds: 1 + (seq % 3), seq, seed: 1, t0: 1_700_000_000_000 + seq }))
@@ -80,7 +65,7 @@ t.test('scanPacked gives unpack()s error, count and first out-of-range sample', 
 })
 
 t.test('valid frames and hand-made bad sample fields: identical verdicts', async (t) => {
-  for (let s = 1; s <= 20; s++) t.match(same(t, good(s), `good frame ${s}`), /^ok /, `good frame ${s} accepted by both`)
+  for (let s = 1; s <= 20; s++) t.match(fullAndLean(t, good(s), `good frame ${s}`), /^ok /, `good frame ${s} accepted by both`)
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['ECG beyond 12 bits', withField(K.ecg, pack([1, 2, 5000, 3])), /ecg sample 2 is 5000, outside 0\.\.4095/],
     ['negative ECG sample', withField(K.ecg, pack([1, -1])), /ecg sample 1 is -1/],
@@ -96,7 +81,7 @@ t.test('valid frames and hand-made bad sample fields: identical verdicts', async
     ['sample beyond ±2^31', withField(K.ecg, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f])), /out of range/],
     ['PPG only', withField(K.ecg, undefined, [K.ecgHz]), /^ok /],
   ]
-  for (const [name, bytes, want] of cases) t.match(same(t, bytes, name), want, name)
+  for (const [name, bytes, want] of cases) t.match(fullAndLean(t, bytes, name), want, name)
 })
 
 t.test('randomly mutated frames: identical verdicts', async (t) => {
@@ -122,7 +107,7 @@ t.test('randomly mutated frames: identical verdicts', async (t) => {
       mm.set(f, rint(4) === 0 ? s.subarray(0, rint(s.length)) : s)
       m = buildSign1(key.id, new Uint8Array(enc.encode(mm)), new Uint8Array(64))
     }
-    const v = same(t, m, `mutation ${i} (op ${op}): ${Buffer.from(m).toString('hex').slice(0, 64)}...`)
+    const v = fullAndLean(t, m, `mutation ${i} (op ${op}): ${Buffer.from(m).toString('hex').slice(0, 64)}...`)
     const k = v.startsWith('ok') ? 'ok' : v.split(':')[0]! + (v.includes('sample') || v.includes('varint') ? ' (samples)' : '')
     kinds.set(k, (kinds.get(k) ?? 0) + 1)
   }
