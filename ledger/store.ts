@@ -177,6 +177,12 @@ export class SegmentStore {
       const waiters = this.waiters
       this.queue = []
       this.waiters = []
+      if (this.failed) {
+        // Queued while the failed write was in progress: writing them after a torn record
+        // would put good records behind damage. Refused like the batch that failed.
+        for (const w of waiters) w.reject(this.failed)
+        continue
+      }
       try {
         let i = 0
         while (i < batch.length) {

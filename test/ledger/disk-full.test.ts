@@ -41,8 +41,13 @@ t.test('a short write refuses its frames and everything after, until recover(); 
   const blocksBefore = blocks
 
   const restore = await shortWrites(1)
-  const results = await Promise.allSettled([21, 22, 23].map((seq) => l.appendFrame(fakeFrame('dev-a', seq), { deviceId: 'dev-a', seq, t0: 1000 + seq })))
+  const first = [21, 22, 23].map((seq) => l.appendFrame(fakeFrame('dev-a', seq), { deviceId: 'dev-a', seq, t0: 1000 + seq }))
+  // queued while the failing write is in progress: must not be written behind the torn record
+  await new Promise((r) => setImmediate(r))
+  const queued = [30, 31].map((seq) => l.appendFrame(fakeFrame('dev-a', seq), { deviceId: 'dev-a', seq, t0: 1000 + seq }).catch((e: Error) => e))
+  const results = await Promise.allSettled(first)
   restore()
+  t.ok((await Promise.all(queued)).every((e) => e instanceof StorageError), 'frames queued during the failed write are refused too')
   t.ok(results.every((r) => r.status === 'rejected' && r.reason instanceof StorageError && /short write/.test(r.reason.message)), 'the batch that was cut short is refused (never acknowledged)')
   t.match(l.storageFault, /short write: \d+ of \d+ bytes/, 'storageFault says why')
   await t.rejects(l.appendFrame(fakeFrame('dev-a', 24), { deviceId: 'dev-a', seq: 24, t0: 1024 }), StorageError, 'nothing more is taken while the fault stands')
