@@ -16,6 +16,7 @@ import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
 import type { GatewayConfig, PortSpec } from './config.ts'
 import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
+import { claimDataDir } from './data-dir.ts'
 import { createHttpApi, type HttpMount } from './http-api.ts'
 import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
 import { jsonLogger, type Logger } from './log.ts'
@@ -117,6 +118,8 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   if (cfg.allowAnonymous)
     log.log('warn', 'ANONYMOUS MODE: clients without credentials are admitted with no topic ACLs. For protocol conformance testing only; never on a ward network.', {})
 
+  // Before anything is written: one writer per data dir, and private files (data-dir.ts).
+  const dirLock = claimDataDir(cfg.dataDir, log)
   const identity = ensureIdentity(cfg.dataDir, (pub) => deps.codec.principalIdFromEd25519(pub))
   if (identity.created.key) log.log('info', 'created gateway key', { file: identity.keyFile, id: identity.id })
   if (identity.created.token) log.log('info', 'created admin token', { file: join(cfg.dataDir, 'admin.token') })
@@ -256,6 +259,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     await b.close()
     await store.close()
     registry.close()
+    dirLock.release()
     throw err
   }
 
@@ -315,6 +319,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       registry.close()
       await closeServer(http)
       for (const c of closers) await c()
+      dirLock.release()
       log.log('info', 'gateway stopped', {})
     },
   }

@@ -88,6 +88,7 @@ are stored and acknowledged, then the ledger is closed.`,
       if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new CliError(`cannot listen: ${e.message}`)
       // A damaged ledger is the operator's to restore, not a bug: say what was lost, exit 1.
       if (e.name === 'LedgerError' && e.code === 'damaged') throw new CliError(e.message)
+      if (e.name === 'DataDirBusy') throw new CliError(e.message)
       throw err
     }
     if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)

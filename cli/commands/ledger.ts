@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, mkdirSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { group, untilStopSignal, print, type Command } from '../command.ts'
 import { parseCli, requireOpt, stringOpt, intOpt } from '../args.ts'
 import { CliError, UsageError, invalidOn } from '../errors.ts'
@@ -12,6 +12,16 @@ const HASH_RE = /^[0-9a-fA-F]{64}$/
 /** A gateway data directory holds its ledger in ledger/: accept either directory. */
 function ledgerDir(dir: string): string {
   return !existsSync(join(dir, 'ledger.json')) && existsSync(join(dir, 'ledger', 'ledger.json')) ? join(dir, 'ledger') : dir
+}
+
+/**
+ * The directory whose writer lock covers the ledger in `dir`: a gateway's data directory
+ * when the ledger is its ledger/ (so `ledger serve` and the gateway exclude each other),
+ * else the ledger directory itself.
+ */
+function writerDir(dir: string): string {
+  const parent = dirname(dir)
+  return basename(dir) === 'ledger' && existsSync(join(parent, 'gateway.key')) ? parent : dir
 }
 
 /** The ledger in `dir`, opened read-only (safe next to a running gateway); a failure is one line, exit 1. */
@@ -228,6 +238,16 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     const { openLedger } = await import('../../ledger/ledger.ts')
     const { startPeer } = await import('../../ledger/sync.ts')
     const log = (m: string): void => void io.stderr.write(m + '\n')
+    const { acquireDirLock, describeHolder, DirLockBusy } = await import('../../ledger/dir-lock.ts')
+    const lockDir = writerDir(dir)
+    let lock
+    try {
+      mkdirSync(lockDir, { recursive: true })
+      lock = acquireDirLock(lockDir, { log })
+    } catch (e) {
+      if (e instanceof DirLockBusy) throw new CliError(`data directory ${lockDir} is in use by ${describeHolder(e.holder)}; stop it first (verify, proof and head read it safely beside it)`)
+      throw e
+    }
     let ledger
     try {
       ledger = await openLedger({ dir, producerId, producerKey, producerPublicKey, log })
@@ -240,6 +260,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     await untilStopSignal()
     await node.close()
     await ledger.close()
+    lock.release()
     return 0
   },
 }
