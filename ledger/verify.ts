@@ -4,6 +4,7 @@
  * consent signature. Stops at the first problem and names it precisely.
  */
 import { readFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { hasher, sha256, ed25519Verify } from './crypto.ts'
 import { CompactRange, rootOf, bytesEqual } from './merkle.ts'
@@ -14,11 +15,12 @@ import { ConsentState } from './consent.ts'
 import { readMeta } from './meta.ts'
 import { decodeLeafRecord, KIND_FRAME } from './leaf.ts'
 import { checkMarkBlock, checkReaches, checkSegmentList, readHighWater, readIndexClaim, segmentSize, type Claim } from './high-water.ts'
+import { IndexCheck } from './index-check.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
 
 export interface VerifyProblem {
   /** What is bad: a block, a leaf (frame / consent record), a raw record, or acknowledged data missing. */
-  kind: 'block' | 'leaf' | 'record' | 'meta' | 'missing'
+  kind: 'block' | 'leaf' | 'record' | 'meta' | 'missing' | 'index'
   block?: number
   leaf?: number
   segment?: string
@@ -44,7 +46,10 @@ export interface VerifyReport {
 
 export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array } = {}): Promise<VerifyReport> {
   const rep: VerifyReport = { ok: false, blocks: 0, leaves: 0, frames: 0, pruned: 0, consent: 0, witnessSignatures: 0, pendingLeaves: 0 }
-  const fail = (p: VerifyProblem): VerifyReport => ((rep.problem = p), rep)
+  let ix: IndexCheck | undefined
+  const fail = (p: VerifyProblem): VerifyReport => (ix?.close(), (rep.problem = p), rep)
+  // Nothing there is not a valid empty ledger: a mistyped path must not pass.
+  if (!existsSync(dir)) return fail({ kind: 'missing', message: `no ledger at ${dir}: no such directory` })
   let meta
   try {
     meta = await readMeta(dir)
@@ -68,8 +73,13 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
     return fail({ kind: 'missing', message: (e as Error).message })
   }
   const segs = await listSegments(dir)
+  if (!meta && segs.length === 0) return fail({ kind: 'missing', message: `no ledger at ${dir}: no ledger.json and no segment files` })
   const hole = checkSegmentList(segs, (n) => segmentSize(dir, n)) ?? (mark && checkMarkBlock(dir, mark))
   if (hole) return fail({ kind: 'missing', message: hole })
+  // Proofs and lookups read the index, not the segments: it must agree with them (index-check.ts).
+  const opened = IndexCheck.open(dir)
+  if (typeof opened === 'string') return fail({ kind: 'index', message: opened })
+  ix = opened
 
   const range = new CompactRange(hasher)
   const consent = new ConsentState()
@@ -89,6 +99,8 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
         const leaf = decodeLeafRecord(r.body)
         if (leaf) {
           if (leaf.consent) consent.check(leaf.consent)
+          const badIndex = ix?.leaf(leafNo, leaf.hash, leaf.kind, s, r.offset)
+          if (badIndex) return fail({ kind: 'index', leaf: leafNo, ...at, message: badIndex })
           range.append(leaf.hash)
           blockLeaves.push(leaf.hash)
           if (leaf.consent) {
@@ -115,6 +127,8 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
           if (!ed25519Verify(pub, blockToBeSigned(b.header), b.sig)) return bad(`producer signature does not verify with ${toHex(pub)}`)
           if (meta && hd.producerId !== meta.producerId) return bad(`producerId '${hd.producerId}', ledger.json says '${meta.producerId}'`)
           prev = sha256(b.header)
+          const badIndex = ix?.block(height, s, r.offset, hd.firstLeaf, prev, hd.logSize)
+          if (badIndex) return fail({ kind: 'index', block: height, ...at, message: badIndex })
           headers.push(new Uint8Array(b.header))
           rep.head = { height, hash: toHex(prev), logSize: hd.logSize, logRoot: toHex(hd.logRoot) }
           height++
@@ -147,6 +161,9 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
   rep.pendingLeaves = blockLeaves.length
   const short = claims.map((c) => checkReaches({ blocks: height, leaves: range.size }, c)).find((m) => m !== undefined)
   if (short) return fail({ kind: 'missing', message: short })
+  const badLevels = ix?.levels()
+  if (badLevels) return fail({ kind: 'index', message: badLevels })
+  ix?.close()
   rep.ok = true
   return rep
 }
