@@ -143,15 +143,15 @@ export function createHttpApi(d: HttpApiDeps): Server {
       await pub.handler(c, pub.params)
       return
     }
-    if (!path.startsWith('/api/')) throw notFound(method, path)
-    // The token is checked before the route, so unknown API paths tell a stranger nothing.
+    if (pub.allowed.length > 0) return open.dispatch(method, path, c) // a 405 naming the method to use
+    if (!path.startsWith('/api/') || !admin.has(path)) throw notFound(method, path)
+    // The route list is public (docs/gateway.md): an unknown path is a plain 404 whoever asks,
+    // so a typo is not mistaken for a bad token; a known one needs the token before anything else.
     if (!isAdmin(c.req)) {
       d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: c.req.socket.remoteAddress })
       throw unauthorized('admin token required (Authorization: Bearer <token>)')
     }
-    const m = admin.match(method, path)
-    if (!m.handler) throw notFound(method, path)
-    await m.handler(c, m.params)
+    await admin.dispatch(method, path, c)
   }
 
   async function postConsent({ req, res }: RequestContext): Promise<void> {
