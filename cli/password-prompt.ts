@@ -14,11 +14,10 @@ export async function readNewPassword(): Promise<string> {
     if (line === '') throw new UsageError('expected the password on standard input')
     return line
   }
-  const first = await askHidden('Password: ')
+  const [first, again] = await askHidden(['Password: ', 'Repeat password: '])
   if (first === '') throw new UsageError('no password given')
-  const again = await askHidden('Repeat password: ')
   if (again !== first) throw new CliError('the two passwords differ; nothing was changed')
-  return first
+  return first!
 }
 
 function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -31,22 +30,36 @@ function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   })
 }
 
-/** One line from the terminal with nothing echoed; Ctrl-C or Ctrl-D cancels. */
-function askHidden(prompt: string): Promise<string> {
-  process.stderr.write(prompt)
+/**
+ * One line per prompt from the terminal with nothing echoed; Ctrl-C or Ctrl-D cancels.
+ * Each prompt is written only once the terminal is in raw mode (readline sets it when the
+ * interface is made), so keys typed as soon as it shows are not echoed by the terminal itself.
+ */
+async function askHidden(prompts: string[]): Promise<string[]> {
   const muted = new Writable({ write: (_chunk, _enc, done) => done() })
   const rl = createInterface({ input: process.stdin, output: muted, terminal: true })
-  return new Promise((resolve, reject) => {
-    let answered = false
-    rl.on('SIGINT', () => rl.close())
+  let closed = false
+  let asking = false
+  rl.on('SIGINT', () => rl.close())
+  const cancelled = new Promise<never>((_, reject) =>
     rl.once('close', () => {
+      closed = true
+      if (asking) process.stderr.write('\n')
+      reject(new CliError('cancelled; nothing was changed'))
+    }),
+  )
+  cancelled.catch(() => {}) // only a pending question turns it into an error
+  const answers: string[] = []
+  try {
+    for (const prompt of prompts) {
+      process.stderr.write(prompt)
+      asking = true
+      answers.push(await Promise.race([new Promise<string>((r) => rl.question('', r)), cancelled]))
+      asking = false
       process.stderr.write('\n')
-      if (!answered) reject(new CliError('cancelled; nothing was changed'))
-    })
-    rl.question('', (answer) => {
-      answered = true
-      resolve(answer)
-      rl.close()
-    })
-  })
+    }
+  } finally {
+    if (!closed) rl.close()
+  }
+  return answers
 }

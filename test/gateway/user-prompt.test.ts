@@ -30,7 +30,10 @@ async function atTerminal(args: string[], answers: string[]): Promise<{ code: nu
   let from = 0
   for (let i = 0; i < answers.length; i++) {
     const prompt = prompts[i]!
-    await waitFor(() => screen.indexOf(prompt, from) >= 0, () => `prompt '${prompt}'; screen so far: ${JSON.stringify(screen)}`, 30_000)
+    await waitFor(() => screen.indexOf(prompt, from) >= 0, () => `prompt '${prompt}'; screen so far: ${JSON.stringify(screen)}`, 30_000).catch((err: unknown) => {
+      child.kill('SIGKILL') // a command that never asks would wait on the terminal forever
+      throw err
+    })
     from = screen.indexOf(prompt, from) + prompt.length
     child.stdin.write(answers[i] + '\r')
   }
