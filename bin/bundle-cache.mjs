@@ -81,6 +81,8 @@ export async function cachedBundle(name, entries, where = {}) {
       format: 'esm',
       target: 'node20',
       packages: 'external',
+      // dashboard/build.ts finds the browser sources by its own URL, which in a bundle is the cache's.
+      define: { MHEALTH_DASHBOARD_WEB: JSON.stringify(join(root, 'dashboard', 'web')) },
       metafile: true,
       logLevel: 'silent',
     })

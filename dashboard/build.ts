@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import { staticFile, type StaticFile } from '../http/respond.ts'
 
-const WEB = join(dirname(fileURLToPath(import.meta.url)), 'web')
+/** Set by the gateway bundle (bin/bundle-cache.mjs), whose own URL is in the cache, not beside web/. */
+declare const MHEALTH_DASHBOARD_WEB: string | undefined
+const WEB = typeof MHEALTH_DASHBOARD_WEB === 'string' ? MHEALTH_DASHBOARD_WEB : join(dirname(fileURLToPath(import.meta.url)), 'web')
 
 export interface WebAssets {
   html: StaticFile

@@ -240,6 +240,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
         codec: deps.codec,
         metrics: metrics.registry,
         adminToken: identity.adminToken,
+        adminTokenFile: join(cfg.dataDir, 'admin.token'),
         log,
         now,
         health: () => {
@@ -271,6 +272,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       const since = revokedCursor - 1000
       revokedCursor = now()
       for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
+      users.endStaleSessions() // users deleted or changed by the CLI
       registry.flushSeq()
     } catch (err) {
       // SQLITE_FULL and the like: the batch stays queued and is written once the disk has room.

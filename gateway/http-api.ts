@@ -9,6 +9,10 @@
  *   POST /api/devices/:id/revoke    admin: revoke and disconnect now
  *   POST /api/users                 admin: add a user {username, role, password}
  *   GET  /api/users                 admin: list users
+ *   DELETE /api/users/:name         admin: delete a user (their sessions end)
+ *   POST /api/users/:name/password  admin: {password} set a new one (their sessions end)
+ *   POST /api/users/:name/role      admin: {role} clinician|admin (their sessions end)
+ *   POST /api/admin-token/rotate    admin: a new admin token, written to DATA/admin.token -> {token}
  *   POST /api/login                 {username, password} -> {token, username, role, expiresAt} (dashboard session)
  *   POST /api/logout                Authorization: Bearer <session token>
  *   GET  /api/access?patient=P[&scope=live]   session: may this user see patient P? (consent)
@@ -23,11 +27,12 @@ import { readBody, readJson, parseJsonObject } from '../http/body.ts'
 import { sendJson, sendText } from '../http/respond.ts'
 import { Router, notFound } from '../http/router.ts'
 import { createHttpServer, requestListener, type Mount, type RequestContext } from '../http/server.ts'
-import { bearerToken, requireSession, tokenMatcher, unauthorized, type SessionLookup } from '../http/auth.ts'
+import { bearerToken, requireSession, unauthorized, type SessionLookup } from '../http/auth.ts'
 import { publicView, RegistryError, type DeviceRegistry } from './registry.ts'
 import { registerDevice, type RegistrationCodec } from './devices.ts'
 import type { Registry } from './metrics.ts'
 import type { Logger } from './log.ts'
+import { adminTokenCheck, rotateAdminToken } from './admin-token.ts'
 import { LoginThrottled, type Session, type UserAuth } from './user-auth.ts'
 
 export interface HttpApiDeps {
@@ -35,6 +40,8 @@ export interface HttpApiDeps {
   codec: RegistrationCodec
   metrics: Registry
   adminToken: string
+  /** DATA/admin.token: re-read when it changes (rotation without restart); absent: `adminToken` only. */
+  adminTokenFile?: string
   log: Logger
   now: () => number
   health: () => { ok: boolean; [k: string]: unknown }
@@ -66,7 +73,7 @@ const registryStatus: ErrorMapper = (err) => {
 }
 
 export function createHttpApi(d: HttpApiDeps): Server {
-  const isAdminToken = tokenMatcher(d.adminToken)
+  const isAdminToken = adminTokenCheck(d.adminToken, d.adminTokenFile)
   const sessionOf: SessionLookup<Session> = (req) => {
     const b = bearerToken(req)
     return (b && d.users?.session(b)) || null
@@ -135,6 +142,36 @@ export function createHttpApi(d: HttpApiDeps): Server {
       sendJson(res, 201, d.registry.addUser(String(b.username ?? ''), b.role as 'clinician', String(b.password ?? '')))
     })
     .get('/api/users', ({ res }) => sendJson(res, 200, { users: d.registry.listUsers() }))
+    .on('DELETE', '/api/users/:name', ({ res }, p) => {
+      d.registry.deleteUser(p.name)
+      userChanged(p.name, 'user deleted')
+      sendJson(res, 200, { username: p.name, deleted: true })
+    })
+    .post('/api/users/:name/password', async ({ req, res }, p) => {
+      const b = await readJson(req, BODY)
+      if (typeof b.password !== 'string') throw new HttpError(400, `password: expected a string, got ${typeof b.password}`)
+      d.registry.setPassword(p.name, b.password)
+      userChanged(p.name, 'user password set')
+      sendJson(res, 200, { username: p.name, passwordSet: true })
+    })
+    .post('/api/users/:name/role', async ({ req, res }, p) => {
+      const b = await readJson(req, BODY)
+      const u = d.registry.setRole(p.name, b.role as 'clinician')
+      userChanged(p.name, 'user role set')
+      sendJson(res, 200, u)
+    })
+    .post('/api/admin-token/rotate', ({ res }) => {
+      if (!d.adminTokenFile) throw new HttpError(501, 'this gateway keeps no admin token file')
+      const token = rotateAdminToken(d.adminTokenFile)
+      d.log.log('warn', 'admin token rotated', { via: 'http' })
+      sendJson(res, 200, { token })
+    })
+
+  /** After a user is deleted or changed: every session they hold ends, whatever its channel. */
+  function userChanged(username: string, what: string): void {
+    const ended = d.users?.endSessionsOf(username) ?? 0
+    d.log.log('info', what, { username, sessionsEnded: ended, via: 'http' })
+  }
 
   async function route(c: RequestContext): Promise<void> {
     const { method, path } = c
@@ -143,15 +180,15 @@ export function createHttpApi(d: HttpApiDeps): Server {
       await pub.handler(c, pub.params)
       return
     }
-    if (!path.startsWith('/api/')) throw notFound(method, path)
-    // The token is checked before the route, so unknown API paths tell a stranger nothing.
+    if (pub.allowed.length > 0) return open.dispatch(method, path, c) // a 405 naming the method to use
+    if (!path.startsWith('/api/') || !admin.has(path)) throw notFound(method, path)
+    // The route list is public (docs/gateway.md): an unknown path is a plain 404 whoever asks,
+    // so a typo is not mistaken for a bad token; a known one needs the token before anything else.
     if (!isAdmin(c.req)) {
       d.log.log('warn', 'admin API refused', { path, reason: 'bad-or-missing-token', remote: c.req.socket.remoteAddress })
       throw unauthorized('admin token required (Authorization: Bearer <token>)')
     }
-    const m = admin.match(method, path)
-    if (!m.handler) throw notFound(method, path)
-    await m.handler(c, m.params)
+    await admin.dispatch(method, path, c)
   }
 
   async function postConsent({ req, res }: RequestContext): Promise<void> {

@@ -141,6 +141,17 @@ const DUMMY_HASH_OF = (): string => (dummyHash ??= hashPassword('not-a-real-pass
 const LOGIN_CONCURRENCY = 2
 const LOGIN_QUEUE = 64
 
+function checkRole(role: string): void {
+  if (role !== 'clinician' && role !== 'admin') throw new RegistryError(`role: expected clinician or admin, got '${role}'`, 'invalid')
+}
+
+function checkNewPassword(password: string): void {
+  if (typeof password !== 'string') throw new RegistryError(`password: expected a string, got ${typeof password}`, 'invalid')
+  if (password.length < 8) throw new RegistryError(`password: expected at least 8 characters, got ${password.length}`, 'invalid')
+}
+
+const notFoundUser = (username: string): RegistryError => new RegistryError(`user ${username} does not exist`, 'not-found')
+
 const PATIENT_RE = /^[A-Za-z0-9._-]{1,64}$/
 const USER_RE = /^[a-z0-9._-]{1,64}$/
 
@@ -175,6 +186,10 @@ export class DeviceRegistry {
       getUser: db.prepare('SELECT * FROM users WHERE username = ?'),
       insertUser: db.prepare('INSERT INTO users (username, role, password_hash, created_ms) VALUES (?, ?, ?, ?)'),
       listUsers: db.prepare('SELECT username, role, created_ms FROM users ORDER BY username'),
+      deleteUser: db.prepare('DELETE FROM users WHERE username = ?'),
+      setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE username = ?'),
+      setRole: db.prepare('UPDATE users SET role = ? WHERE username = ?'),
+      userStamps: db.prepare('SELECT username, role, password_hash FROM users'),
     }
   }
 
@@ -262,8 +277,8 @@ export class DeviceRegistry {
 
   addUser(username: string, role: Role, password: string, nowMs = Date.now()): User {
     if (!USER_RE.test(username)) throw new RegistryError(`username: expected 1-64 characters [a-z0-9._-], got '${username}'`, 'invalid')
-    if (role !== 'clinician' && role !== 'admin') throw new RegistryError(`role: expected clinician or admin, got '${role}'`, 'invalid')
-    if (password.length < 8) throw new RegistryError(`password: expected at least 8 characters, got ${password.length}`, 'invalid')
+    checkRole(role)
+    checkNewPassword(password)
     try {
       this.stmts.insertUser.run(username, role, hashPassword(password), nowMs)
     } catch (err) {
@@ -301,6 +316,34 @@ export class DeviceRegistry {
     // Unknown users still pay for one scrypt, so timing does not reveal which names exist.
     const ok = await checkPassword(password, r ? r.password_hash : DUMMY_HASH_OF())
     return r && ok ? { username: r.username, role: r.role, createdMs: r.created_ms } : null
+  }
+
+  /** Removes a user; throws 'not-found' when there is none. Their sessions are the caller's to end. */
+  deleteUser(username: string): void {
+    if (this.stmts.deleteUser.run(username).changes !== 1) throw notFoundUser(username)
+  }
+
+  /** Replaces a user's password (a fresh salt, so the stored hash always changes). */
+  setPassword(username: string, password: string): void {
+    checkNewPassword(password)
+    if (this.stmts.setPassword.run(hashPassword(password), username).changes !== 1) throw notFoundUser(username)
+  }
+
+  /** Changes a user's role; returns the user as now stored. */
+  setRole(username: string, role: Role): User {
+    checkRole(role)
+    if (this.stmts.setRole.run(role, username).changes !== 1) throw notFoundUser(username)
+    const r = this.stmts.getUser.get(username) as { username: string; role: Role; created_ms: number }
+    return { username: r.username, role: r.role, createdMs: r.created_ms }
+  }
+
+  /**
+   * One string per user that changes whenever the user is deleted, their role changes or their
+   * password is set (whichever process did it): what a gateway compares to end stale sessions.
+   */
+  userStamps(): Map<string, string> {
+    const rows = this.stmts.userStamps.all() as Array<{ username: string; role: Role; password_hash: string }>
+    return new Map(rows.map((r) => [r.username, `${r.role}$${r.password_hash}`]))
   }
 
   listUsers(): User[] {

@@ -39,11 +39,24 @@ export interface UserAuth {
   /** The live session for a bearer token, or null (unknown or expired). */
   session(token: string): Session | null
   logout(token: string): void
+  /** Ends every session of a user, whatever its channel (API token, dashboard cookie); returns how many. */
+  endSessionsOf(username: string): number
+  /**
+   * Ends the sessions of users deleted, re-roled or given a new password since the last call,
+   * by this process or another on the same registry (the CLI); the gateway calls it on a timer.
+   */
+  endStaleSessions(): number
 }
 
 /** The kind of the bearer-token sessions this module hands out. */
 export const API_SESSION = 'api'
 type ApiSession = { username: string; role: Role }
+
+/** The user a session belongs to: API tokens carry `username`, dashboard cookies the actor's `userId`. */
+function sessionUser(d: SessionData): string | undefined {
+  const x = d as { username?: unknown; userId?: unknown }
+  return typeof x.username === 'string' ? x.username : typeof x.userId === 'string' ? x.userId : undefined
+}
 
 export interface UserAuthOptions {
   now?: () => number
@@ -59,6 +72,7 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: U
   const backoff = new LoginBackoff({ now, ...opts.backoff })
   // One ward shift, however busy: the token then has to be renewed by a fresh login.
   const lifetime = { kind: API_SESSION, maxAgeMs: opts.sessionMs ?? 8 * 3600_000, idleMs: Infinity }
+  let stamps = registry.userStamps()
 
   return {
     async checkLogin(username, password, source) {
@@ -88,6 +102,20 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: U
     },
     logout(token) {
       sessions.destroy(token)
+    },
+    endSessionsOf(username) {
+      // This change is handled: the timer must not end the sessions the user opens next.
+      const stamp = registry.userStamps().get(username)
+      if (stamp === undefined) stamps.delete(username)
+      else stamps.set(username, stamp)
+      return sessions.destroyWhere((d) => sessionUser(d) === username)
+    },
+    endStaleSessions() {
+      const now = registry.userStamps()
+      const changed = new Set<string>()
+      for (const [name, stamp] of stamps) if (now.get(name) !== stamp) changed.add(name)
+      stamps = now
+      return changed.size === 0 ? 0 : sessions.destroyWhere((d) => changed.has(sessionUser(d) ?? ''))
     },
   }
 }

@@ -38,8 +38,10 @@ Options (override the config file, which overrides the defaults; see docs/gatewa
   --redis URL          share sessions and messages with other gateways (Aedes clustering)
   --allow-anonymous    admit clients without credentials, no ACLs (protocol testing ONLY)
   --log-level LEVEL    debug, info, warn or error (default info)
+  --dashboard          also serve the ward dashboard on the HTTP listener (/, /api/dash/*);
+                       users log in with the accounts of \`mhealth user add\`
 
-Prints one JSON line {"ready":true,...} with the bound ports when every listener is up.
+Prints one JSON line {"ready":true,...} with the bound ports (and "dashboard": its URL) when every listener is up.
 Logs are JSON lines on stderr. SIGINT/SIGTERM shut down gracefully: frames in flight
 are stored and acknowledged, then the ledger is closed.`,
   async run(argv, io) {
@@ -56,7 +58,9 @@ are stored and acknowledged, then the ledger is closed.`,
       redis: { type: 'string' },
       'allow-anonymous': { type: 'boolean' },
       'log-level': { type: 'string' },
+      dashboard: { type: 'boolean' },
     })
+    const dashboard = p.values.dashboard === true
     const { resolveConfig, readConfigFile, ConfigError } = await import('../../gateway/config.ts')
     let cfg
     try {
@@ -78,6 +82,7 @@ are stored and acknowledged, then the ledger is closed.`,
       if (err instanceof ConfigError) throw new UsageError(err.message)
       throw err
     }
+    if (dashboard && cfg.httpPort === 0) throw new UsageError('--dashboard needs the HTTP listener: --http-port cannot be 0')
     if (cfg.allowAnonymous) io.stderr.write('WARNING: --allow-anonymous: any client is admitted with no ACLs. For protocol conformance testing only.\n')
     const { startGateway } = await import('../../gateway/gateway.ts')
     let gw
@@ -91,8 +96,20 @@ are stored and acknowledged, then the ledger is closed.`,
       if (e.name === 'DataDirBusy') throw new CliError(e.message)
       throw err
     }
+    let dashboardUrl: string | undefined
+    if (dashboard) {
+      try {
+        const { mountDashboard } = await import('../../dashboard/mount.ts')
+        dashboardUrl = (await mountDashboard(gw, { host: cfg.host })).url
+        // The page is built and cached now; esbuild's service process need not live as long as the gateway.
+        await (await import('esbuild')).stop()
+      } catch (err) {
+        await gw.close()
+        throw err
+      }
+    }
     if (gw.tlsFingerprint) io.stderr.write(`TLS certificate SHA-256 fingerprint (pin this on devices): ${gw.tlsFingerprint}\n`)
-    print(io, JSON.stringify({ ready: true, ports: gw.ports, id: gw.identity.id, publicKey: gw.identity.publicKeyHex, tlsSha256: gw.tlsFingerprint, dataDir: cfg.dataDir }))
+    print(io, JSON.stringify({ ready: true, ports: gw.ports, id: gw.identity.id, publicKey: gw.identity.publicKeyHex, tlsSha256: gw.tlsFingerprint, dataDir: cfg.dataDir, dashboard: dashboardUrl }))
     await untilStopSignal()
     await gw.close()
     return 0
