@@ -3,6 +3,15 @@
 // built on first use, rebuilt when a source changes; MHEALTH_FROM_SOURCE=1 skips it); every
 // other command registers the TypeScript loader and runs the CLI from source.
 const argv = process.argv.slice(2)
+// A reader that goes away (`mhealth ... | head -1`) is not a failure of the command: stop
+// writing to it and let the command finish with its own exit code, rather than dying on an
+// unhandled EPIPE with a stack trace (or taking a running gateway down with its log reader).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return
+    throw err
+  })
+}
 let gateway = null
 if (argv[0] === 'gateway' && process.env.MHEALTH_FROM_SOURCE !== '1') {
   try {

@@ -8,8 +8,10 @@ import type { KeyMaterial } from '../protocol/node/keys.ts'
 /**
  * A device key given on the command line: a key file, or hex. 65 bytes of hex
  * is a P-256 public key (SE profile); 32 bytes is a bare-profile HMAC secret.
+ * `id` is the device the key belongs to, when the key says (a key file, a public key);
+ * a bare secret given as hex does not.
  */
-export async function deviceKeyArg(arg: string): Promise<DeviceKey> {
+export async function deviceKeyArg(arg: string): Promise<{ key: DeviceKey; id: string | null }> {
   if (existsSync(arg)) {
     const { readKeyFile, KeyFileError } = await import('../protocol/node/keyfile.ts')
     let k: KeyMaterial
@@ -19,8 +21,8 @@ export async function deviceKeyArg(arg: string): Promise<DeviceKey> {
       if (err instanceof KeyFileError) throw new CliError(err.message)
       throw err
     }
-    if (k.type === 'p256') return { profile: 'se', publicKey: k.publicKey }
-    if (k.type === 'hmac') return { profile: 'bare', secret: k.secret }
+    if (k.type === 'p256') return { key: { profile: 'se', publicKey: k.publicKey }, id: k.id }
+    if (k.type === 'hmac') return { key: { profile: 'bare', secret: k.secret }, id: k.id }
     throw new CliError(`${arg} is an ${k.type} key; frames are verified with a device's P-256 key or HMAC secret`)
   }
   let b: Uint8Array
@@ -29,8 +31,12 @@ export async function deviceKeyArg(arg: string): Promise<DeviceKey> {
   } catch {
     throw new UsageError(`--key must be a key file or hex, got '${arg.slice(0, 40)}' (no such file, not hex)`)
   }
-  if (b.length === 65 && b[0] === 4) return { profile: 'se', publicKey: b }
-  if (b.length === 32) return { profile: 'bare', secret: b }
+  if (b.length === 65 && b[0] === 4) {
+    const { deviceIdFromPublicKey } = await import('../protocol/portable/device-id.ts')
+    const { nodeHash } = await import('../protocol/node/hash-node.ts')
+    return { key: { profile: 'se', publicKey: b }, id: deviceIdFromPublicKey(nodeHash, b) }
+  }
+  if (b.length === 32) return { key: { profile: 'bare', secret: b }, id: null }
   throw new UsageError(`--key hex must be a 65-byte P-256 public key (04…) or a 32-byte HMAC secret, got ${b.length} bytes`)
 }
 

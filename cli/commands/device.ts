@@ -70,6 +70,10 @@ async function backend(p: Parsed): Promise<Backend> {
   const mustExist = () => {
     if (!existsSync(file)) throw new CliError(`no registry at ${file} (wrong --data? the gateway creates it on first start)`)
   }
+  // A mistyped --data must not quietly start a second registry the gateway never reads.
+  const mayCreate = () => {
+    if (!existsSync(file) && !p.values.create) throw new CliError(`no registry at ${file}: ${dir} is not a gateway data directory (wrong --data? the gateway creates the registry on first start; --create makes a new one to fill before then)`)
+  }
   let reg: InstanceType<typeof DeviceRegistry> | null = null
   const open = () => (reg ??= new DeviceRegistry(file))
   const wrap = async <T>(f: () => T): Promise<T> => {
@@ -81,7 +85,10 @@ async function backend(p: Parsed): Promise<Backend> {
     }
   }
   return {
-    register: (b) => wrap(() => publicView(registerDevice(open(), protocolCodec, b))),
+    register: (b) => wrap(() => {
+      mayCreate()
+      return publicView(registerDevice(open(), protocolCodec, b))
+    }),
     revoke: (id) => wrap(() => {
       mustExist()
       const changed = open().revoke(id)
@@ -113,7 +120,7 @@ async function withBackend<T>(p: Parsed, f: (b: Backend) => Promise<T>): Promise
 const register: Command = {
   name: 'register',
   summary: 'Register a device for a patient (from its key file, or a public key / secret)',
-  usage: `Usage: mhealth device register --patient ID (--key FILE | --profile se --public-key HEX | --profile bare --id ID --secret HEX) [target]
+  usage: `Usage: mhealth device register --patient ID (--key FILE | --profile se --public-key HEX | --profile bare --id ID --secret HEX) [--create] [target]
 
   --patient ID       the patient the device belongs to (use the ledger patient ID, pt-..., for
                      consent records to apply to it)
@@ -124,10 +131,13 @@ const register: Command = {
   --profile bare     HMAC board: --id is its device ID, --secret the 32-byte secret (hex)
 
 ${TARGET}
+  --create        with --data: create DIR/registry.sqlite if it does not exist yet (to register
+                  devices before the gateway's first start); without it a directory that holds
+                  no registry is refused
 
 Prints the registered device as JSON.`,
   async run(argv, io) {
-    const p = parseCli(argv, { ...targetOpts, patient: { type: 'string' }, key: { type: 'string' }, profile: { type: 'string' }, 'public-key': { type: 'string' }, id: { type: 'string' }, secret: { type: 'string' } })
+    const p = parseCli(argv, { ...targetOpts, create: { type: 'boolean' }, patient: { type: 'string' }, key: { type: 'string' }, profile: { type: 'string' }, 'public-key': { type: 'string' }, id: { type: 'string' }, secret: { type: 'string' } })
     const patient = requireOpt(p, 'patient')
     const keyFile = stringOpt(p, 'key')
     let body: Record<string, unknown>

@@ -65,13 +65,18 @@ const verify: Command = {
 Strictly decodes FILE (or - for standard input) and checks its ES256 signature
 or HMAC tag. --key is a key file from 'mhealth keygen', a P-256 public key
 (65 bytes hex, 04…) or a bare-profile secret (32 bytes hex).
-Exit 0 when valid; exit 1 with the reason when not.`,
+Exit 0 when valid; exit 1 with the reason when not (a key of another device
+is named as such rather than reported as a bad signature).`,
   async run(argv, io) {
     const p = parseCli(argv, { key: { type: 'string' }, impl: { type: 'string' } }, { min: 1, max: 1, names: ['FILE'] })
-    const key = await deviceKeyArg(requireOpt(p, 'key'))
+    const { key, id } = await deviceKeyArg(requireOpt(p, 'key'))
     const impl = choiceOpt(p, 'impl', ['node', 'noble'] as const, 'node')
     const bytes = readFrameFile(p.positionals[0])
     const { verifyFrame } = await import('../../protocol/node/verify.ts')
+    const { decodeFrame } = await import('../../protocol/node/decode.ts')
+    // "bad signature" would send the user hunting for tampering when they only picked up the wrong key file.
+    const { kid } = await frameErrorToCli(() => decodeFrame(bytes))
+    if (id !== null && kid !== id) throw new CliError(`wrong key: the frame is from device ${kid}, but this key belongs to another device (${id})`)
     const f = await frameErrorToCli(() => verifyFrame(bytes, key, { impl }))
     print(io, `valid: ${f.kind === 'sign1' ? 'ES256' : 'HMAC'} frame from ${f.kid}, seq ${f.payload.seq}, ${bytes.length} bytes`)
     return 0

@@ -63,6 +63,24 @@ export async function registerWithGateway(gateway: string, token: string, body: 
   return dev.id
 }
 
+/**
+ * Asks the gateway for its device list with the admin token, before the board is touched:
+ * reading the key personalises a blank secure element for good, so a typo in --gateway or
+ * a stale token must fail first, with nothing done.
+ */
+export async function checkGatewayAccess(gateway: string, token: string): Promise<void> {
+  const { AdminClient, AdminApiError, GatewayUnreachableError } = await import('../../protocol/node/admin-client.ts')
+  const untouched = 'nothing was done to the board'
+  try {
+    await new AdminClient(gateway, token).list()
+  } catch (e) {
+    if (e instanceof GatewayUnreachableError) throw new CliError(`cannot reach the gateway at ${gateway}: ${e.reason} (${untouched})`)
+    if (e instanceof AdminApiError && (e.status === 401 || e.status === 403)) throw new CliError(`the gateway at ${gateway} refused the admin token (HTTP ${e.status}): check --token or --data (${untouched})`)
+    if (e instanceof AdminApiError) throw new CliError(`${gateway} does not answer like an mhealth gateway (GET /api/devices: HTTP ${e.status}) (${untouched})`)
+    throw new CliError(`${gateway} does not answer like an mhealth gateway: ${(e as Error).message} (${untouched})`)
+  }
+}
+
 /** The board's SE public key, read through the firmware's mhPubKey() (which personalises a blank SE first). */
 async function readSePublicKey(link: ReplLink): Promise<Uint8Array> {
   link.send('mhPubKey()')
@@ -95,6 +113,7 @@ async function provision(argv: string[], io: CliIO): Promise<number> {
   const windowS = intOpt(p, 'window-s', DEFAULTS.windowS, RANGE.windowSMin, RANGE.windowSMax)
   const token = await adminToken(stringOpt(p, 'token'), stringOpt(p, 'data'), 'registering needs the gateway admin token: pass --token TOKEN or --data GATEWAY_DATA_DIR')
   const { newIdentity, registration } = await import('../../protocol/node/admin-client.ts')
+  await checkGatewayAccess(gateway, token)
 
   return withBoard(board, async (link) => {
     // Run the flashed firmware (unprovisioned it only defines its REPL helpers).
@@ -131,9 +150,11 @@ export const command: Command = {
   usage: [
     'Usage: mhealth provision --port PORT --gateway URL --wifi SSID[:PASS] [options]',
     '',
-    "In one step: reads the secure element's public key through the firmware (or makes a",
-    'bare-profile HMAC secret), registers the device with the gateway admin API, writes WiFi,',
-    'gateway address and TLS fingerprint to Storage, restarts the board, prints the device ID.',
+    'First checks that the gateway answers and accepts the admin token; the board is not',
+    "touched otherwise. Then, in one step: reads the secure element's public key through the",
+    'firmware (or makes a bare-profile HMAC secret), registers the device with the gateway',
+    'admin API, writes WiFi, gateway address and TLS fingerprint to Storage, restarts the',
+    'board, prints the device ID.',
     '',
     'Options:',
     '  --port PORT              serial device or tcp://HOST:PORT (board already flashed)',

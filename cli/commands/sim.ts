@@ -42,6 +42,8 @@ Options:
 
 Progress (every second): simulated time, devices connected, frames made, sent and
 acknowledged (totals and per second), frames waiting in the boards' flash, speed.
+When no board has connected after 10 simulated seconds, a warning on stderr says so
+(usually --mqtt-port is not the gateway's MQTT port).
 Long runs at speed X: the boards' clocks run X times faster than the gateway's, so frame
 times drift ahead by (X-1) x elapsed real time; the gateway refuses frames more than its
 futureSkewMs (default 5 min) ahead.`
@@ -112,6 +114,13 @@ async function commonFleetOptions(p: Parsed) {
   }
 }
 
+/**
+ * A board is up within a few simulated seconds of boot (WiFi, then MQTT). None after this
+ * long, and a few real seconds for the sockets, means they cannot reach the broker at all:
+ * most often --mqtt-port is not the gateway's MQTT port.
+ */
+const NO_CONNECT_WARN = { virtualMs: 10_000, realMs: 3_000 }
+
 function fmtTick(s: { virtualMs: number; devices: number; connected: number; frames: number; published: number; acked: number; backlog: number; speed: number }, prev: { published: number; acked: number; realMs: number } | null, realMs: number): string {
   const dt = prev ? (realMs - prev.realMs) / 1000 : 0
   const rate = (n: number, p: number | undefined) => (prev && dt > 0 ? `(+${Math.round((n - (p ?? 0)) / dt)}/s)` : '')
@@ -169,6 +178,8 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
     throw new CliError(e.message)
   })
   let prev: { published: number; acked: number; realMs: number } | null = null
+  let everConnected = false
+  let warned = false
   const t0 = performance.now()
   const onSig = () => {
     io.stderr.write('stopping...\n')
@@ -183,6 +194,11 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
       onTick: (s) => {
         const real = performance.now() - t0
         print(io, fmtTick(s, prev, real))
+        everConnected ||= s.connected > 0
+        if (!everConnected && !warned && s.virtualMs >= NO_CONNECT_WARN.virtualMs && real >= NO_CONNECT_WARN.realMs) {
+          warned = true
+          io.stderr.write(`warning: no board could connect to MQTT at ${url.hostname}:${mqttPort} after ${(s.virtualMs / 1000).toFixed(0)} simulated s; is --mqtt-port the gateway's MQTT port (its "ready" line lists it)?\n`)
+        }
         prev = { published: s.published, acked: s.acked, realMs: real }
       },
     })

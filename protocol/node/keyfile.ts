@@ -1,6 +1,6 @@
 /** Key files: JSON, mode 0600, format in docs/contributing.md. */
-import { writeFileSync, readFileSync, mkdirSync, existsSync, chmodSync } from 'node:fs'
-import { join } from 'node:path'
+import { writeFileSync, readFileSync, mkdirSync, existsSync, chmodSync, statSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { toHex, fromHex } from '../portable/bytes.ts'
 import type { KeyMaterial } from './keys.ts'
 import { deviceIdFromPublicKey, isValidDeviceId } from '../portable/device-id.ts'
@@ -23,12 +23,31 @@ export function publicInfo(k: KeyMaterial): { id: string; type: string; publicKe
 
 /** Writes DIR/<id>.key.json with mode 0600; refuses to overwrite. Returns the path. */
 export function writeKeyFile(dir: string, k: KeyMaterial): string {
-  mkdirSync(dir, { recursive: true })
+  makeDirs(dir)
   const path = join(dir, `${k.id}.key.json`)
   if (existsSync(path)) throw new KeyFileError(`${path} already exists; refusing to overwrite a key`)
   writeFileSync(path, JSON.stringify(keyToJson(k), null, 2) + '\n', { mode: 0o600, flag: 'wx' })
   chmodSync(path, 0o600)
   return path
+}
+
+/**
+ * mkdir -p, one level at a time. Node's own `mkdirSync(dir, { recursive: true })` loops forever
+ * at 100 % CPU when mkdir says ENOENT under a parent that exists (`--out /proc/nope`).
+ */
+function makeDirs(dir: string): void {
+  const missing: string[] = []
+  for (let d = resolve(dir); !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.unshift(d)
+  for (const d of missing) {
+    try {
+      mkdirSync(d)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'EEXIST' && existsSync(d)) continue
+      throw new KeyFileError(`cannot create directory ${d}: ${code ?? (err as Error).message}`)
+    }
+  }
+  if (!statSync(dir).isDirectory()) throw new KeyFileError(`${dir} is not a directory`)
 }
 
 function hexField(o: Record<string, unknown>, name: string, len: number, path: string): Uint8Array {

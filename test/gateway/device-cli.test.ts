@@ -3,7 +3,7 @@
  * and through a running gateway's admin API; revocation disconnects a live device.
  */
 import t from 'tap'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
@@ -24,7 +24,16 @@ t.test('device commands on a data directory', async (t) => {
   const se = await keygen('p256', join(dir, 'keys'))
   const bare = await keygen('hmac', join(dir, 'keys'))
 
-  const r1 = await runCli(['device', 'register', '--data', dir, '--key', se.file, '--patient', 'p-1'])
+  // A mistyped --data, or a directory that holds no registry, is refused and left as it was.
+  for (const wrong of [join(dir, 'dat'), join(dir, 'keys')]) {
+    const r = await runCli(['device', 'register', '--data', wrong, '--key', se.file, '--patient', 'p-1'])
+    t.equal(r.code, 1, `--data ${wrong}`)
+    t.match(r.stderr, /no registry at .*registry\.sqlite: .* is not a gateway data directory .*--create/)
+    t.notOk(existsSync(join(wrong, 'registry.sqlite')), 'no registry was created')
+  }
+  t.notOk(existsSync(join(dir, 'dat')), 'no directory was created')
+
+  const r1 = await runCli(['device', 'register', '--data', dir, '--create', '--key', se.file, '--patient', 'p-1'])
   t.equal(r1.code, 0, r1.stderr)
   t.match(JSON.parse(r1.stdout), { id: se.key.id, profile: 'se', patient: 'p-1', status: 'active' })
   const r2 = await runCli(['device', 'register', '--data', dir, '--profile', 'bare', '--id', bare.key.id, '--secret', Buffer.from((bare.key as { secret: Uint8Array }).secret).toString('hex'), '--patient', 'p-2'])

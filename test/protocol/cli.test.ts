@@ -29,6 +29,24 @@ t.test('keygen writes a 0600 key file and prints {id, type, publicKey}', async (
   t.equal((await runCli(['keygen', '--help'])).code, 0)
 })
 
+t.test('keygen --out a directory that cannot be made fails at once with the reason (no 100 % CPU spin)', async (t) => {
+  // Node's recursive mkdir loops forever on ENOENT under an existing parent; the timeout turns that into a failure.
+  const proc = await runCli(['keygen', '--type', 'ed25519', '--out', '/proc/nope'], { timeoutMs: 30_000 })
+  t.equal(proc.code, 1, proc.stderr)
+  t.match(proc.stderr, /cannot create directory \/proc\/nope: ENOENT/)
+  const file = join(dir, 'plain-file')
+  writeFileSync(file, 'x')
+  const under = await runCli(['keygen', '--type', 'hmac', '--out', join(file, 'keys')])
+  t.equal(under.code, 1)
+  t.match(under.stderr, /cannot create directory .*plain-file\/keys: ENOTDIR/)
+  const onto = await runCli(['keygen', '--type', 'hmac', '--out', file])
+  t.equal(onto.code, 1)
+  t.match(onto.stderr, /plain-file is not a directory/)
+  t.equal(readFileSync(file, 'utf8'), 'x', 'the file is untouched')
+  const nested = await runCli(['keygen', '--type', 'hmac', '--out', join(dir, 'a', 'b', 'c')])
+  t.equal(nested.code, 0, 'missing parents are still created')
+})
+
 t.test('frame make → decode → verify, for both profiles, over real files', async (t) => {
   for (const type of ['p256', 'hmac']) {
     const k = await keygen(t, type)
@@ -54,6 +72,7 @@ t.test('frame make → decode → verify, for both profiles, over real files', a
 t.test('bad input: tampered, truncated, missing and wrong-key frames exit 1 with a reason; usage errors exit 2', async (t) => {
   const k = await keygen(t, 'p256')
   const other = await keygen(t, 'p256')
+  const otherHmac = await keygen(t, 'hmac')
   const f = join(dir, 'good.cose')
   await runCli(['frame', 'make', '--key', k.file, '--out', f])
   const bytes = readFileSync(f)
@@ -65,7 +84,9 @@ t.test('bad input: tampered, truncated, missing and wrong-key frames exit 1 with
     [['frame', 'verify', join(dir, 'tampered.cose'), '--key', k.file], 1, /invalid frame \((signature|schema|cbor)\)/],
     [['frame', 'verify', join(dir, 'truncated.cose'), '--key', k.file], 1, /invalid frame \(cbor\)/],
     [['frame', 'decode', join(dir, 'truncated.cose')], 1, /invalid frame \(cbor\): .*end/],
-    [['frame', 'verify', f, '--key', other.file], 1, /invalid frame \(signature\)/],
+    [['frame', 'verify', f, '--key', other.file], 1, new RegExp(`wrong key: the frame is from device ${k.id}, but this key belongs to another device \\(${other.id}\\)`)],
+    [['frame', 'verify', f, '--key', other.publicKey!], 1, /wrong key: .*belongs to another device/],
+    [['frame', 'verify', f, '--key', otherHmac.file], 1, /wrong key: .*belongs to another device/],
     [['frame', 'decode', join(dir, 'nope.cose')], 1, /cannot read .*nope\.cose: ENOENT/],
     [['frame', 'verify', f, '--key', 'zz'], 2, /--key must be a key file or hex/],
     [['frame', 'verify', f, '--key', 'abcd'], 2, /65-byte P-256 public key .* got 2 bytes/],

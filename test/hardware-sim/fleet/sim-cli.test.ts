@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { DEFAULTS } from '../../../firmware/config.ts'
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -72,6 +73,7 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
   const r = await runCli(['sim', '--devices', '2', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(ready.ports.mqtt), '--data', data, '--seconds', '8', '--speed', '4', '--seed', '5'], { timeoutMs: 120_000 })
   t.equal(r.code, 0, `exit 0 (${r.stderr.slice(-400)})`)
   t.match(r.stdout, /devices: dev0=\w{17}\(se\) dev1=\w{17}\(bare\)/, 'lists the provisioned boards')
+  t.notMatch(r.stderr, /no board could connect/, 'no warning when the boards connect')
   const done = /done: t=8\.0s up (\d)\/2 frames (\d+) sent (\d+)\s+acked (\d+)/.exec(r.stdout)
   t.ok(done, `summary line (${r.stdout.split('\n').slice(-3).join(' | ')})`)
   // 2 boards x 8 simulated s at 4 x real time, a frame per window: about 16 / windowS, fewer when the host is slow to connect them.
@@ -79,6 +81,20 @@ t.test('a fresh gateway plus mhealth sim streams with no manual step', async (t)
   const metrics = await (await fetch(`http://127.0.0.1:${ready.ports.http}/metrics`)).text()
   const accepted = Number(/^mhealth_frames_accepted_total (\d+)/m.exec(metrics)?.[1])
   t.equal(accepted, Number(done?.[4]), 'the gateway stored exactly the frames the boards had acknowledged')
+})
+
+t.test('a wrong --mqtt-port: a warning after a few seconds that no board could connect', async (t) => {
+  const { data, ready } = await freshGateway(t)
+  // A port nothing listens on: bound, then closed.
+  const probe = net.createServer()
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
+  const wrong = (probe.address() as net.AddressInfo).port
+  await new Promise<void>((r) => probe.close(() => r()))
+  const r = await runCli(['sim', '--devices', '1', '--gateway', `http://127.0.0.1:${ready.ports.http}`, '--mqtt-port', String(wrong), '--data', data, '--seconds', '16', '--speed', '4', '--seed', '9'], { timeoutMs: 120_000 })
+  t.equal(r.code, 0, r.stderr.slice(-400))
+  t.match(r.stderr, new RegExp(`warning: no board could connect to MQTT at 127\\.0\\.0\\.1:${wrong} after \\d+ simulated s; is --mqtt-port the gateway's MQTT port`))
+  t.equal(r.stderr.match(/no board could connect/g)?.length, 1, 'said once')
+  t.match(r.stdout, /done: t=16\.0s up 0\/1/)
 })
 
 t.test('mhealth sim --cost high: the summary gives the boards\' share of an ESP32 core, the longest callback and samples lost', async (t) => {
