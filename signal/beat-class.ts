@@ -15,6 +15,7 @@
  */
 import { BeatShapes, type BeatShape } from './beat-shape.ts'
 import { BEAT_MODEL } from './beat-model.ts'
+import { sortFirst } from './sort.ts'
 
 export type BeatClass = 'N' | 'S' | 'V' | 'F' | 'Q'
 
@@ -260,18 +261,9 @@ export class BeatClassifier {
   private median(): number {
     const n = this.rrN
     if (n === 0) return 0
-    const a = this.sorted
-    for (let i = 0; i < n; i++) {
-      // insertion sort of at most 32 values, once per beat
-      const v = this.rr[i]
-      let j = i - 1
-      while (j >= 0 && a[j] > v) {
-        a[j + 1] = a[j]
-        j--
-      }
-      a[j + 1] = v
-    }
-    return a[n >> 1]
+    // at most 32 values, once per beat
+    sortFirst(this.rr, n, this.sorted)
+    return this.sorted[n >> 1]
   }
 
   private irregularity(): number {

@@ -23,6 +23,7 @@
  * The window is kept as per-second block sums (not sample rings), so memory
  * does not grow with the sample rate.
  */
+import { sortFirst } from './sort.ts'
 
 /** SpO2 (%) = a + b·R + c·R². */
 export interface SpO2Calibration {
@@ -410,16 +411,8 @@ export class PpgMonitor {
     let medIv = 0
     let meanIv = 0
     if (m >= 3) {
-      // insertion sort (m <= 64, once per second)
-      for (let i = 1; i < m; i++) {
-        const x = this.sortBuf[i]
-        let j = i - 1
-        while (j >= 0 && this.sortBuf[j] > x) {
-          this.sortBuf[j + 1] = this.sortBuf[j]
-          j--
-        }
-        this.sortBuf[j + 1] = x
-      }
+      // m <= 64, once per second
+      sortFirst(this.sortBuf, m, this.sortBuf)
       medIv = m % 2 === 1 ? this.sortBuf[m >> 1] : (this.sortBuf[m / 2 - 1] + this.sortBuf[m / 2]) / 2
       let ok = 0
       let sum = 0
@@ -459,15 +452,7 @@ export class PpgMonitor {
     let beatR = 0
     if (m >= 3) {
       const rb = this.ratioBuf
-      for (let i = 1; i < m; i++) {
-        const x = rb[i]
-        let j = i - 1
-        while (j >= 0 && rb[j] > x) {
-          rb[j + 1] = rb[j]
-          j--
-        }
-        rb[j + 1] = x
-      }
+      sortFirst(rb, m, rb)
       const k = dcI / dcR
       beatR = (m % 2 === 1 ? rb[m >> 1] : (rb[m / 2 - 1] + rb[m / 2]) / 2) * k
       // spread of the middle two thirds (robust to one bad beat)
@@ -476,15 +461,7 @@ export class PpgMonitor {
       beatSpread = ((rb[hi] - rb[lo]) * k) / beatR
       // pulse amplitude steadiness: motion makes the beat heights jump
       const ab = this.ampBuf
-      for (let i = 1; i < m; i++) {
-        const x = ab[i]
-        let j = i - 1
-        while (j >= 0 && ab[j] > x) {
-          ab[j + 1] = ab[j]
-          j--
-        }
-        ab[j + 1] = x
-      }
+      sortFirst(ab, m, ab)
       const med = m % 2 === 1 ? ab[m >> 1] : (ab[m / 2 - 1] + ab[m / 2]) / 2
       ampSpread = med > 0 ? (ab[hi] - ab[lo]) / med : Infinity
     }

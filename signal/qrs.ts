@@ -21,6 +21,7 @@
  * Nothing here is tuned per record: constants are physiological (refractory
  * 200 ms, T-wave window 360 ms, search-back after 1.66 RR) or from the papers.
  */
+import { sortFirst } from './sort.ts'
 
 /** Called once per detected beat: R-peak sample index, RR in samples (0 for the first beat). */
 export type BeatCallback = (rIndex: number, rrSamples: number) => void
@@ -396,15 +397,7 @@ export class QrsDetector {
   private level(buf: Float64Array, pos: number, v: number): number {
     buf[pos] = v
     const t = this.sortTmp
-    for (let i = 0; i < LEVELS; i++) {
-      const x = buf[i]
-      let j = i - 1
-      while (j >= 0 && t[j] > x) {
-        t[j + 1] = t[j]
-        j--
-      }
-      t[j + 1] = x
-    }
+    sortFirst(buf, LEVELS, t)
     return (t[LEVELS / 2 - 1] + t[LEVELS / 2]) * 0.5
   }
 

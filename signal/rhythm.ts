@@ -25,6 +25,7 @@
  * - ASYSTOLE: no beat for 4 s with the leads on.
  * - BRADY / TACHY: the displayed rate below / above the limits for 5 s.
  */
+import { sortFirst } from './sort.ts'
 
 export type RhythmLabel = 'AF' | 'VT' | 'VF' | 'ASYSTOLE' | 'BRADY' | 'TACHY' | 'NOISE'
 
@@ -372,14 +373,6 @@ export class RhythmAnalyzer {
 
 /** Median of the first n values of a (sorted in place). */
 function median(a: Float64Array, n: number): number {
-  for (let i = 1; i < n; i++) {
-    const v = a[i]
-    let j = i - 1
-    while (j >= 0 && a[j] > v) {
-      a[j + 1] = a[j]
-      j--
-    }
-    a[j + 1] = v
-  }
+  sortFirst(a, n, a)
   return n > 0 ? a[n >> 1] : 0
 }
