@@ -8,6 +8,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { runCli } from '../helpers/cli.ts'
 import { startRealGateway } from '../../testing/real-gateway.ts'
+import { freePort } from '../../testing/net.ts' // bound, then closed: nothing listens there
 
 async function boardPort(t: { teardown(fn: () => unknown): void }): Promise<{ url: string; connections: () => number }> {
   let n = 0
@@ -24,14 +25,6 @@ async function boardPort(t: { teardown(fn: () => unknown): void }): Promise<{ ur
   return { url: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`, connections: () => n }
 }
 
-/** A port nothing listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 t.test('a wrong admin token is refused before the board is touched', async (t) => {
   const gw = await startRealGateway()
@@ -47,7 +40,7 @@ t.test('a wrong admin token is refused before the board is touched', async (t) =
 
 t.test('an unreachable gateway is reported before the board is touched', async (t) => {
   const board = await boardPort(t)
-  const port = await closedPort()
+  const port = await freePort()
   const r = await runCli(['provision', '--port', board.url, '--gateway', `http://127.0.0.1:${port}`, '--wifi', 'clinic', '--token', 'x'], { timeoutMs: 60_000 })
   t.equal(r.code, 1, r.stderr)
   t.match(r.stderr, new RegExp(`cannot reach the gateway at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* \\(nothing was done to the board\\)`))

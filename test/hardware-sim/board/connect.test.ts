@@ -11,6 +11,7 @@ import net from 'node:net'
 import { makeBoard } from './helpers.ts'
 import { probeConnect } from '../../../hardware-sim/board/connect-probe.ts'
 import type { VirtualBoard } from '../../../hardware-sim/board/board.ts'
+import { freePort } from '../../../testing/net.ts' // bound, then closed: nothing listens there
 
 /** A server that accepts and never sends a byte. */
 async function silentServer(t: Test): Promise<number> {
@@ -27,14 +28,6 @@ async function silentServer(t: Test): Promise<number> {
   return (server.address() as net.AddressInfo).port
 }
 
-/** A port nothing listens on: bound, closed again. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 /** A board whose WiFi is up (association done). */
 function onlineBoard(t: Test): VirtualBoard {
@@ -47,7 +40,7 @@ function onlineBoard(t: Test): VirtualBoard {
 }
 
 t.test('a refused port throws synchronously, inside the caller, with the interpreter\'s text', async (t) => {
-  const port = await closedPort()
+  const port = await freePort()
   const board = onlineBoard(t)
   board.load(`
     var t0 = getTime();
@@ -95,7 +88,7 @@ t.test('a listening port connects without throwing, even when the server never a
 })
 
 t.test('the probe is cheap: loopback refusals and connects take well under a millisecond each (median)', async (t) => {
-  const refused = await closedPort()
+  const refused = await freePort()
   const open = await silentServer(t)
   probeConnect('127.0.0.1', refused) // the worker starts on first use
   const ms = (port: number) => {
