@@ -9,12 +9,13 @@
  * own page revokes another device and logs out, to show the guard lets it through.
  */
 import t from 'tap'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type BrowserContext } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
+import { launchChromium } from '../helpers/chromium.ts'
 import { resolveConfig } from '../../gateway/config.ts'
 import { startGateway } from '../../gateway/gateway.ts'
 import { memoryLogger } from '../../gateway/log.ts'
@@ -24,8 +25,6 @@ import { registerSim } from '../gateway/helpers/devices.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { ADMIN, newPatient } from './helpers.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian package chromium (apt-get install -y chromium)`)
 
 // A real gateway with two registered devices and the dashboard mounted behind a spy that
 // records what each POST to the dashboard carried and how it was answered.
@@ -93,12 +92,7 @@ t.teardown(async () => {
 
 const adminApi = (path: string) => fetch(env.base + path, { headers: { authorization: `Bearer ${gw.identity.adminToken}` } }).then((r) => r.json() as Promise<{ id: string; status: string }>)
 
-ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1300, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-})
+ctx = await launchChromium(profile, { viewport: { width: 1300, height: 800 } })
 const page = ctx.pages()[0] ?? (await ctx.newPage())
 
 t.test('the admin logs in to the dashboard', async (t) => {

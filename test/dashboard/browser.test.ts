@@ -12,16 +12,15 @@
  * Screenshots go to test-output/ (gitignored) for review.
  */
 import t from 'tap'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
+import { launchChromium } from '../helpers/chromium.ts'
 import { ADMIN, Board, CLINICIAN, Client, startDashEnv } from './helpers.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian package chromium (apt-get install -y chromium)`)
 const OUT = fileURLToPath(new URL('../../test-output/', import.meta.url))
 mkdirSync(OUT, { recursive: true })
 
@@ -63,12 +62,7 @@ feeder = setInterval(() => {
   Promise.all(boards.filter((b) => b.client?.connected).map((b) => b.send(1))).finally(() => (sending = false))
 }, 1000)
 
-ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  viewport: { width: 1300, height: 800 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-})
+ctx = await launchChromium(profile, { viewport: { width: 1300, height: 800 } })
 const page = ctx.pages()[0] ?? (await ctx.newPage())
 const pageErrors: string[] = []
 page.on('pageerror', (e) => pageErrors.push(e.message))

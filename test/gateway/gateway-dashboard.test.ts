@@ -5,15 +5,13 @@
  * plain 404 whoever asks, where it used to ask for the admin token (401).
  */
 import t from 'tap'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../helpers/chromium.ts'
 import { runCli } from '../helpers/cli.ts'
 import { spawnGateway } from './helpers/process.ts'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian package chromium (apt-get install -y chromium)`)
 
 const dir = mkdtempSync(join(tmpdir(), 'mh-gwdash-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -40,11 +38,7 @@ t.test('mhealth gateway --dashboard serves the page and a login works', async (t
   t.equal((await fetch(`${base}/healthz`)).status, 200, "the gateway's own routes still answer")
 
   const profile = mkdtempSync(join(tmpdir(), 'mh-chromium-'))
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  const ctx = await launchChromium(profile)
   t.teardown(async () => {
     await ctx.close()
     rmSync(profile, { recursive: true, force: true })
