@@ -6,6 +6,8 @@
  * called), VT by episode (a reference episode is found when a called VT
  * episode overlaps it; a called episode overlapping none is false).
  */
+import { vfEpisodes } from './score.ts'
+
 export interface Interval {
   start: number
   end: number
@@ -77,4 +79,22 @@ export function scoreEpisodes(reference: ReadonlyArray<Interval>, called: Readon
   let falseCalls = 0
   for (let i = 0; i < called.length; i++) if (!hits(called[i]!, reference)) falseCalls++
   return { reference: reference.length, found: found, falseCalls: falseCalls }
+}
+
+/**
+ * A record's AF time and VT episodes against its annotations, as `mhealth ecg score --rhythm`
+ * reports them. VT called inside a reference flutter/fibrillation episode is a ventricular
+ * tachyarrhythmia called as one, not a false VT: left out, as those episodes are from beat
+ * scoring. A VT overlapping a reference episode within 1 s of it counts as finding it.
+ */
+export function scoreRhythm(
+  ann: ReadonlyArray<{ sample: number; code: number; aux: string }>,
+  episodes: ReadonlyArray<{ start: number; end: number; label: string }>,
+  end: number,
+  fs: number,
+): { af: DurationScore; vt: EpisodeScore } {
+  const vf = vfEpisodes(ann, end)
+  const af = scoreDuration(rhythmIntervals(ann, '(AFIB', end), episodes.filter((e) => e.label === 'AF'))
+  const calledVt = episodes.filter((e) => e.label === 'VT' && !vf.some((v) => e.start < v[1] && v[0] < e.end))
+  return { af, vt: scoreEpisodes(rhythmIntervals(ann, '(VT', end), calledVt, Math.round(fs)) }
 }

@@ -88,7 +88,7 @@ export const scoreCmd: Command = {
     const { scoreBeats, vfEpisodes } = await import('../../signal/score.ts')
     const { referenceHr, scoreHr, vfSeconds } = await import('../../signal/hr-series.ts')
     const { scoreClasses } = await import('../../signal/score-classes.ts')
-    const { rhythmIntervals, scoreDuration, scoreEpisodes } = await import('../../signal/score-rhythm.ts')
+    const { scoreRhythm } = await import('../../signal/score-rhythm.ts')
     const { runChain } = await import('../../signal/record-run.ts')
     let noise: { samples: Int16Array; gain: number } | undefined
     if (noisePath) {
@@ -130,11 +130,7 @@ export const scoreCmd: Command = {
       }
       if (withRhythm) {
         const end = samples.length
-        const af = scoreDuration(rhythmIntervals(ann, '(AFIB', end), run.episodes.filter((e) => e.label === 'AF'))
-        // VT called inside a reference flutter/fibrillation episode is a ventricular tachyarrhythmia
-        // called as one, not a false VT: left out, as those episodes are from beat scoring
-        const calledVt = run.episodes.filter((e) => e.label === 'VT' && !vf.some(([a, b]) => e.start < b && a < e.end))
-        const vt = scoreEpisodes(rhythmIntervals(ann, '(VT', end), calledVt, Math.round(rec.fs))
+        const { af, vt } = scoreRhythm(ann, run.episodes, end, rec.fs)
         row.rhythm = {
           afSeconds: af.reference / rec.fs, afCalledSeconds: af.called / rec.fs, afBothSeconds: af.both / rec.fs,
           afSe: ratio(af.both, af.reference), afPpv: ratio(af.both, af.called),

@@ -13,7 +13,7 @@ import { DS1_RECORDS } from '../../datasets/aami.ts'
 import { EcgSynth } from '../../hardware-sim/signals/ecg-synth.ts'
 import { runChain, type ChainOptions } from '../../signal/record-run.ts'
 import { RhythmAnalyzer, type RhythmEpisode } from '../../signal/rhythm.ts'
-import { rhythmIntervals, scoreDuration, scoreEpisodes } from '../../signal/score-rhythm.ts'
+import { scoreDuration, scoreRhythm } from '../../signal/score-rhythm.ts'
 import { vfEpisodes } from '../../signal/score.ts'
 import { dataDir as sharedData } from './data.ts'
 
@@ -106,10 +106,7 @@ t.test('DS1: AF time and VT episodes against the rhythm annotations', async (t) 
     const x = r.samples[0]!
     const ann = readAnnotations(path)
     const run = runChain(x, r.fs)
-    const af = scoreDuration(rhythmIntervals(ann, '(AFIB', x.length), run.episodes.filter((e) => e.label === 'AF'))
-    const vf = vfEpisodes(ann, x.length)
-    const calledVt = run.episodes.filter((e) => e.label === 'VT' && !vf.some(([a, b]) => e.start < b && a < e.end))
-    const vt = scoreEpisodes(rhythmIntervals(ann, '(VT', x.length), calledVt, r.fs)
+    const { af, vt } = scoreRhythm(ann, run.episodes, x.length, r.fs)
     afRef += af.reference; afCalled += af.called; afBoth += af.both
     vtRef += vt.reference; vtFound += vt.found; vtFalse += vt.falseCalls
     hours += x.length / r.fs / 3600
