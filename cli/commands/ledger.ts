@@ -265,10 +265,64 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
   },
 }
 
+const repair: Command = {
+  name: 'repair',
+  summary: 'Repair a damaged ledger: keep what verifies, re-sign the rest, say what was dropped',
+  usage: `Usage: mhealth ledger repair --data DIR [--producer-key FILE] [--json]
+
+Repairs the ledger in DIR (a gateway data directory or its ledger/ directory) after a
+torn or garbled tail, blocks interleaved by two writers, or a damaged index:
+  - the longest prefix that verifies is kept byte for byte (proofs already issued hold);
+  - every later frame or consent record that is still whole and parses is re-appended
+    under new blocks signed by the producer key; the blocks that covered it are dropped;
+  - everything else is dropped, and each drop is listed with its file offset and reason;
+  - the index is rebuilt from the segments.
+Every file it changes is first copied to DIR/ledger/damaged-<time>/ (printed), with a
+REPAIR.txt of this report. The result is verified before it exits.
+
+The producer key is DIR/gateway.key for a gateway's data directory, else --producer-key.
+Takes the data directory's writer lock: refused while a gateway (or ledger serve) runs.
+
+Exit status: 0 repaired and verified, 1 failure, 2 usage error.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, 'producer-key': { type: 'string' }, json: { type: 'boolean' } })
+    const data = requireOpt(p, 'data')
+    if (!existsSync(data)) throw new CliError(`no ledger at ${data}: no such directory`)
+    const dir = ledgerDir(data)
+    if (!existsSync(join(dir, 'ledger.json'))) throw new CliError(`no ledger at ${dir} (no ledger.json)`)
+    const lockDir = writerDir(dir)
+    const keyFile = stringOpt(p, 'producer-key') ?? (lockDir !== dir ? join(lockDir, 'gateway.key') : undefined)
+    if (!keyFile) throw new UsageError(`${dir} is not a gateway's ledger: give the producer key with --producer-key FILE`)
+    const producerKey = await readEd25519KeyPair(keyFile, '--producer-key')
+    const { acquireDirLock, describeHolder, DirLockBusy } = await import('../../ledger/dir-lock.ts')
+    let lock
+    try {
+      lock = acquireDirLock(lockDir)
+    } catch (e) {
+      if (e instanceof DirLockBusy) throw new CliError(`data directory ${lockDir} is in use by ${describeHolder(e.holder)}; stop it before repairing`)
+      throw e
+    }
+    try {
+      const { repairLedger, formatRepair } = await import('../../ledger/repair.ts')
+      let rep
+      try {
+        rep = await repairLedger(dir, producerKey)
+      } catch (e) {
+        throw new CliError((e as Error).message)
+      }
+      if (p.values.json) print(io, JSON.stringify(rep, null, 2))
+      else print(io, formatRepair(rep))
+      return rep.verify.ok ? 0 : 1
+    } finally {
+      lock.release()
+    }
+  },
+}
+
 async function readStdin(): Promise<string> {
   let s = ''
   for await (const chunk of process.stdin) s += chunk
   return s
 }
 
-export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve])
+export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve, repair])
