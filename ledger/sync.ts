@@ -8,7 +8,10 @@
  *  - a peer that serves an invalid or forked chain is refused, reported and never
  *    followed again (banned by URL);
  *  - replicas holding a witness key co-sign each verified block and send the
- *    co-signature to their peers (POST /witness), so the producer cannot rewrite history unseen.
+ *    co-signature to their peers (POST /witness), so the producer cannot rewrite history unseen;
+ *  - with `pollMs`, a node also asks its peers for their head on a timer: an announcement
+ *    is lost when the announcer restarts (it forgets who its peers were) or when we were
+ *    down, and a replica of a live gateway must keep up all the same.
  * Peers identify themselves with the X-Peer header (their base URL), so a node learns
  * who is out there from whoever talks to it.
  */
@@ -40,6 +43,8 @@ export interface PeerOptions {
   log?: (msg: string) => void
   /** Per-request timeout (ms). */
   timeoutMs?: number
+  /** Ask every peer for its head this often (ms) besides on start; 0 or unset = only on start. */
+  pollMs?: number
 }
 
 export interface PeerNode {
@@ -220,6 +225,14 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     )
   }
   await syncNow() // a node that joins asks its peers for their head
+  // One poll at a time, rescheduled when done: a slow peer never piles up requests.
+  let pollTimer: NodeJS.Timeout | undefined
+  const schedulePoll = (): void => {
+    if (!opts.pollMs || closed) return
+    pollTimer = setTimeout(() => void syncNow().finally(schedulePoll), opts.pollMs)
+    pollTimer.unref()
+  }
+  schedulePoll()
 
   return {
     url,
@@ -229,6 +242,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     syncNow,
     async close() {
       closed = true
+      clearTimeout(pollTimer)
       unsub()
       await new Promise<void>((r) => server.close(() => r()))
       server.closeAllConnections?.()
