@@ -50,8 +50,8 @@ export interface BoundPorts {
   mqtts: number | null
   ws: number | null
   http: number | null
-  /** Ledger peer sync for replicas (peer-listener.ts); off unless cfg.peerPort. */
-  peer: number | null
+  /** Ledger peer sync for replicas (peer-listener.ts); absent unless cfg.peerPort turns it on. */
+  peer?: number
 }
 
 export interface Gateway {
@@ -193,7 +193,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     b.aedes.handle(guarded)
   }
 
-  const ports: BoundPorts = { mqtt: null, mqtts: null, ws: null, http: null, peer: null }
+  const ports: BoundPorts = { mqtt: null, mqtts: null, ws: null, http: null }
   let tcp: NetServer | null = null
   let tls: NetServer | null = null
   let wsHttp: HttpServer | null = null
@@ -260,7 +260,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       ports.http = await listen(http, ph, cfg.host)
     }
     peer = await startPeerListener(ownStore, cfg, log) // last: nothing after it can fail and leave it open
-    ports.peer = peer?.port ?? null
+    if (peer) ports.peer = peer.port
   } catch (err) {
     await Promise.all([closeServer(tcp), closeServer(tls), closeServer(wsHttp), closeServer(http)])
     await b.close()
