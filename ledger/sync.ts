@@ -64,7 +64,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
   const { ledger } = opts
   const log = opts.log ?? ((m: string) => console.error(m))
   const timeoutMs = opts.timeoutMs ?? 10_000
-  const peers = new Set<string>((opts.peers ?? []).map(normUrl))
+  const peers = new Set<string>((opts.peers ?? []).map((u) => normUrl(u)))
   const banned = new Set<string>()
   const reports: PeerReport[] = []
   const reportCbs: ((r: PeerReport) => void)[] = []
@@ -195,7 +195,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
 
   function handle(c: RequestContext): unknown {
     const from = c.req.headers['x-peer']
-    const peer = typeof from === 'string' ? normUrl(from) : undefined
+    const peer = typeof from === 'string' ? normUrl(from, c.req.socket.remoteAddress) : undefined
     if (peer && banned.has(peer)) throw new HttpError(403, 'peer refused')
     learn(peer)
     const m = routes.match(c.method, c.path)
@@ -251,9 +251,17 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
   }
 }
 
-function normUrl(s: string): string {
+/**
+ * A peer's base URL. A node listening on every interface (a gateway with host 0.0.0.0)
+ * calls itself http://0.0.0.0:PORT; the address its request came from is where it is.
+ */
+function normUrl(s: string, remote?: string): string {
   try {
     const u = new URL(s)
+    if (remote && (u.hostname === '0.0.0.0' || u.hostname === '[::]')) {
+      const ip = remote.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '')
+      u.hostname = ip.includes(':') ? `[${ip}]` : ip
+    }
     return `${u.protocol}//${u.host}`
   } catch {
     return ''
