@@ -112,11 +112,14 @@ t.test('a replica follows a live gateway: its head while frames arrive, after a 
   t.equal(theirs.header, ours.header, `block ${target} on the replica is the gateway's, taken while frames were arriving`)
   await p.stop()
   t.ok(p.sent() > 0, `${p.sent()} frames acknowledged`)
+  // Settled: every acknowledged frame is in a block (the last one is cut on the block interval) and the replica holds it.
+  let acked = p.sent()
   let gh = await headOf(gwUrl)
-  await waitFor(async () => {
+  const settled = async (): Promise<boolean> => {
     ;[gh, rh] = await Promise.all([headOf(gwUrl), headOf(replica.url)])
-    return gh.hash === rh.hash
-  }, () => `the replica at the gateway head ${gh.height} (at ${rh.height})`, 30_000, 50)
+    return gh.logSize === acked && gh.hash === rh.hash
+  }
+  await waitFor(settled, () => `the replica at the gateway head ${gh.height} holding all ${acked} frames (gateway log ${gh.logSize}, replica at ${rh.height})`, 30_000, 50)
   t.same(rh, gh, 'the replica\'s head is the gateway\'s head')
 
   // The gateway restarts on the same data dir and peer port: it has forgotten the replica,
@@ -127,10 +130,8 @@ t.test('a replica follows a live gateway: its head while frames arrive, after a 
   p = pump(gp.ready.ports.mqtt!, keys, seqs)
   await waitFor(async () => (await headOf(gwUrl)).height >= before + 2, `2 more gateway blocks after the restart (from ${before})`, 60_000, 50)
   await p.stop()
-  await waitFor(async () => {
-    ;[gh, rh] = await Promise.all([headOf(gwUrl), headOf(replica.url)])
-    return gh.hash === rh.hash
-  }, () => `the replica at the restarted gateway's head ${gh.height} (at ${rh.height})`, 30_000, 50)
+  acked += p.sent()
+  await waitFor(settled, () => `the replica at the restarted gateway's head ${gh.height} holding all ${acked} frames (gateway log ${gh.logSize}, replica at ${rh.height})`, 30_000, 50)
   t.same(rh, gh, 'after the gateway restart the replica holds its head again')
   t.notMatch(replica.stderr(), /refusing peer/, 'the replica never refused the gateway')
 
