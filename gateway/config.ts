@@ -17,6 +17,8 @@ export interface GatewayConfig {
   mqttsPort: PortSpec
   wsPort: PortSpec
   httpPort: PortSpec
+  /** Ledger peer sync for replicas (`mhealth ledger serve --peer`); off (0) by default: it serves patients' frames. */
+  peerPort: PortSpec
   /** PEM files; when both are absent a self-signed certificate is made in dataDir on first start. */
   tlsCert?: string
   tlsKey?: string
@@ -70,6 +72,7 @@ export const defaults: GatewayConfig = {
   mqttsPort: 8883,
   wsPort: 8080,
   httpPort: 8081,
+  peerPort: 0,
   allowAnonymous: false,
   authWindowMs: 5 * 60_000, // boards sync from /api/time; five minutes covers RTC drift between syncs
   limits: {
@@ -125,6 +128,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     mqttsPort: parsePort(c.mqttsPort, 'mqttsPort'),
     wsPort: parsePort(c.wsPort, 'wsPort'),
     httpPort: parsePort(c.httpPort, 'httpPort'),
+    peerPort: parsePort(c.peerPort, 'peerPort'),
   }
   for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
   posInt(c.authWindowMs, 'authWindowMs')

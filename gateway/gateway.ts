@@ -18,6 +18,7 @@ import type { GatewayConfig, PortSpec } from './config.ts'
 import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
 import { claimDataDir } from './data-dir.ts'
 import { createHttpApi, type HttpMount } from './http-api.ts'
+import { startPeerListener, type PeerListener } from './peer-listener.ts'
 import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
 import { jsonLogger, type Logger } from './log.ts'
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
@@ -49,6 +50,8 @@ export interface BoundPorts {
   mqtts: number | null
   ws: number | null
   http: number | null
+  /** Ledger peer sync for replicas (peer-listener.ts); absent unless cfg.peerPort turns it on. */
+  peer?: number
 }
 
 export interface Gateway {
@@ -198,6 +201,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   let http: HttpServer | null = null
   let tlsFingerprint: string | null = null
   const httpMounts: HttpMount[] = []
+  let peer: PeerListener | null = null
 
   // Each listener is opened in turn; on a failure the ones already open are closed.
   try {
@@ -255,6 +259,8 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       })
       ports.http = await listen(http, ph, cfg.host)
     }
+    peer = await startPeerListener(ownStore, cfg, log) // last: nothing after it can fail and leave it open
+    if (peer) ports.peer = peer.port
   } catch (err) {
     await Promise.all([closeServer(tcp), closeServer(tls), closeServer(wsHttp), closeServer(http)])
     await b.close()
@@ -317,6 +323,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       // 3. Disconnect clients and stop the broker, then the store and registry.
       await b.close()
       await deps.checker.close()
+      await peer?.close() // before the ledger it serves
       await store.close()
       registry.close()
       await closeServer(http)

@@ -33,6 +33,7 @@ Options (override the config file, which overrides the defaults; see docs/gatewa
   --mqtts-port N       MQTT over TLS (default 8883)
   --ws-port N          MQTT over WebSocket (default 8080)
   --http-port N        HTTP API, /metrics, /healthz (default 8081)
+  --peer-port N        serve the ledger to replicas (\`mhealth ledger serve --peer\`; default 0 = off)
   --tls-cert FILE      PEM certificate (with --tls-key) instead of the self-signed one
   --tls-key FILE
   --redis URL          share sessions and messages with other gateways (Aedes clustering)
@@ -53,6 +54,7 @@ are stored and acknowledged, then the ledger is closed.`,
       'mqtts-port': { type: 'string' },
       'ws-port': { type: 'string' },
       'http-port': { type: 'string' },
+      'peer-port': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       redis: { type: 'string' },
@@ -72,6 +74,7 @@ are stored and acknowledged, then the ledger is closed.`,
         mqttsPort: portOpt(p, 'mqtts-port'),
         wsPort: portOpt(p, 'ws-port'),
         httpPort: portOpt(p, 'http-port'),
+        peerPort: portOpt(p, 'peer-port'),
         tlsCert: stringOpt(p, 'tls-cert'),
         tlsKey: stringOpt(p, 'tls-key'),
         redisUrl: stringOpt(p, 'redis'),

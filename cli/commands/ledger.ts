@@ -210,18 +210,24 @@ const serve: Command = {
   name: 'serve',
   summary: 'Run a ledger peer (producer or replica) with HTTP block sync',
   usage: `Usage: mhealth ledger serve --data DIR --producer-id ID (--producer-key FILE | --producer-pub KEY)
-                           [--port N] [--host H] [--peer URL]... [--witness-key FILE]
+                           [--port N] [--host H] [--peer URL]... [--witness-key FILE] [--poll-ms N]
 
 Serves the ledger in DIR to peers over HTTP and follows them: announces new blocks,
 asks peers for their head on start, fetches missing blocks, verifies every block before
 storing it, and refuses (and reports) peers serving invalid or forked chains.
 With --producer-key the node is the producer (its blocks come from the gateway); with
 --producer-pub it is a replica of that producer. --witness-key co-signs verified blocks.
+A replica of a live gateway: run \`mhealth gateway --peer-port N\` and give the replica
+--peer http://GATEWAY:N, --producer-id and --producer-pub from the gateway's ready line.
+Peers are asked for their head every --poll-ms (default 5000; 0 = only on start), so a
+replica keeps up across a gateway restart. (On a live gateway's own data directory this
+command is refused: the gateway is its writer.)
 Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
   async run(argv, io) {
     const p = parseCli(argv, {
       data: { type: 'string' }, 'producer-id': { type: 'string' }, 'producer-key': { type: 'string' }, 'producer-pub': { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, peer: { type: 'string', multiple: true }, 'witness-key': { type: 'string' },
+      'poll-ms': { type: 'string' },
     })
     const dir = ledgerDir(requireOpt(p, 'data'))
     const producerId = requireOpt(p, 'producer-id')
@@ -229,6 +235,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     const pubArg = stringOpt(p, 'producer-pub')
     if (!keyFile === !pubArg) throw new UsageError('give exactly one of --producer-key (producer) or --producer-pub (replica)')
     const port = intOpt(p, 'port', 0, 0, 65535)
+    const pollMs = intOpt(p, 'poll-ms', 5000, 0)
     const peers = (p.values.peer as string[] | undefined) ?? []
     for (const u of peers) if (!/^https?:\/\/[^/]+/.test(u)) throw new UsageError(`--peer expects a URL like http://127.0.0.1:4100, got '${u}'`)
     const producerKey = keyFile ? await readEd25519KeyPair(keyFile, '--producer-key') : undefined
@@ -254,7 +261,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     } catch (e) {
       throw new CliError((e as Error).message)
     }
-    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
+    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log, pollMs })
     print(io, `listening ${node.url}`)
     ledger.onBlock((b) => print(io, `block ${b.header.height} ${toHex(b.hash)} logSize ${b.header.logSize}`))
     await untilStopSignal()
