@@ -66,6 +66,7 @@ t.test('mhealth gateway --https-port --wss-port: API, MQTT and dashboard over TL
 
   const adminToken = readFileSync(join(data, 'admin.token'), 'utf8').trim()
   const k = newDeviceKey('se')
+  if (k.type !== 'p256') throw new Error('expected a P-256 key')
   const reg = await httpsJson(`${base}/api/devices`, pin, {
     method: 'POST',
     headers: { authorization: `Bearer ${adminToken}` },
