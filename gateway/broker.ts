@@ -215,7 +215,7 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
     if (!o.auth.isValidDeviceId(id)) throw new ConnectRefused(2, 'malformed-client-id', `client ID ${JSON.stringify(id)} is not a device ID`)
     const dev = o.registry.getDevice(id)
     if (!dev) throw new ConnectRefused(2, 'unknown-device', `device ${id} is not registered`)
-    if (dev.status !== 'active') throw new ConnectRefused(5, 'device-revoked', `device ${id} is revoked`)
+    if (dev.status !== 'active') throw new ConnectRefused(5, 'device-revoked', `device ${id} is ${dev.status}`)
     if (username !== id) throw new ConnectRefused(4, 'username-mismatch', `username must be the device ID ${id}`)
     if (!password || password.length === 0) throw new ConnectRefused(4, 'no-token', 'password (auth token) is missing')
     const key: DeviceKey = { profile: dev.profile, publicKey: dev.publicKey, secret: dev.secret }

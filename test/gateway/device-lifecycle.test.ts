@@ -120,6 +120,7 @@ t.test('revoke, reactivate, delete on a real gateway process with its ledger', a
   const listed = JSON.parse((await runCli(['device', 'list', '--json', '--data', dir])).stdout) as Array<{ id: string; status: string }>
   t.same(listed.map((d) => d.status), ['deleted'])
   t.match(gp.stderr(), /"msg":"device deleted"/)
+  t.match(gp.stderr(), new RegExp(`"detail":"device ${key.id} is deleted"`), 'the refusal says why')
   t.equal(await gp.stop(), 0)
 
   // Its frames stay in the ledger and verify: the whole ledger, a proof of each, each frame with the kept key.
@@ -139,4 +140,21 @@ t.test('revoke, reactivate, delete on a real gateway process with its ledger', a
     t.match(fv.stdout, `valid: ES256 frame from ${key.id}`)
   }
   t.same((await runCli(['device', 'history', key.id, '--data', dir])).stdout.trim().split('\n').map((l) => JSON.parse(l).action), ['registered', 'revoked', 'reactivated', 'deleted'])
+})
+
+t.test('a registry file from before the lifecycle columns gains them in place, its devices kept', async (t) => {
+  const dir = tempDir('mh-devlife-old-')
+  const { default: Database } = await import('better-sqlite3')
+  const key = newDeviceKey('se')
+  const db = new Database(join(dir, 'registry.sqlite'))
+  // The devices table as the first release created it.
+  db.exec(`CREATE TABLE devices (id TEXT PRIMARY KEY, profile TEXT NOT NULL CHECK (profile IN ('se','bare')), public_key BLOB, secret BLOB,
+    patient TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('active','revoked')), created_ms INTEGER NOT NULL, first_seen_ms INTEGER,
+    last_seen_ms INTEGER, last_seq INTEGER, last_auth_counter INTEGER NOT NULL DEFAULT -1, revoked_ms INTEGER)`)
+  db.prepare("INSERT INTO devices (id, profile, public_key, patient, status, created_ms) VALUES (?, 'se', ?, 'pt-old', 'active', 1)").run(key.id, Buffer.from((key as { publicKey: Uint8Array }).publicKey))
+  db.close()
+  const mv = await runCli(['device', 'move', '--device', key.id, '--patient', 'pt-new', '--data', dir])
+  t.equal(mv.code, 0, mv.stderr)
+  t.equal((await runCli(['device', 'delete', '--device', key.id, '--data', dir])).code, 0)
+  t.match(JSON.parse((await runCli(['device', 'show', key.id, '--data', dir])).stdout), { id: key.id, patient: 'pt-new', status: 'deleted' })
 })
