@@ -275,6 +275,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
           return { ok: !closing && !fault, ...(fault ? { reason: `storage: ${fault}` } : {}), devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }
         },
         onRevoke: (id) => b.disconnectDevice(id),
+        onDeviceChange: (id) => b.refreshDevice(id),
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
@@ -311,6 +312,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       const since = revokedCursor - 1000
       revokedCursor = now()
       for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
+      for (const id of registry.changedSince(since)) b.refreshDevice(id) // moved, deleted (devices.ts)
       users.endStaleSessions() // users deleted or changed by the CLI
       registry.flushSeq()
     } catch (err) {
