@@ -103,6 +103,33 @@ const ADDED_COLUMNS: Array<[name: string, decl: string]> = [
   ['deleted_ms', 'INTEGER'],
 ]
 
+/** A stretch of time (board clock, ms; ends open) during which a device's frames were one patient's. */
+export interface PatientSpan {
+  deviceId: string
+  patient: string
+  /** -Infinity: since the device was registered. */
+  fromMs: number
+  /** Infinity: until now. Exclusive. */
+  toMs: number
+}
+
+/**
+ * Whose a device's frames were, over time, from its moves: frames carry the device only, so
+ * after a move the frames before it stay the old patient's (their history, their consent).
+ */
+export function patientSpans(d: { id: string; patient: string }, events: readonly DeviceEvent[]): PatientSpan[] {
+  const moves = events.filter((e) => e.action === 'moved' && e.detail && typeof e.detail.from === 'string' && typeof e.detail.to === 'string')
+  if (moves.length === 0) return [{ deviceId: d.id, patient: d.patient, fromMs: -Infinity, toMs: Infinity }]
+  const out: PatientSpan[] = []
+  let from = -Infinity
+  for (const m of moves) {
+    out.push({ deviceId: d.id, patient: m.detail!.from as string, fromMs: from, toMs: m.atMs })
+    from = m.atMs
+  }
+  out.push({ deviceId: d.id, patient: d.patient, fromMs: from, toMs: Infinity })
+  return out.filter((s) => s.toMs > s.fromMs)
+}
+
 /** One lifecycle change of a device, as the registry's device_events table keeps it. */
 export interface DeviceEvent {
   device: string
