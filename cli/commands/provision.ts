@@ -20,7 +20,7 @@ export function parseTargets(gateway: string, wifi: string, mqttPort: number): P
   try {
     u = new URL(gateway)
   } catch {
-    throw new UsageError(`--gateway: expected a URL like http://10.0.0.2:8080, got '${gateway}'`)
+    throw new UsageError(`--gateway: expected a URL like http://10.0.0.2:8081, got '${gateway}'`)
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--gateway: expected http:// or https://, got '${u.protocol}'`)
   const httpPort = Number(u.port || (u.protocol === 'https:' ? 443 : 80))
@@ -159,7 +159,7 @@ export const command: Command = {
     'Options:',
     '  --port PORT              serial device or tcp://HOST:PORT (board already flashed)',
     `  --baud N                 serial speed (default ${DEFAULTS.baud})`,
-    '  --gateway URL            gateway HTTP address, e.g. http://10.0.0.2:8080',
+    '  --gateway URL            gateway HTTP API, e.g. http://10.0.0.2:8081 (its --http-port)',
     `  --mqtt-port N            gateway MQTT port (default ${DEFAULTS.mqttPort})`,
     '  --wifi SSID[:PASS]       network the board joins',
     '  --profile se|bare        secure element (default) or HMAC secret',

@@ -7,11 +7,11 @@ import { DEFAULTS } from '../../firmware/config.ts'
 import type { DeviceView } from '../../protocol/node/admin-client.ts'
 
 const RUN_USAGE = `Usage: mhealth sim --devices N --gateway URL (--data DIR | --admin-token T)
-                   [--mqtt-port P] [--source synthetic|mitdb:RECORD] [--speed X] [--seed S]
+                   [--mqtt-port P] [--source synthetic|mitdb:RECORD|ec13:NAME] [--speed X] [--seed S]
                    [--profiles mixed|se|bare] [--seconds S] [--fault SPEC]... [--scenarios FILE]
                    [--state DIR] [--mitdb DIR] [--cost off|low|central|high]
        mhealth sim record --devices N --seconds S --out DIR [--source ...] [--seed S] [--speed X] [--fault SPEC]...
-       mhealth sim attack ATTACK --gateway URL --mqtt-port P (--data DIR | --admin-token T)
+       mhealth sim attack ATTACK|all --gateway URL [--mqtt-port P] (--data DIR | --admin-token T)
 
 Runs N virtual ESP32 boards, each booting the real firmware bundle (built once, as
 'mhealth firmware build' does), provisions each with the gateway as 'mhealth provision'
