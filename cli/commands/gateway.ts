@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { print, untilStopSignal, type Command } from '../command.ts'
 import { parseCli, stringOpt, type Parsed } from '../args.ts'
 import { parsePort, type PortSpec } from '../../gateway/config.ts'
@@ -100,7 +101,9 @@ are stored and acknowledged, then the ledger is closed.`,
     if (dashboard) {
       try {
         const { mountDashboard } = await import('../../dashboard/mount.ts')
-        dashboardUrl = (await mountDashboard(gw, { host: cfg.host })).url
+        const { Spo2CalibrationDir } = await import('../../gateway/spo2-calibration-dir.ts')
+        const spo2Calibrations = new Spo2CalibrationDir(join(cfg.dataDir, 'calibrations'), { warn: (m) => io.stderr.write(`mhealth gateway: calibration skipped: ${m}\n`) })
+        dashboardUrl = (await mountDashboard(gw, { host: cfg.host, spo2Calibrations })).url
         // The page is built and cached now; esbuild's service process need not live as long as the gateway.
         await (await import('esbuild')).stop()
       } catch (err) {
