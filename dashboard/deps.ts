@@ -48,7 +48,7 @@ export interface DeviceSummary {
   deviceId: string
   profile: 'se' | 'bare'
   patientId: string
-  status: 'active' | 'revoked'
+  status: 'active' | 'revoked' | 'deleted'
   /** ms since epoch of the last accepted frame, null if never. */
   lastSeenMs: number | null
   online: boolean

@@ -20,7 +20,7 @@ import type { Gateway } from '../gateway/gateway.ts'
 import type { LedgerFrameStore } from '../gateway/ledger-store.ts'
 import { registerDevice } from '../gateway/devices.ts'
 import { protocolCodec } from '../gateway/protocol-codec.ts'
-import { RegistryError, type Device } from '../gateway/registry.ts'
+import { RegistryError, patientSpans, type Device, type PatientSpan } from '../gateway/registry.ts'
 import { LIVE_SCOPE } from '../gateway/ledger-port.ts'
 import { LoginThrottled } from '../gateway/login-backoff.ts'
 import { signConsent, ConsentError } from '../ledger/consent.ts'
@@ -100,6 +100,13 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     return ledger
   }
   const devicesOf = (patientId: string): Device[] => gw.registry.listDevices().filter((d) => d.patient === patientId)
+  /** Every stretch of time a device's frames were this patient's (a board moved between patients counts for each, in turn). */
+  const spansOf = (patientId: string): PatientSpan[] => gw.registry.listDevices().flatMap((d) => patientSpans(d, gw.registry.deviceEvents(d.id))).filter((s) => s.patient === patientId)
+  /** Whose the device's frame with this t0 is. */
+  const patientAt = (d: Device, t0: number): string => {
+    for (const s of patientSpans(d, gw.registry.deviceEvents(d.id))) if (t0 >= s.fromMs && t0 < s.toMs) return s.patient
+    return d.patient
+  }
 
   // --- the tap -------------------------------------------------------------
   let queue: { patientId: string; bytes: Uint8Array; receivedMs: number }[] | null = []
@@ -178,7 +185,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       for (const f of await ledger.frames({ deviceId: d.id, from, limit: 10_000 })) {
         if (!f.bytes) continue
         try {
-          vitals.add(d.patient, decodeFrame(f.bytes).payload)
+          vitals.add(patientAt(d, f.t0), decodeFrame(f.bytes).payload)
         } catch {
           // see onStored
         }
@@ -210,7 +217,11 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   async function patientFrames(patientId: string, from: number, to: number, limit: number) {
     const l = requireLedger()
     const out = []
-    for (const d of devicesOf(patientId)) out.push(...(await l.frames({ deviceId: d.id, from, to, limit })))
+    for (const s of spansOf(patientId)) {
+      const lo = Math.max(from, s.fromMs)
+      const hi = Math.min(to, s.toMs)
+      if (lo < hi) out.push(...(await l.frames({ deviceId: s.deviceId, from: lo, to: hi, limit })))
+    }
     return out.sort((a, b) => a.t0 - b.t0 || a.leafIndex - b.leafIndex)
   }
 
@@ -306,8 +317,8 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     },
     async framePages(actor, patientId, fromMs, toMs) {
       requireConsent(actor, patientId)
-      const ids = devicesOf(patientId).map((d) => d.id)
-      return ledgerFramePages(requireLedger(), ids, fromMs, toMs, { check: () => requireConsent(actor, patientId) })
+      const spans = spansOf(patientId).map((s) => ({ deviceId: s.deviceId, fromMs: Math.max(fromMs, s.fromMs), toMs: Math.min(toMs, s.toMs) })).filter((s) => s.fromMs < s.toMs)
+      return ledgerFramePages(requireLedger(), spans, { check: () => requireConsent(actor, patientId) })
     },
     async proof(actor, leafHash) {
       const l = requireLedger()
@@ -315,7 +326,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       if (!f) throw new DashboardError(`no frame with leaf hash ${leafHash}`, 'not-found')
       const dev = gw.registry.getDevice(f.deviceId)
       if (!dev) throw new DashboardError(`frame's device ${f.deviceId} is not registered`, 'not-found')
-      requireConsent(actor, dev.patient)
+      requireConsent(actor, patientAt(dev, f.t0))
       return l.proof(leafHash)
     },
     async producerPublicKey() {

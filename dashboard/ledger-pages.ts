@@ -20,12 +20,19 @@ export interface LedgerPagesOptions {
   scan?: number
 }
 
+/** One device's frames with t0 in [fromMs, toMs): a patient's board, over the time it was theirs. */
+export interface PageSource {
+  deviceId: string
+  fromMs: number
+  toMs: number
+}
+
 type Ref = { leafIndex: number; t0: number }
 const before = (a: Ref, b: Ref): boolean => a.t0 < b.t0 || (a.t0 === b.t0 && a.leafIndex < b.leafIndex)
 
-export async function ledgerFramePages(ledger: Ledger, deviceIds: readonly string[], fromMs: number, toMs: number, o: LedgerPagesOptions = {}): Promise<FramePages> {
+export async function ledgerFramePages(ledger: Ledger, sources: readonly PageSource[], o: LedgerPagesOptions = {}): Promise<FramePages> {
   const lists: Ref[][] = []
-  for (const deviceId of deviceIds) {
+  for (const { deviceId, fromMs, toMs } of sources) {
     const refs: Ref[] = []
     for (let cursor = 0; cursor >= 0; ) {
       const page = ledger.frameLeaves({ deviceId, from: fromMs, to: toMs, cursor, scan: o.scan })

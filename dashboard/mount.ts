@@ -29,7 +29,7 @@ export interface MountedDashboard {
 }
 
 export async function mountDashboard(gw: Gateway, o: MountDashboardOptions = {}): Promise<MountedDashboard> {
-  if (gw.ports.http === null) throw new Error('mountDashboard: expected a gateway with its HTTP listener on (httpPort != 0), got none')
+  if (gw.ports.http === null && gw.ports.https === null) throw new Error('mountDashboard: expected a gateway with its HTTP or HTTPS listener on (httpPort or httpsPort != 0), got none')
   const deps = gatewayDashboardDeps(gw, o)
   // One session store per gateway: the dashboard's cookie sessions live beside the API's tokens.
   const handler = createDashboardRoutes(deps, { sessions: gw.sessions, ...o })
@@ -50,5 +50,6 @@ export async function mountDashboard(gw: Gateway, o: MountDashboardOptions = {})
   }
   // Build the browser bundle and backfill trends now, so the first page load is quick and complete.
   await Promise.all([deps.ready, getWebAssets()])
-  return { url: `http://${o.host ?? '127.0.0.1'}:${gw.ports.http}/`, deps, handler, close }
+  const url = gw.ports.http !== null ? `http://${o.host ?? '127.0.0.1'}:${gw.ports.http}/` : `https://${o.host ?? '127.0.0.1'}:${gw.ports.https}/`
+  return { url, deps, handler, close }
 }

@@ -49,7 +49,7 @@ export const DEFAULT_ALARMS: AlarmThresholds = { spo2Low: 90, hrLow: 40, hrHigh:
 export interface DashboardOptions {
   /** Alarm thresholds sent to the browser (default SpO2 < 90 %, HR outside 40–130). */
   alarms?: Partial<AlarmThresholds>
-  /** Set the cookie's Secure flag (when served over HTTPS). */
+  /** Set the cookie's Secure flag; default: when the login request came over TLS (the gateway's HTTPS listener). */
   secureCookie?: boolean
   /** The session store to keep dashboard cookie sessions in (kind 'dashboard'); the gateway's own when mounted on one. */
   sessions?: SessionStore<SessionData>
@@ -109,7 +109,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
       // Idle expiry: an open ward screen stays logged in, one left alone for a shift does not.
       const token = sessions.create(actor, { kind: DASHBOARD_SESSION })
       o.log?.('info', 'dashboard login', { userId: actor.userId, role: actor.role })
-      sendJson(res, 200, { userId: actor.userId, role: actor.role }, { 'set-cookie': sessionCookie(token, o.secureCookie ?? false) })
+      sendJson(res, 200, { userId: actor.userId, role: actor.role }, { 'set-cookie': sessionCookie(token, o.secureCookie ?? (req.socket as { encrypted?: boolean }).encrypted === true) })
     })
     .post('/api/dash/logout', ({ req, res }) => {
       sessions.destroy(readCookie(req.headers.cookie, SESSION_COOKIE))

@@ -28,7 +28,7 @@
  */
 import { samplesAgree, FLAG_PPG_OVERFLOW } from '../protocol/portable/frame.ts'
 import type { Max30003 } from './drivers/max30003.ts'
-import type { Max30102 } from './drivers/max30102.ts'
+import { OVF_MAX, type Max30102 } from './drivers/max30102.ts'
 
 export const LANE_ECG = 0
 export const LANE_PPG = 1
@@ -38,7 +38,7 @@ export const MAX_RR = 8
 export const FLAG_LEAD_OFF = 1
 export const FLAG_FINGER_OFF = 2
 /** The MAX30102's OVF_COUNTER saturates (datasheet: at 0x1F; a reading this high may be a floor). */
-const OVF_SATURATED = 15
+const OVF_SATURATED = OVF_MAX
 /** PPG samples the FIFO holds (datasheet: 32-sample FIFO). */
 const PPG_FIFO = 32
 /** Die temperature every 10 s. */

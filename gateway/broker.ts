@@ -58,6 +58,11 @@ export interface GatewayBroker {
   devicesConnected(): number
   /** Marks the device revoked in live sessions and disconnects it now. */
   disconnectDevice(deviceId: string): boolean
+  /**
+   * Applies the registry's current record to a connected device: not active -> disconnected;
+   * moved -> its next frames go to the new patient's feed (and consent). What it did, or null.
+   */
+  refreshDevice(deviceId: string): 'disconnected' | 'moved' | null
   /** Frames between receipt and PUBACK. */
   inflightFrames(): number
   /** From now on frames are refused without PUBACK (shutdown); in-flight ones finish. */
@@ -210,7 +215,7 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
     if (!o.auth.isValidDeviceId(id)) throw new ConnectRefused(2, 'malformed-client-id', `client ID ${JSON.stringify(id)} is not a device ID`)
     const dev = o.registry.getDevice(id)
     if (!dev) throw new ConnectRefused(2, 'unknown-device', `device ${id} is not registered`)
-    if (dev.status !== 'active') throw new ConnectRefused(5, 'device-revoked', `device ${id} is revoked`)
+    if (dev.status !== 'active') throw new ConnectRefused(5, 'device-revoked', `device ${id} is ${dev.status}`)
     if (username !== id) throw new ConnectRefused(4, 'username-mismatch', `username must be the device ID ${id}`)
     if (!password || password.length === 0) throw new ConnectRefused(4, 'no-token', 'password (auth token) is missing')
     const key: DeviceKey = { profile: dev.profile, publicKey: dev.publicKey, secret: dev.secret }
@@ -260,7 +265,7 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
   aedes.on('clientError', (client, err) => o.log.log('debug', 'client error', { clientId: client.id, error: err.message }))
   aedes.on('connectionError', (client, err) => o.log.log('debug', 'connection error', { clientId: client.id, error: err.message }))
 
-  return {
+  const self: GatewayBroker = {
     aedes,
     devicesConnected: () => deviceClients.size,
     disconnectDevice(deviceId) {
@@ -273,12 +278,25 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
       o.log.log('info', 'device disconnected: revoked', { deviceId })
       return true
     },
+    refreshDevice(deviceId) {
+      const c = deviceClients.get(deviceId)
+      const s = c && sessions.get(c)
+      if (!c || !s) return null
+      const dev = o.registry.getDevice(deviceId)
+      if (!dev || dev.status !== 'active') return self.disconnectDevice(deviceId) ? 'disconnected' : null
+      if (dev.patient === s.patient) return null
+      o.log.log('info', 'device moved: live session follows', { deviceId, from: s.patient, to: dev.patient })
+      s.patient = dev.patient
+      principals.set(c, { kind: 'device', deviceId, patient: dev.patient })
+      return 'moved'
+    },
     inflightFrames: () => inflight,
     stopIngest() {
       stopped = true
     },
     close: () => new Promise<void>((resolve) => aedes.close(() => resolve())),
   }
+  return self
 }
 
 function remoteOf(client: Client): string | undefined {

@@ -5,18 +5,35 @@
  * reports the bound ports).
  */
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 
 export type PortSpec = number | 'auto'
 
 export interface GatewayConfig {
   /** State directory: registry, gateway key, admin token, TLS certificate, frame store. */
   dataDir: string
-  /** Address every listener binds (`0.0.0.0` to serve the ward network). */
+  /** Address every listener binds unless its own `<listener>Host` says otherwise (`0.0.0.0` to serve the ward network). */
   host: string
   mqttPort: PortSpec
   mqttsPort: PortSpec
   wsPort: PortSpec
   httpPort: PortSpec
+  /** Ledger peer sync for replicas (`mhealth ledger serve --peer`); off (0) by default: it serves patients' frames. */
+  peerPort: PortSpec
+  /** HTTP API and dashboard over TLS (same certificate as MQTTS). Off by default: existing setups keep their ports. */
+  httpsPort: PortSpec
+  /** MQTT over secure WebSocket (wss://), same certificate. Off by default. */
+  wssPort: PortSpec
+  /**
+   * Per-listener bind addresses, each defaulting to `host`: e.g. MQTTS on the ward
+   * network (`mqttsHost: '0.0.0.0'`) while the admin HTTP API stays on 127.0.0.1.
+   */
+  mqttHost?: string
+  mqttsHost?: string
+  wsHost?: string
+  wssHost?: string
+  httpHost?: string
+  httpsHost?: string
   /** PEM files; when both are absent a self-signed certificate is made in dataDir on first start. */
   tlsCert?: string
   tlsKey?: string
@@ -70,6 +87,9 @@ export const defaults: GatewayConfig = {
   mqttsPort: 8883,
   wsPort: 8080,
   httpPort: 8081,
+  peerPort: 0,
+  httpsPort: 0,
+  wssPort: 0,
   allowAnonymous: false,
   authWindowMs: 5 * 60_000, // boards sync from /api/time; five minutes covers RTC drift between syncs
   limits: {
@@ -96,6 +116,23 @@ export class ConfigError extends Error {
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] }
 export type ConfigInput = DeepPartial<GatewayConfig>
 
+/** The listeners, by the name their `<name>Port` and `<name>Host` keys (and BoundPorts) use. */
+export const LISTENERS = ['mqtt', 'mqtts', 'ws', 'wss', 'http', 'https'] as const
+export type ListenerName = (typeof LISTENERS)[number]
+
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/** A bind address: an IPv4/IPv6 literal or a host name (resolved by listen()). */
+export function parseHost(v: unknown, name: string): string {
+  if (typeof v === 'string' && (isIP(v) !== 0 || HOSTNAME.test(v))) return v
+  throw new ConfigError(`${name}: expected an IP address or host name to bind (e.g. 127.0.0.1, 0.0.0.0, ::), got ${JSON.stringify(v)}`)
+}
+
+/** Where listener `l` binds: its own `<l>Host`, else `host`. */
+export function hostOf(c: GatewayConfig, l: ListenerName): string {
+  return c[`${l}Host`] ?? c.host
+}
+
 export function parsePort(v: unknown, name: string): PortSpec {
   if (v === 'auto') return 'auto'
   const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v
@@ -116,16 +153,15 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v
     if (limits) for (const [k, v] of Object.entries(limits)) if (v !== undefined) (c.limits as unknown as Record<string, unknown>)[k] = v
   }
-  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays', 'registryFile']))
+  const known = new Set(Object.keys(defaults).concat(['tlsCert', 'tlsKey', 'redisUrl', 'retentionDays', 'registryFile'], LISTENERS.map((l) => `${l}Host`)))
   for (const k of Object.keys(c)) if (!known.has(k)) throw new ConfigError(`unknown config key '${k}'`)
   for (const k of Object.keys(c.limits)) if (!(k in defaults.limits)) throw new ConfigError(`unknown config key 'limits.${k}'`)
-  c = {
-    ...c,
-    mqttPort: parsePort(c.mqttPort, 'mqttPort'),
-    mqttsPort: parsePort(c.mqttsPort, 'mqttsPort'),
-    wsPort: parsePort(c.wsPort, 'wsPort'),
-    httpPort: parsePort(c.httpPort, 'httpPort'),
+  c = { ...c, host: parseHost(c.host, 'host') }
+  for (const l of LISTENERS) {
+    c[`${l}Port`] = parsePort(c[`${l}Port`], `${l}Port`)
+    if (c[`${l}Host`] !== undefined) c[`${l}Host`] = parseHost(c[`${l}Host`], `${l}Host`)
   }
+  c.peerPort = parsePort(c.peerPort, 'peerPort')
   for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
   posInt(c.authWindowMs, 'authWindowMs')
   if (c.retentionDays !== undefined) posInt(c.retentionDays, 'retentionDays')

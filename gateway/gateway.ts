@@ -7,17 +7,19 @@
  */
 import { createServer as createTcpServer, type Server as NetServer, type AddressInfo } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
-import type { Server as HttpServer } from 'node:http'
+import { createServer as createPlainHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { join } from 'node:path'
 import { statfs } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { AedesOptions } from 'aedes'
 import { createBroker, type GatewayBroker } from './broker.ts'
-import type { GatewayConfig, PortSpec } from './config.ts'
+import { hostOf, type GatewayConfig, type PortSpec } from './config.ts'
 import { ensureIdentity, ensureTls, type GatewayIdentity } from './identity.ts'
 import { claimDataDir } from './data-dir.ts'
 import { createHttpApi, type HttpMount } from './http-api.ts'
+import { startPeerListener, type PeerListener } from './peer-listener.ts'
 import { denyAllConsent, type ConsentPort, type FrameStore } from './ledger-port.ts'
 import { jsonLogger, type Logger } from './log.ts'
 import { gatewayMetrics, type GatewayMetrics } from './metrics.ts'
@@ -48,7 +50,11 @@ export interface BoundPorts {
   mqtt: number | null
   mqtts: number | null
   ws: number | null
+  wss: number | null
   http: number | null
+  https: number | null
+  /** Ledger peer sync for replicas (peer-listener.ts); absent unless cfg.peerPort turns it on. */
+  peer?: number
 }
 
 export interface Gateway {
@@ -190,52 +196,73 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
     b.aedes.handle(guarded)
   }
 
-  const ports: BoundPorts = { mqtt: null, mqtts: null, ws: null, http: null }
+  const ports: BoundPorts = { mqtt: null, mqtts: null, ws: null, wss: null, http: null, https: null }
   let tcp: NetServer | null = null
   let tls: NetServer | null = null
   let wsHttp: HttpServer | null = null
-  let wss: WebSocketServer | null = null
+  let wssHttp: HttpServer | null = null
+  const wsServers: WebSocketServer[] = []
   let http: HttpServer | null = null
+  let https: HttpServer | null = null
   let tlsFingerprint: string | null = null
   const httpMounts: HttpMount[] = []
+  let peer: PeerListener | null = null
+
+  /** MQTT over WebSocket on `server` (plain or TLS); any other request gets 426. */
+  const mqttOverWs = (server: HttpServer): HttpServer => {
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' })
+      res.end('MQTT over WebSocket only\n')
+    })
+    const wss = new WebSocketServer({ server, maxPayload: cfg.limits.maxPacketBytes + 8 })
+    wss.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket) as ReturnType<typeof createWebSocketStream> & { remoteAddress?: string; remotePort?: number }
+      stream.remoteAddress = req.socket.remoteAddress
+      stream.remotePort = req.socket.remotePort
+      stream.on('error', () => stream.destroy())
+      handle(stream)
+    })
+    wsServers.push(wss)
+    return server
+  }
 
   // Each listener is opened in turn; on a failure the ones already open are closed.
   try {
+    // One certificate (made on first start, or the configured one) for every TLS listener.
+    const tlsWanted = [cfg.mqttsPort, cfg.wssPort, cfg.httpsPort].some((p) => wantPort(p) !== null)
+    const tlsMaterial = tlsWanted ? await ensureTls(cfg.dataDir, cfg.tlsCert, cfg.tlsKey) : null
+    if (tlsMaterial) {
+      tlsFingerprint = tlsMaterial.fingerprint256
+      if (tlsMaterial.created) log.log('info', 'created self-signed TLS certificate', { sha256: tlsMaterial.fingerprint256 })
+    }
+    const tlsOpts = tlsMaterial ? { cert: tlsMaterial.cert, key: tlsMaterial.key, minVersion: 'TLSv1.2' as const } : {}
+
     const p = wantPort(cfg.mqttPort)
     if (p !== null) {
       tcp = createTcpServer(handle)
       tcp.maxConnections = cfg.limits.maxConnections
-      ports.mqtt = await listen(tcp, p, cfg.host)
+      ports.mqtt = await listen(tcp, p, hostOf(cfg, 'mqtt'))
     }
     const ps = wantPort(cfg.mqttsPort)
     if (ps !== null) {
-      const m = await ensureTls(cfg.dataDir, cfg.tlsCert, cfg.tlsKey)
-      tlsFingerprint = m.fingerprint256
-      if (m.created) log.log('info', 'created self-signed TLS certificate', { sha256: m.fingerprint256 })
-      tls = createTlsServer({ cert: m.cert, key: m.key, minVersion: 'TLSv1.2' }, handle)
+      tls = createTlsServer(tlsOpts, handle)
       tls.maxConnections = cfg.limits.maxConnections
-      ports.mqtts = await listen(tls, ps, cfg.host)
+      ports.mqtts = await listen(tls, ps, hostOf(cfg, 'mqtts'))
     }
     const pw = wantPort(cfg.wsPort)
     if (pw !== null) {
-      const { createServer } = await import('node:http')
-      wsHttp = createServer((_req, res) => {
-        res.writeHead(426, { 'content-type': 'text/plain' })
-        res.end('MQTT over WebSocket only\n')
-      })
-      wss = new WebSocketServer({ server: wsHttp, maxPayload: cfg.limits.maxPacketBytes + 8 })
-      wss.on('connection', (socket, req) => {
-        const stream = createWebSocketStream(socket) as ReturnType<typeof createWebSocketStream> & { remoteAddress?: string; remotePort?: number }
-        stream.remoteAddress = req.socket.remoteAddress
-        stream.remotePort = req.socket.remotePort
-        stream.on('error', () => stream.destroy())
-        handle(stream)
-      })
-      ports.ws = await listen(wsHttp, pw, cfg.host)
+      wsHttp = mqttOverWs(createPlainHttpServer())
+      ports.ws = await listen(wsHttp, pw, hostOf(cfg, 'ws'))
+    }
+    const pws = wantPort(cfg.wssPort)
+    if (pws !== null) {
+      wssHttp = mqttOverWs(createHttpsServer(tlsOpts))
+      ports.wss = await listen(wssHttp, pws, hostOf(cfg, 'wss'))
     }
     const ph = wantPort(cfg.httpPort)
-    if (ph !== null) {
-      http = createHttpApi({
+    const phs = wantPort(cfg.httpsPort)
+    if (ph !== null || phs !== null) {
+      const api = createHttpApi({
         registry,
         codec: deps.codec,
         metrics: metrics.registry,
@@ -248,15 +275,28 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
           return { ok: !closing && !fault, ...(fault ? { reason: `storage: ${fault}` } : {}), devicesConnected: b.devicesConnected(), framesAccepted: metrics.framesAccepted.get(), ledgerLag: store.pending?.() ?? 0 }
         },
         onRevoke: (id) => b.disconnectDevice(id),
+        onDeviceChange: (id) => b.refreshDevice(id),
         users,
         appendConsent: store.appendConsent ? (r) => store.appendConsent!(r) : undefined,
         consentPatient: (r) => parseConsent(r).patientId,
         mounts: httpMounts,
       })
-      ports.http = await listen(http, ph, cfg.host)
+      if (ph !== null) {
+        http = api
+        ports.http = await listen(http, ph, hostOf(cfg, 'http'))
+      }
+      if (phs !== null) {
+        // The same routes and dashboard over TLS: requests are handed to the API server's own listener.
+        https = createHttpsServer(tlsOpts, (req, res) => api.emit('request', req, res))
+        https.keepAliveTimeout = api.keepAliveTimeout
+        https.headersTimeout = api.headersTimeout
+        ports.https = await listen(https, phs, hostOf(cfg, 'https'))
+      }
     }
+    peer = await startPeerListener(ownStore, cfg, log) // last: nothing after it can fail and leave it open
+    if (peer) ports.peer = peer.port
   } catch (err) {
-    await Promise.all([closeServer(tcp), closeServer(tls), closeServer(wsHttp), closeServer(http)])
+    await Promise.all([closeServer(tcp), closeServer(tls), closeServer(wsHttp), closeServer(wssHttp), closeServer(http), closeServer(https)])
     await b.close()
     await store.close()
     registry.close()
@@ -272,6 +312,7 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       const since = revokedCursor - 1000
       revokedCursor = now()
       for (const id of registry.revokedSince(since)) b.disconnectDevice(id)
+      for (const id of registry.changedSince(since)) b.refreshDevice(id) // moved, deleted (devices.ts)
       users.endStaleSessions() // users deleted or changed by the CLI
       registry.flushSeq()
     } catch (err) {
@@ -309,17 +350,18 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
       storage.stop()
       // 1. Stop accepting connections and frames: a frame arriving now gets no PUBACK
       //    (its connection closes), so the board keeps it and resends it later.
-      for (const s of [tcp, tls, wsHttp]) s?.close()
-      wss?.close()
+      for (const s of [tcp, tls, wsHttp, wssHttp]) s?.close()
+      for (const w of wsServers) w.close()
       b.stopIngest()
       // 2. Let frames already in the pipeline reach the store: their PUBACKs go out.
       await drainInflight(b)
       // 3. Disconnect clients and stop the broker, then the store and registry.
       await b.close()
       await deps.checker.close()
+      await peer?.close() // before the ledger it serves
       await store.close()
       registry.close()
-      await closeServer(http)
+      await Promise.all([closeServer(http), closeServer(https)])
       for (const c of closers) await c()
       dirLock.release()
       log.log('info', 'gateway stopped', {})

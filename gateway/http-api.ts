@@ -7,6 +7,9 @@
  *   POST /api/devices               admin: register {profile, publicKey|secret+id, patient}
  *   GET  /api/devices/:id           admin: show
  *   POST /api/devices/:id/revoke    admin: revoke and disconnect now
+ *   POST /api/devices/:id/reactivate  admin: a revoked device may connect again
+ *   POST /api/devices/:id/move      admin: {patient} assign to another patient (a connected board follows now)
+ *   DELETE /api/devices/:id         admin: delete (tombstone with its key kept; disconnected now)
  *   POST /api/users                 admin: add a user {username, role, password}
  *   GET  /api/users                 admin: list users
  *   DELETE /api/users/:name         admin: delete a user (their sessions end)
@@ -47,6 +50,8 @@ export interface HttpApiDeps {
   health: () => { ok: boolean; [k: string]: unknown }
   /** Called after a revocation is committed: disconnect the device now. */
   onRevoke(deviceId: string): boolean
+  /** Called after a move, reactivation or deletion is committed: a connected board follows now. */
+  onDeviceChange?(deviceId: string): 'disconnected' | 'moved' | null
   /** Dashboard logins and consent checks (absent: /api/login answers 501). */
   users?: UserAuth
   /** Appends a consent record to the ledger (absent: the route answers 501). */
@@ -136,6 +141,25 @@ export function createHttpApi(d: HttpApiDeps): Server {
       const disconnected = d.onRevoke(p.id)
       d.log.log('info', 'device revoked', { deviceId: p.id, via: 'http', disconnected })
       sendJson(res, 200, { id: p.id, revoked: true, alreadyRevoked: !changed, disconnected })
+    })
+    .post('/api/devices/:id/reactivate', ({ res }, p) => {
+      const changed = d.registry.reactivate(p.id)
+      d.log.log('info', changed ? 'device reactivated' : 'device reactivate: was active', { deviceId: p.id, via: 'http' })
+      sendJson(res, 200, { id: p.id, reactivated: true, wasActive: !changed })
+    })
+    .post('/api/devices/:id/move', async ({ req, res }, p) => {
+      const b = await readJson(req, BODY)
+      if (typeof b.patient !== 'string') throw new HttpError(400, `patient: expected a patient ID string, got ${typeof b.patient}`)
+      const r = d.registry.move(p.id, b.patient)
+      const live = r.changed ? d.onDeviceChange?.(p.id) ?? null : null
+      d.log.log('info', r.changed ? 'device moved' : 'device move: same patient', { deviceId: p.id, from: r.from, to: r.to, connected: live === 'moved', via: 'http' })
+      sendJson(res, 200, { id: p.id, ...r })
+    })
+    .on('DELETE', '/api/devices/:id', ({ res }, p) => {
+      const changed = d.registry.delete(p.id)
+      const disconnected = d.onDeviceChange?.(p.id) === 'disconnected'
+      d.log.log('info', changed ? 'device deleted' : 'device delete: was deleted', { deviceId: p.id, via: 'http', disconnected })
+      sendJson(res, 200, { id: p.id, deleted: true, alreadyDeleted: !changed, disconnected })
     })
     .post('/api/users', async ({ req, res }) => {
       const b = await readJson(req, BODY)

@@ -15,7 +15,12 @@ import { scryptSync, scrypt, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { DeviceView } from '../protocol/node/admin-client.ts'
 
 export type Profile = 'se' | 'bare'
-export type DeviceStatus = 'active' | 'revoked'
+/**
+ * 'deleted' is a tombstone: the row and its key stay (its frames in the ledger still
+ * verify, and its ID cannot be taken by another key), stored as status 'revoked' with
+ * deleted_ms set, so any process that predates deletion refuses it as revoked.
+ */
+export type DeviceStatus = 'active' | 'revoked' | 'deleted'
 export type Role = 'clinician' | 'admin'
 
 /**
@@ -59,6 +64,13 @@ CREATE TABLE IF NOT EXISTS devices (
   last_auth_counter INTEGER NOT NULL DEFAULT -1,
   revoked_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS device_events (
+  n INTEGER PRIMARY KEY AUTOINCREMENT,
+  device TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT
+);
 CREATE TABLE IF NOT EXISTS users (
   username TEXT PRIMARY KEY,
   role TEXT NOT NULL CHECK (role IN ('clinician','admin')),
@@ -80,6 +92,50 @@ interface DeviceRow {
   last_seq: number | null
   last_auth_counter: number
   revoked_ms: number | null
+  changed_ms: number | null
+  deleted_ms: number | null
+}
+
+/** Columns added after the first release: added in place to an older registry file. */
+const ADDED_COLUMNS: Array<[name: string, decl: string]> = [
+  // when a lifecycle change (revoke, move, reactivate, delete) was last written, by any process
+  ['changed_ms', 'INTEGER'],
+  ['deleted_ms', 'INTEGER'],
+]
+
+/** A stretch of time (board clock, ms; ends open) during which a device's frames were one patient's. */
+export interface PatientSpan {
+  deviceId: string
+  patient: string
+  /** -Infinity: since the device was registered. */
+  fromMs: number
+  /** Infinity: until now. Exclusive. */
+  toMs: number
+}
+
+/**
+ * Whose a device's frames were, over time, from its moves: frames carry the device only, so
+ * after a move the frames before it stay the old patient's (their history, their consent).
+ */
+export function patientSpans(d: { id: string; patient: string }, events: readonly DeviceEvent[]): PatientSpan[] {
+  const moves = events.filter((e) => e.action === 'moved' && e.detail && typeof e.detail.from === 'string' && typeof e.detail.to === 'string')
+  if (moves.length === 0) return [{ deviceId: d.id, patient: d.patient, fromMs: -Infinity, toMs: Infinity }]
+  const out: PatientSpan[] = []
+  let from = -Infinity
+  for (const m of moves) {
+    out.push({ deviceId: d.id, patient: m.detail!.from as string, fromMs: from, toMs: m.atMs })
+    from = m.atMs
+  }
+  out.push({ deviceId: d.id, patient: d.patient, fromMs: from, toMs: Infinity })
+  return out.filter((s) => s.toMs > s.fromMs)
+}
+
+/** One lifecycle change of a device, as the registry's device_events table keeps it. */
+export interface DeviceEvent {
+  device: string
+  atMs: number
+  action: 'registered' | 'revoked' | 'moved' | 'reactivated' | 'deleted'
+  detail: Record<string, unknown> | null
 }
 
 const toDevice = (r: DeviceRow): Device => ({
@@ -88,7 +144,7 @@ const toDevice = (r: DeviceRow): Device => ({
   publicKey: r.public_key ? new Uint8Array(r.public_key) : null,
   secret: r.secret ? new Uint8Array(r.secret) : null,
   patient: r.patient,
-  status: r.status,
+  status: r.deleted_ms !== null ? 'deleted' : r.status,
   createdMs: r.created_ms,
   firstSeenMs: r.first_seen_ms,
   lastSeenMs: r.last_seen_ms,
@@ -168,6 +224,8 @@ export class DeviceRegistry {
     this.db.pragma('synchronous = FULL')
     this.db.pragma('busy_timeout = 5000')
     this.db.exec(SCHEMA)
+    const have = new Set((this.db.prepare('PRAGMA table_info(devices)').all() as Array<{ name: string }>).map((c) => c.name))
+    for (const [name, decl] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE devices ADD COLUMN ${name} ${decl}`)
     const db = this.db
     this.stmts = {
       get: db.prepare('SELECT * FROM devices WHERE id = ?'),
@@ -175,7 +233,13 @@ export class DeviceRegistry {
       insert: db.prepare(
         'INSERT INTO devices (id, profile, public_key, secret, patient, status, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
-      revoke: db.prepare("UPDATE devices SET status = 'revoked', revoked_ms = ? WHERE id = ? AND status = 'active'"),
+      revoke: db.prepare("UPDATE devices SET status = 'revoked', revoked_ms = ?, changed_ms = ? WHERE id = ? AND status = 'active'"),
+      move: db.prepare('UPDATE devices SET patient = ?, changed_ms = ? WHERE id = ? AND deleted_ms IS NULL'),
+      reactivate: db.prepare("UPDATE devices SET status = 'active', revoked_ms = NULL, changed_ms = ? WHERE id = ? AND status = 'revoked' AND deleted_ms IS NULL"),
+      delete: db.prepare("UPDATE devices SET status = 'revoked', revoked_ms = COALESCE(revoked_ms, ?), deleted_ms = ?, changed_ms = ? WHERE id = ? AND deleted_ms IS NULL"),
+      changedSince: db.prepare('SELECT id FROM devices WHERE changed_ms >= ?'),
+      addEvent: db.prepare('INSERT INTO device_events (device, at_ms, action, detail) VALUES (?, ?, ?, ?)'),
+      events: db.prepare('SELECT device, at_ms, action, detail FROM device_events WHERE device = ? ORDER BY n'),
       authCas: db.prepare(
         'UPDATE devices SET last_auth_counter = ?, last_seen_ms = ?, first_seen_ms = COALESCE(first_seen_ms, ?) WHERE id = ? AND last_auth_counter < ?',
       ),
@@ -225,19 +289,92 @@ export class DeviceRegistry {
       throw new RegistryError(`bare device: expected a 32-byte HMAC secret, got ${d.secret ? d.secret.length + ' bytes' : 'none'}`, 'invalid')
     if (!PATIENT_RE.test(d.patient)) throw new RegistryError(`patient: expected 1-64 characters [A-Za-z0-9._-], got '${d.patient}'`, 'invalid')
     try {
-      this.stmts.insert.run(d.id, d.profile, d.publicKey ? Buffer.from(d.publicKey) : null, d.secret ? Buffer.from(d.secret) : null, d.patient, 'active', nowMs)
+      this.db.transaction(() => {
+        this.stmts.insert.run(d.id, d.profile, d.publicKey ? Buffer.from(d.publicKey) : null, d.secret ? Buffer.from(d.secret) : null, d.patient, 'active', nowMs)
+        this.event(d.id, nowMs, 'registered', { patient: d.patient, profile: d.profile })
+      })()
     } catch (err) {
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new RegistryError(`device ${d.id} is already registered`, 'exists')
-      throw err
+      if ((err as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw err
+      // The tombstone keeps the key its ledger frames verify with; a new key under the same
+      // ID would make those frames look forged (or another board's look like this one's).
+      if (this.getDevice(d.id)?.status === 'deleted')
+        throw new RegistryError(`device ${d.id} was deleted; its ID stays retired (its frames in the ledger are verified with the key kept for it), so it cannot be registered again: give the board a new ID`, 'exists')
+      throw new RegistryError(`device ${d.id} is already registered`, 'exists')
     }
     return this.getDevice(d.id)!
   }
 
+  private event(id: string, nowMs: number, action: DeviceEvent['action'], detail: Record<string, unknown> | null): void {
+    this.stmts.addEvent.run(id, nowMs, action, detail ? JSON.stringify(detail) : null)
+  }
+
+  /** Lifecycle changes of one device, oldest first (whichever process made them). */
+  deviceEvents(id: string): DeviceEvent[] {
+    return (this.stmts.events.all(id) as Array<{ device: string; at_ms: number; action: DeviceEvent['action']; detail: string | null }>)
+      .map((r) => ({ device: r.device, atMs: r.at_ms, action: r.action, detail: r.detail ? (JSON.parse(r.detail) as Record<string, unknown>) : null }))
+  }
+
+  /** IDs whose lifecycle changed at or after `ms` (revoke, move, reactivate, delete; any process). */
+  changedSince(ms: number): string[] {
+    return (this.stmts.changedSince.all(ms) as Array<{ id: string }>).map((r) => r.id)
+  }
+
+  private mustGet(id: string): Device {
+    const d = this.getDevice(id)
+    if (!d) throw new RegistryError(`device ${id} is not registered`, 'not-found')
+    return d
+  }
+
+  /**
+   * Assigns the device to another patient: its next frames go to that patient's feed, under
+   * that patient's consent. Frames already stored keep no patient (the ledger records the
+   * device only). Returns the patient it had. A deleted device cannot be moved.
+   */
+  move(id: string, patient: string, nowMs = Date.now()): { from: string; to: string; changed: boolean } {
+    if (!PATIENT_RE.test(patient)) throw new RegistryError(`patient: expected 1-64 characters [A-Za-z0-9._-], got '${patient}'`, 'invalid')
+    return this.db.transaction(() => {
+      const d = this.mustGet(id)
+      if (d.status === 'deleted') throw new RegistryError(`device ${id} was deleted; a deleted device cannot be moved`, 'invalid')
+      if (d.patient === patient) return { from: d.patient, to: patient, changed: false }
+      this.stmts.move.run(patient, nowMs, id)
+      this.event(id, nowMs, 'moved', { from: d.patient, to: patient })
+      return { from: d.patient, to: patient, changed: true }
+    })()
+  }
+
+  /** Lets a revoked device connect again; false when it was active already. A deleted one is refused. */
+  reactivate(id: string, nowMs = Date.now()): boolean {
+    return this.db.transaction(() => {
+      const d = this.mustGet(id)
+      if (d.status === 'deleted') throw new RegistryError(`device ${id} was deleted; a deleted device cannot be reactivated (register the board under a new ID)`, 'invalid')
+      if (this.stmts.reactivate.run(nowMs, id).changes !== 1) return false
+      this.event(id, nowMs, 'reactivated', null)
+      return true
+    })()
+  }
+
+  /**
+   * Retires a device for good: refused at CONNECT like a revoked one, and not reactivatable.
+   * The row stays as a tombstone with its key (its frames in the ledger still verify with it,
+   * and no other key can take its ID). Returns false when it was deleted already.
+   */
+  delete(id: string, nowMs = Date.now()): boolean {
+    return this.db.transaction(() => {
+      this.mustGet(id)
+      if (this.stmts.delete.run(nowMs, nowMs, nowMs, id).changes !== 1) return false
+      this.event(id, nowMs, 'deleted', null)
+      return true
+    })()
+  }
+
   /** Marks a device revoked; returns false when it was already revoked. Throws when unknown. */
   revoke(id: string, nowMs = Date.now()): boolean {
-    const changed = this.stmts.revoke.run(nowMs, id).changes === 1
-    if (!changed && !this.getDevice(id)) throw new RegistryError(`device ${id} is not registered`, 'not-found')
-    return changed
+    return this.db.transaction(() => {
+      const changed = this.stmts.revoke.run(nowMs, nowMs, id).changes === 1
+      if (!changed && !this.getDevice(id)) throw new RegistryError(`device ${id} is not registered`, 'not-found')
+      if (changed) this.event(id, nowMs, 'revoked', null)
+      return changed
+    })()
   }
 
   /**

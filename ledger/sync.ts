@@ -8,7 +8,10 @@
  *  - a peer that serves an invalid or forked chain is refused, reported and never
  *    followed again (banned by URL);
  *  - replicas holding a witness key co-sign each verified block and send the
- *    co-signature to their peers (POST /witness), so the producer cannot rewrite history unseen.
+ *    co-signature to their peers (POST /witness), so the producer cannot rewrite history unseen;
+ *  - with `pollMs`, a node also asks its peers for their head on a timer: an announcement
+ *    is lost when the announcer restarts (it forgets who its peers were) or when we were
+ *    down, and a replica of a live gateway must keep up all the same.
  * Peers identify themselves with the X-Peer header (their base URL), so a node learns
  * who is out there from whoever talks to it.
  */
@@ -40,6 +43,8 @@ export interface PeerOptions {
   log?: (msg: string) => void
   /** Per-request timeout (ms). */
   timeoutMs?: number
+  /** Ask every peer for its head this often (ms) besides on start; 0 or unset = only on start. */
+  pollMs?: number
 }
 
 export interface PeerNode {
@@ -59,7 +64,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
   const { ledger } = opts
   const log = opts.log ?? ((m: string) => console.error(m))
   const timeoutMs = opts.timeoutMs ?? 10_000
-  const peers = new Set<string>((opts.peers ?? []).map(normUrl))
+  const peers = new Set<string>((opts.peers ?? []).map((u) => normUrl(u)))
   const banned = new Set<string>()
   const reports: PeerReport[] = []
   const reportCbs: ((r: PeerReport) => void)[] = []
@@ -190,7 +195,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
 
   function handle(c: RequestContext): unknown {
     const from = c.req.headers['x-peer']
-    const peer = typeof from === 'string' ? normUrl(from) : undefined
+    const peer = typeof from === 'string' ? normUrl(from, c.req.socket.remoteAddress) : undefined
     if (peer && banned.has(peer)) throw new HttpError(403, 'peer refused')
     learn(peer)
     const m = routes.match(c.method, c.path)
@@ -220,6 +225,14 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     )
   }
   await syncNow() // a node that joins asks its peers for their head
+  // One poll at a time, rescheduled when done: a slow peer never piles up requests.
+  let pollTimer: NodeJS.Timeout | undefined
+  const schedulePoll = (): void => {
+    if (!opts.pollMs || closed) return
+    pollTimer = setTimeout(() => void syncNow().finally(schedulePoll), opts.pollMs)
+    pollTimer.unref()
+  }
+  schedulePoll()
 
   return {
     url,
@@ -229,6 +242,7 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
     syncNow,
     async close() {
       closed = true
+      clearTimeout(pollTimer)
       unsub()
       await new Promise<void>((r) => server.close(() => r()))
       server.closeAllConnections?.()
@@ -237,9 +251,17 @@ export async function startPeer(opts: PeerOptions): Promise<PeerNode> {
   }
 }
 
-function normUrl(s: string): string {
+/**
+ * A peer's base URL. A node listening on every interface (a gateway with host 0.0.0.0)
+ * calls itself http://0.0.0.0:PORT; the address its request came from is where it is.
+ */
+function normUrl(s: string, remote?: string): string {
   try {
     const u = new URL(s)
+    if (remote && (u.hostname === '0.0.0.0' || u.hostname === '[::]')) {
+      const ip = remote.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '')
+      u.hostname = ip.includes(':') ? `[${ip}]` : ip
+    }
     return `${u.protocol}//${u.host}`
   } catch {
     return ''

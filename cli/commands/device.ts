@@ -21,6 +21,9 @@ const TARGET = `Target (one of):
 interface Backend {
   register(body: Record<string, unknown>): Promise<object>
   revoke(id: string): Promise<object>
+  move(id: string, patient: string): Promise<object>
+  reactivate(id: string): Promise<object>
+  delete(id: string): Promise<object>
   list(): Promise<Array<DeviceView | Record<string, unknown>>>
   show(id: string): Promise<object>
   close(): void
@@ -58,6 +61,9 @@ async function backend(p: Parsed): Promise<Backend> {
     return {
       register: (b) => call(() => api.register(b as DeviceRegistration)),
       revoke: (id) => call(() => api.revoke(id)),
+      move: (id, patient) => call(() => api.move(id, patient)),
+      reactivate: (id) => call(() => api.reactivate(id)),
+      delete: (id) => call(() => api.delete(id)),
       list: () => call(() => api.list()),
       show: (id) => call(() => api.show(id)),
       close() {},
@@ -93,6 +99,18 @@ async function backend(p: Parsed): Promise<Backend> {
       mustExist()
       const changed = open().revoke(id)
       return { id, revoked: true, alreadyRevoked: !changed }
+    }),
+    move: (id, patient) => wrap(() => {
+      mustExist()
+      return { id, ...open().move(id, patient) }
+    }),
+    reactivate: (id) => wrap(() => {
+      mustExist()
+      return { id, reactivated: true, wasActive: !open().reactivate(id) }
+    }),
+    delete: (id) => wrap(() => {
+      mustExist()
+      return { id, deleted: true, alreadyDeleted: !open().delete(id) }
     }),
     list: () => wrap(() => {
       mustExist()
@@ -184,6 +202,105 @@ notices within half a second and disconnects it.`,
   },
 }
 
+/** The device a lifecycle command acts on: `--device ID` or the one positional ID. */
+function deviceArg(p: Parsed): string {
+  const opt = stringOpt(p, 'device')
+  const pos = p.positionals[0]
+  if (opt && pos && opt !== pos) throw new UsageError(`two devices given: --device ${opt} and ${pos}`)
+  const id = opt ?? pos
+  if (!id) throw new UsageError('expected the device: --device ID')
+  return id
+}
+
+const deviceOpts = { ...targetOpts, device: { type: 'string' } } as const
+
+const LIVE = `With --url a connected board follows at once; with --data a running gateway notices
+within half a second (the registry is SQLite in WAL mode: the CLI may write it beside the
+gateway, which holds the data directory's ledger lock, not the registry).
+Each change is kept in the registry's device history (mhealth device history ID).`
+
+const move: Command = {
+  name: 'move',
+  summary: "Assign a device to another patient (a connected board's next frames go to that patient)",
+  usage: `Usage: mhealth device move --device ID --patient P [target]
+
+${TARGET}
+
+The board keeps its key and ID. Its next frames are published on patient P's feed and
+shown only to clinicians P consented to; frames already stored stay in the ledger as
+they were (a frame records its device, not a patient). A deleted device cannot be moved.
+${LIVE}`,
+  async run(argv, io) {
+    const p = parseCli(argv, { ...deviceOpts, patient: { type: 'string' } }, { min: 0, max: 1, names: ['ID'] })
+    const id = deviceArg(p)
+    const patient = requireOpt(p, 'patient')
+    print(io, JSON.stringify(await withBackend(p, (b) => b.move(id, patient))))
+    return 0
+  },
+}
+
+const reactivate: Command = {
+  name: 'reactivate',
+  summary: 'Let a revoked device connect again',
+  usage: `Usage: mhealth device reactivate --device ID [target]
+
+${TARGET}
+
+The device keeps its key, patient and auth counter (an old token stays a replay).
+A deleted device cannot be reactivated.
+${LIVE}`,
+  async run(argv, io) {
+    const p = parseCli(argv, deviceOpts, { min: 0, max: 1, names: ['ID'] })
+    const id = deviceArg(p)
+    print(io, JSON.stringify(await withBackend(p, (b) => b.reactivate(id))))
+    return 0
+  },
+}
+
+const del: Command = {
+  name: 'delete',
+  summary: 'Retire a device for good (its frames stay in the ledger and still verify)',
+  usage: `Usage: mhealth device delete --device ID [target]
+
+${TARGET}
+
+The device is refused from now on (and disconnected) and cannot be reactivated. Its
+registry row stays as a tombstone with its public key (or HMAC secret): 'mhealth device
+show ID' still gives the public key its ledger frames verify with, and its ID can never
+be registered again with another key (that would let new frames pass as the old board's).
+${LIVE}`,
+  async run(argv, io) {
+    const p = parseCli(argv, deviceOpts, { min: 0, max: 1, names: ['ID'] })
+    const id = deviceArg(p)
+    print(io, JSON.stringify(await withBackend(p, (b) => b.delete(id))))
+    return 0
+  },
+}
+
+const history: Command = {
+  name: 'history',
+  summary: "A device's lifecycle changes (registered, revoked, moved, reactivated, deleted)",
+  usage: `Usage: mhealth device history ID [--data DIR]
+
+Reads DIR/registry.sqlite (default ./data), read-only beside a running gateway.
+One JSON line per change, oldest first: {device, atMs, action, detail}.`,
+  async run(argv, io) {
+    const p = parseCli(argv, deviceOpts, { min: 0, max: 1, names: ['ID'] })
+    const id = deviceArg(p)
+    const file = join(stringOpt(p, 'data') ?? './data', 'registry.sqlite')
+    if (!existsSync(file)) throw new CliError(`no registry at ${file} (wrong --data?)`)
+    const { DeviceRegistry } = await import('../../gateway/registry.ts')
+    const reg = new DeviceRegistry(file)
+    try {
+      if (!reg.getDevice(id)) throw new CliError(`device ${id} is not registered`)
+      for (const e of reg.deviceEvents(id)) print(io, JSON.stringify(e))
+    } finally {
+      reg.close()
+    }
+    return 0
+  },
+}
+
 const list: Command = {
   name: 'list',
   summary: 'List registered devices',
@@ -212,4 +329,4 @@ const show: Command = {
   },
 }
 
-export const command: Command = group('device', 'Manage the gateway device registry (locally or over the admin API)', [register, revoke, list, show])
+export const command: Command = group('device', 'Manage the gateway device registry (locally or over the admin API)', [register, revoke, move, reactivate, del, list, show, history])

@@ -17,7 +17,7 @@ export function portOpt(p: Parsed, name: string): PortSpec | undefined {
 
 export const command: Command = {
   name: 'gateway',
-  summary: 'Run the clinic gateway (MQTT/TCP, MQTT/TLS, MQTT/WebSocket, HTTP API, ledger)',
+  summary: 'Run the clinic gateway (MQTT/TCP, MQTT/TLS, MQTT/WebSocket (ws, wss), HTTP(S) API, ledger)',
   usage: `Usage: mhealth gateway [--config FILE] [--data DIR] [options]
 
 Runs the gateway: an MQTT broker that admits only registered, authenticated devices,
@@ -33,8 +33,18 @@ Options (override the config file, which overrides the defaults; see docs/gatewa
   --mqtt-port N        MQTT over TCP (default 1883; 0 = off; 'auto' = any free port)
   --mqtts-port N       MQTT over TLS (default 8883)
   --ws-port N          MQTT over WebSocket (default 8080)
+  --wss-port N         MQTT over secure WebSocket, wss:// (default 0 = off; e.g. 8084)
   --http-port N        HTTP API, /metrics, /healthz (default 8081)
+  --peer-port N        serve the ledger to replicas (\`mhealth ledger serve --peer\`; default 0 = off)
+  --https-port N       the same API (and --dashboard) over HTTPS (default 0 = off; e.g. 8443)
+  --mqtt-host ADDR     bind address of one listener (default: --host); likewise
+  --mqtts-host ADDR    e.g. --host 127.0.0.1 --mqtts-host 0.0.0.0 keeps the admin
+  --ws-host ADDR       API on this machine and serves boards on the ward network
+  --wss-host ADDR
+  --http-host ADDR
+  --https-host ADDR
   --tls-cert FILE      PEM certificate (with --tls-key) instead of the self-signed one
+                       (one certificate for MQTTS, WSS and HTTPS)
   --tls-key FILE
   --redis URL          share sessions and messages with other gateways (Aedes clustering)
   --allow-anonymous    admit clients without credentials, no ACLs (protocol testing ONLY)
@@ -54,6 +64,15 @@ are stored and acknowledged, then the ledger is closed.`,
       'mqtts-port': { type: 'string' },
       'ws-port': { type: 'string' },
       'http-port': { type: 'string' },
+      'peer-port': { type: 'string' },
+      'wss-port': { type: 'string' },
+      'https-port': { type: 'string' },
+      'mqtt-host': { type: 'string' },
+      'mqtts-host': { type: 'string' },
+      'ws-host': { type: 'string' },
+      'wss-host': { type: 'string' },
+      'http-host': { type: 'string' },
+      'https-host': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       redis: { type: 'string' },
@@ -62,7 +81,7 @@ are stored and acknowledged, then the ledger is closed.`,
       dashboard: { type: 'boolean' },
     })
     const dashboard = p.values.dashboard === true
-    const { resolveConfig, readConfigFile, ConfigError } = await import('../../gateway/config.ts')
+    const { resolveConfig, readConfigFile, hostOf, ConfigError } = await import('../../gateway/config.ts')
     let cfg
     try {
       const file = stringOpt(p, 'config')
@@ -73,6 +92,15 @@ are stored and acknowledged, then the ledger is closed.`,
         mqttsPort: portOpt(p, 'mqtts-port'),
         wsPort: portOpt(p, 'ws-port'),
         httpPort: portOpt(p, 'http-port'),
+        peerPort: portOpt(p, 'peer-port'),
+        wssPort: portOpt(p, 'wss-port'),
+        httpsPort: portOpt(p, 'https-port'),
+        mqttHost: stringOpt(p, 'mqtt-host'),
+        mqttsHost: stringOpt(p, 'mqtts-host'),
+        wsHost: stringOpt(p, 'ws-host'),
+        wssHost: stringOpt(p, 'wss-host'),
+        httpHost: stringOpt(p, 'http-host'),
+        httpsHost: stringOpt(p, 'https-host'),
         tlsCert: stringOpt(p, 'tls-cert'),
         tlsKey: stringOpt(p, 'tls-key'),
         redisUrl: stringOpt(p, 'redis'),
@@ -83,7 +111,7 @@ are stored and acknowledged, then the ledger is closed.`,
       if (err instanceof ConfigError) throw new UsageError(err.message)
       throw err
     }
-    if (dashboard && cfg.httpPort === 0) throw new UsageError('--dashboard needs the HTTP listener: --http-port cannot be 0')
+    if (dashboard && cfg.httpPort === 0 && cfg.httpsPort === 0) throw new UsageError('--dashboard needs the HTTP listener (or HTTPS): --http-port and --https-port cannot both be 0')
     if (cfg.allowAnonymous) io.stderr.write('WARNING: --allow-anonymous: any client is admitted with no ACLs. For protocol conformance testing only.\n')
     const { startGateway } = await import('../../gateway/gateway.ts')
     let gw
@@ -102,8 +130,11 @@ are stored and acknowledged, then the ledger is closed.`,
       try {
         const { mountDashboard } = await import('../../dashboard/mount.ts')
         const { Spo2CalibrationDir } = await import('../../gateway/spo2-calibration-dir.ts')
-        const spo2Calibrations = new Spo2CalibrationDir(join(cfg.dataDir, 'calibrations'), { warn: (m) => io.stderr.write(`mhealth gateway: calibration skipped: ${m}\n`) })
-        dashboardUrl = (await mountDashboard(gw, { host: cfg.host, spo2Calibrations })).url
+        const spo2Calibrations = new Spo2CalibrationDir(join(cfg.dataDir, 'calibrations'), { warn: (m) => io.stderr.write(`mhealth gateway: calibration skipped: ${m}
+`) })
+        const mounted = await mountDashboard(gw, { host: hostOf(cfg, 'http'), spo2Calibrations })
+        // Over HTTPS when it is on: that is the address to give the ward.
+        dashboardUrl = gw.ports.https !== null ? `https://${hostOf(cfg, 'https')}:${gw.ports.https}/` : mounted.url
         // The page is built and cached now; esbuild's service process need not live as long as the gateway.
         await (await import('esbuild')).stop()
       } catch (err) {

@@ -210,18 +210,24 @@ const serve: Command = {
   name: 'serve',
   summary: 'Run a ledger peer (producer or replica) with HTTP block sync',
   usage: `Usage: mhealth ledger serve --data DIR --producer-id ID (--producer-key FILE | --producer-pub KEY)
-                           [--port N] [--host H] [--peer URL]... [--witness-key FILE]
+                           [--port N] [--host H] [--peer URL]... [--witness-key FILE] [--poll-ms N]
 
 Serves the ledger in DIR to peers over HTTP and follows them: announces new blocks,
 asks peers for their head on start, fetches missing blocks, verifies every block before
 storing it, and refuses (and reports) peers serving invalid or forked chains.
 With --producer-key the node is the producer (its blocks come from the gateway); with
 --producer-pub it is a replica of that producer. --witness-key co-signs verified blocks.
+A replica of a live gateway: run \`mhealth gateway --peer-port N\` and give the replica
+--peer http://GATEWAY:N, --producer-id and --producer-pub from the gateway's ready line.
+Peers are asked for their head every --poll-ms (default 5000; 0 = only on start), so a
+replica keeps up across a gateway restart. (On a live gateway's own data directory this
+command is refused: the gateway is its writer.)
 Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
   async run(argv, io) {
     const p = parseCli(argv, {
       data: { type: 'string' }, 'producer-id': { type: 'string' }, 'producer-key': { type: 'string' }, 'producer-pub': { type: 'string' },
       port: { type: 'string' }, host: { type: 'string' }, peer: { type: 'string', multiple: true }, 'witness-key': { type: 'string' },
+      'poll-ms': { type: 'string' },
     })
     const dir = ledgerDir(requireOpt(p, 'data'))
     const producerId = requireOpt(p, 'producer-id')
@@ -229,6 +235,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     const pubArg = stringOpt(p, 'producer-pub')
     if (!keyFile === !pubArg) throw new UsageError('give exactly one of --producer-key (producer) or --producer-pub (replica)')
     const port = intOpt(p, 'port', 0, 0, 65535)
+    const pollMs = intOpt(p, 'poll-ms', 5000, 0)
     const peers = (p.values.peer as string[] | undefined) ?? []
     for (const u of peers) if (!/^https?:\/\/[^/]+/.test(u)) throw new UsageError(`--peer expects a URL like http://127.0.0.1:4100, got '${u}'`)
     const producerKey = keyFile ? await readEd25519KeyPair(keyFile, '--producer-key') : undefined
@@ -254,7 +261,7 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
     } catch (e) {
       throw new CliError((e as Error).message)
     }
-    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log })
+    const node = await startPeer({ ledger, port, host: stringOpt(p, 'host') ?? '127.0.0.1', peers, witnessKey, log, pollMs })
     print(io, `listening ${node.url}`)
     ledger.onBlock((b) => print(io, `block ${b.header.height} ${toHex(b.hash)} logSize ${b.header.logSize}`))
     await untilStopSignal()
@@ -265,10 +272,64 @@ Prints 'listening URL' when ready; stops cleanly on SIGINT/SIGTERM.`,
   },
 }
 
+const repair: Command = {
+  name: 'repair',
+  summary: 'Repair a damaged ledger: keep what verifies, re-sign the rest, say what was dropped',
+  usage: `Usage: mhealth ledger repair --data DIR [--producer-key FILE] [--json]
+
+Repairs the ledger in DIR (a gateway data directory or its ledger/ directory) after a
+torn or garbled tail, blocks interleaved by two writers, or a damaged index:
+  - the longest prefix that verifies is kept byte for byte (proofs already issued hold);
+  - every later frame or consent record that is still whole and parses is re-appended
+    under new blocks signed by the producer key; the blocks that covered it are dropped;
+  - everything else is dropped, and each drop is listed with its file offset and reason;
+  - the index is rebuilt from the segments.
+Every file it changes is first copied to DIR/ledger/damaged-<time>/ (printed), with a
+REPAIR.txt of this report. The result is verified before it exits.
+
+The producer key is DIR/gateway.key for a gateway's data directory, else --producer-key.
+Takes the data directory's writer lock: refused while a gateway (or ledger serve) runs.
+
+Exit status: 0 repaired and verified, 1 failure, 2 usage error.`,
+  async run(argv, io) {
+    const p = parseCli(argv, { data: { type: 'string' }, 'producer-key': { type: 'string' }, json: { type: 'boolean' } })
+    const data = requireOpt(p, 'data')
+    if (!existsSync(data)) throw new CliError(`no ledger at ${data}: no such directory`)
+    const dir = ledgerDir(data)
+    if (!existsSync(join(dir, 'ledger.json'))) throw new CliError(`no ledger at ${dir} (no ledger.json)`)
+    const lockDir = writerDir(dir)
+    const keyFile = stringOpt(p, 'producer-key') ?? (lockDir !== dir ? join(lockDir, 'gateway.key') : undefined)
+    if (!keyFile) throw new UsageError(`${dir} is not a gateway's ledger: give the producer key with --producer-key FILE`)
+    const producerKey = await readEd25519KeyPair(keyFile, '--producer-key')
+    const { acquireDirLock, describeHolder, DirLockBusy } = await import('../../ledger/dir-lock.ts')
+    let lock
+    try {
+      lock = acquireDirLock(lockDir)
+    } catch (e) {
+      if (e instanceof DirLockBusy) throw new CliError(`data directory ${lockDir} is in use by ${describeHolder(e.holder)}; stop it before repairing`)
+      throw e
+    }
+    try {
+      const { repairLedger, formatRepair } = await import('../../ledger/repair.ts')
+      let rep
+      try {
+        rep = await repairLedger(dir, producerKey)
+      } catch (e) {
+        throw new CliError((e as Error).message)
+      }
+      if (p.values.json) print(io, JSON.stringify(rep, null, 2))
+      else print(io, formatRepair(rep))
+      return rep.verify.ok ? 0 : 1
+    } finally {
+      lock.release()
+    }
+  },
+}
+
 async function readStdin(): Promise<string> {
   let s = ''
   for await (const chunk of process.stdin) s += chunk
   return s
 }
 
-export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve])
+export const command: Command = group('ledger', 'Verify the ledger, print and check proofs', [verify, proof, checkProofCmd, head, consistency, serve, repair])

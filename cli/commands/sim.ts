@@ -4,6 +4,7 @@ import { parseCli, stringOpt, requireOpt, intOpt, numOpt, choiceOpt, type Parsed
 import { CliError, UsageError } from '../errors.ts'
 import { adminToken } from './provision.ts'
 import { DEFAULTS } from '../../firmware/config.ts'
+import type { DeviceView } from '../../protocol/node/admin-client.ts'
 
 const RUN_USAGE = `Usage: mhealth sim --devices N --gateway URL (--data DIR | --admin-token T)
                    [--mqtt-port P] [--source synthetic|mitdb:RECORD] [--speed X] [--seed S]
@@ -163,58 +164,92 @@ async function runFleet(argv: string[], io: CliIO): Promise<number> {
   }
 
   const { Fleet } = await import('../../hardware-sim/fleet/fleet.ts')
+  const api = new AdminClient(url, token)
+  const startedMs = Date.now()
   io.stderr.write(`building the firmware and provisioning ${c.devices} boards (seed ${c.seed})...\n`)
   let lastShown = 0
-  const fleet = await Fleet.start({
-    devices: c.devices, gateway: { httpUrl: url.origin, adminToken: token, mqttPort, mqttHost: url.hostname }, source: c.source, seed: c.seed, speed,
-    profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir, cost,
-    onProvisioned: (n, total) => {
-      if (n === total || Date.now() - lastShown > 1000) {
-        lastShown = Date.now()
-        io.stderr.write(`provisioned ${n}/${total}\n`)
-      }
-    },
-  }).catch((e: Error) => {
-    throw new CliError(e.message)
-  })
-  let prev: { published: number; acked: number; realMs: number } | null = null
-  let everConnected = false
-  let warned = false
-  const t0 = performance.now()
+  let fleet: Awaited<ReturnType<typeof Fleet.start>> | null = null
+  let interrupted = false
+  // Installed before provisioning, so a Ctrl-C then still ends in the clean-up below (a second one kills).
   const onSig = () => {
+    interrupted = true
     io.stderr.write('stopping...\n')
-    fleet.stop()
+    fleet?.stop()
   }
   process.once('SIGINT', onSig)
   process.once('SIGTERM', onSig)
   try {
-    print(io, `devices: ${fleet.boards.map((b) => `dev${b.index}=${b.id}(${b.profile})`).join(' ')}`)
-    await fleet.run({
-      untilMs: seconds > 0 ? seconds * 1000 : undefined,
-      onTick: (s) => {
-        const real = performance.now() - t0
-        print(io, fmtTick(s, prev, real))
-        everConnected ||= s.connected > 0
-        if (!everConnected && !warned && s.virtualMs >= NO_CONNECT_WARN.virtualMs && real >= NO_CONNECT_WARN.realMs) {
-          warned = true
-          io.stderr.write(`warning: no board could connect to MQTT at ${url.hostname}:${mqttPort} after ${(s.virtualMs / 1000).toFixed(0)} simulated s; is --mqtt-port the gateway's MQTT port (its "ready" line lists it)?\n`)
+    fleet = await Fleet.start({
+      devices: c.devices, gateway: { httpUrl: url.origin, adminToken: token, mqttPort, mqttHost: url.hostname }, source: c.source, seed: c.seed, speed,
+      profiles: c.profiles, scenarios: c.scenarios as never, faults: c.faults, dir: c.state, mitdbDir: c.mitdbDir, cost,
+      onProvisioned: (n, total) => {
+        if (n === total || Date.now() - lastShown > 1000) {
+          lastShown = Date.now()
+          io.stderr.write(`provisioned ${n}/${total}\n`)
         }
-        prev = { published: s.published, acked: s.acked, realMs: real }
       },
+    }).catch((e: Error) => {
+      throw new CliError(e.message)
     })
-    // PUBACKs already on their way are counted before the summary (it then matches the gateway's store).
-    await fleet.quiesce()
-    const s = fleet.poll()
-    for (const [t, d] of fleet.faultLog) print(io, `fault at ${(t / 1000).toFixed(1)}s: ${d}`)
-    print(io, `done: ${fmtTick(s, null, 0)}; ${((performance.now() - t0) / 1000).toFixed(1)} s real`)
-    const fc = fleet.cost()
-    if (fc) print(io, fmtCost(fc))
+    if (!interrupted) await streamFleet(fleet, io, { seconds, url, mqttPort })
   } finally {
     process.off('SIGINT', onSig)
     process.off('SIGTERM', onSig)
-    await fleet.close()
+    await fleet?.close()
+    // Without --state the boards' keys die with their temp dir: leave no device behind that
+    // nothing can ever use (with --state the next run resumes them under the same IDs).
+    if (!c.state) await retireSimDevices(api, io, (d) => SIM_PATIENT(c.seed).test(d.patient) && d.createdMs >= startedMs - CLOCK_SLACK_MS)
   }
   return 0
+}
+
+/** Fleet boards are registered for patients sim-<seed>-<index> (hardware-sim/fleet/fleet.ts). */
+const SIM_PATIENT = (seed: number) => new RegExp(`^sim-${seed}-\\d+$`)
+/** The gateway stamps createdMs with its own clock, which may trail ours a little. */
+const CLOCK_SLACK_MS = 60_000
+
+/**
+ * Deletes (gateway/registry.ts: a tombstone that keeps the key, so their frames still verify)
+ * the devices this run registered; says so on stderr. Failures are reported, not thrown:
+ * the run's own outcome stands, and 'mhealth device delete' can finish the job.
+ */
+async function retireSimDevices(api: import('../../protocol/node/admin-client.ts').AdminClient, io: CliIO, mine: (d: DeviceView) => boolean): Promise<void> {
+  try {
+    const ids = (await api.list()).filter((d) => d.status !== 'deleted' && mine(d)).map((d) => d.id)
+    for (const id of ids) await api.delete(id)
+    if (ids.length) io.stderr.write(`deleted the ${ids.length} simulated devices from the gateway's registry (their frames stay in the ledger)\n`)
+  } catch (e) {
+    io.stderr.write(`warning: could not delete the simulated devices from the gateway: ${(e as Error).message}; remove them with 'mhealth device delete'\n`)
+  }
+}
+
+async function streamFleet(fleet: import('../../hardware-sim/fleet/fleet.ts').Fleet, io: CliIO, o: { seconds: number; url: URL; mqttPort: number }): Promise<void> {
+  const { seconds, url, mqttPort } = o
+  let prev: { published: number; acked: number; realMs: number } | null = null
+  let everConnected = false
+  let warned = false
+  const t0 = performance.now()
+  print(io, `devices: ${fleet.boards.map((b) => `dev${b.index}=${b.id}(${b.profile})`).join(' ')}`)
+  await fleet.run({
+    untilMs: seconds > 0 ? seconds * 1000 : undefined,
+    onTick: (s) => {
+      const real = performance.now() - t0
+      print(io, fmtTick(s, prev, real))
+      everConnected ||= s.connected > 0
+      if (!everConnected && !warned && s.virtualMs >= NO_CONNECT_WARN.virtualMs && real >= NO_CONNECT_WARN.realMs) {
+        warned = true
+        io.stderr.write(`warning: no board could connect to MQTT at ${url.hostname}:${mqttPort} after ${(s.virtualMs / 1000).toFixed(0)} simulated s; is --mqtt-port the gateway's MQTT port (its "ready" line lists it)?\n`)
+      }
+      prev = { published: s.published, acked: s.acked, realMs: real }
+    },
+  })
+  // PUBACKs already on their way are counted before the summary (it then matches the gateway's store).
+  await fleet.quiesce()
+  const s = fleet.poll()
+  for (const [t, d] of fleet.faultLog) print(io, `fault at ${(t / 1000).toFixed(1)}s: ${d}`)
+  print(io, `done: ${fmtTick(s, null, 0)}; ${((performance.now() - t0) / 1000).toFixed(1)} s real`)
+  const fc = fleet.cost()
+  if (fc) print(io, fmtCost(fc))
 }
 
 async function record(argv: string[], io: CliIO): Promise<number> {
@@ -271,14 +306,35 @@ async function attack(argv: string[], io: CliIO): Promise<number> {
   const token = await adminTokenOf(p)
   const { registerAttackers } = await import('../../hardware-sim/faults/hostile.ts')
   const u = new URL(gateway)
+  const { AdminClient } = await import('../../protocol/node/admin-client.ts')
+  const api = new AdminClient(gateway, token)
+  // Ctrl-C: the attack in progress ends (its sockets close with the process) after the clean-up.
+  let interrupted = false
+  const onSig = () => {
+    interrupted = true
+    io.stderr.write('stopping...\n')
+  }
+  process.once('SIGINT', onSig)
+  process.once('SIGTERM', onSig)
   const pair = await registerAttackers(gateway, token).catch((e: Error) => {
+    process.off('SIGINT', onSig)
+    process.off('SIGTERM', onSig)
     throw new CliError(e.message)
   })
-  for (const a of which === 'all' ? ATTACKS : [which as (typeof ATTACKS)[number]]) {
-    const r = await runAttack(a, { url: `mqtt://${u.hostname}:${mqttPort}`, key: pair.attacker, victimId: pair.victim.id, counter: pair.counter })
-    print(io, JSON.stringify(r))
+  try {
+    for (const a of which === 'all' ? ATTACKS : [which as (typeof ATTACKS)[number]]) {
+      if (interrupted) break
+      const r = await runAttack(a, { url: `mqtt://${u.hostname}:${mqttPort}`, key: pair.attacker, victimId: pair.victim.id, counter: pair.counter })
+      print(io, JSON.stringify(r))
+    }
+  } finally {
+    process.off('SIGINT', onSig)
+    process.off('SIGTERM', onSig)
+    // The two keys exist only in this process: their registrations would be active devices no one holds.
+    const ids = new Set([pair.attacker.id, pair.victim.id])
+    await retireSimDevices(api, io, (d) => ids.has(d.id))
   }
-  return 0
+  return interrupted ? 130 : 0
 }
 
 export const command: Command = {

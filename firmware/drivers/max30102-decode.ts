@@ -3,26 +3,18 @@
  * AD8232 firmware, legacy-ad8232.ts, delta-packs red and IR per sample). The frame-v2
  * firmware uses Max30102.burst() and never decodes a sample on the board.
  */
-import { Max30102, REG, FULL_SCALE } from './max30102.ts'
+import { Max30102, FULL_SCALE } from './max30102.ts'
 
 export class Max30102Decoding extends Max30102 {
   /**
    * Reads every sample waiting in the FIFO into red/ir from index `at`, at most `max`.
    * Returns the count. An overflow (OVF_COUNTER > 0) means the FIFO filled and
-   * OVF_COUNTER samples were lost: counted in lostSamples. LED control uses the burst's mean.
+   * OVF_COUNTER samples were lost: counted in lostSamples and `lost` (see burst()). LED control uses the burst's mean.
    */
   read(red: Uint32Array, ir: Uint32Array, at: number, max: number): number {
-    const p = this.r(REG.FIFO_WR_PTR, 3) // WR_PTR, OVF_COUNTER, RD_PTR
-    let n = (p[0] - p[2]) & 31
-    if (p[1] > 0) {
-      this.overflows++
-      this.lostSamples += p[1]
-      n = 32 // full FIFO: WR_PTR == RD_PTR
-    }
-    if (n === 0) return 0
-    if (n > max - at) n = max - at
-    if (n <= 0) return 0
-    const d = this.r(REG.FIFO_DATA, n * 6)
+    const d = this.burst(max - at)
+    if (!d) return 0
+    const n = this.n
     let sumIr = 0
     let sumRed = 0
     for (let i = 0; i < n; i++) {

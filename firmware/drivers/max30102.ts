@@ -34,16 +34,18 @@ export const REG = {
 
 // The registers the driver uses, as plain numbers (REG is for callers and tests); the burst's
 // register pointers as the arrays writeTo takes, made once.
-const R_FIFO_CONFIG = 0x08, R_FIFO_DATA = 0x07, R_FIFO_RD_PTR = 0x06, R_FIFO_WR_PTR = 0x04, R_INT_ENABLE1 = 0x02, R_LED1_PA = 0x0c, R_LED2_PA = 0x0d, R_MODE_CONFIG = 0x09, R_OVF_COUNTER = 0x05, R_PART_ID = 0xff, R_SPO2_CONFIG = 0x0a, R_TEMP_CONFIG = 0x21, R_TEMP_INT = 0x1f
+const R_FIFO_CONFIG = 0x08, R_FIFO_DATA = 0x07, R_FIFO_WR_PTR = 0x04, R_INT_ENABLE1 = 0x02, R_LED1_PA = 0x0c, R_LED2_PA = 0x0d, R_MODE_CONFIG = 0x09, R_PART_ID = 0xff, R_TEMP_CONFIG = 0x21, R_TEMP_INT = 0x1f
 
 const A_FIFO_WR_PTR = [R_FIFO_WR_PTR]
 const A_FIFO_DATA = [R_FIFO_DATA]
 
 export const PART_ID = 0x15
-/** SPO2_SR[4:2] codes for the conversion rates allowed at LED_PW 411 us in SpO2 mode (datasheet SpO2 configuration table). */
-const SR_CODES: { [sps: number]: number } = { 50: 0, 100: 1, 200: 2, 400: 3 }
-/** SMP_AVE[7:5] codes (datasheet FIFO configuration table). */
-const AVE_CODES: { [n: number]: number } = { 1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5 }
+/** OVF_COUNTER[4:0] saturates here (datasheet, register 0x05: "It saturates at 0x1F"): a reading this high is a floor. */
+export const OVF_MAX = 0x1f
+/** SPO2_SR[4:2], LED_PW[1:0] (us; 69 us gives 15 bits ... 411 us 18) and SMP_AVE[7:5] codes, by index (datasheet register map). */
+const RATES = [50, 100, 200, 400, 800, 1000, 1600, 3200]
+const WIDTHS = [69, 118, 215, 411]
+const AVES = [1, 2, 4, 8, 16, 32]
 export const FULL_SCALE = 262143
 /** IR DC below this: nothing on the sensor (finger-off). */
 export const FINGER_OFF_DC = 30000
@@ -80,43 +82,53 @@ export class Max30102 {
     this.lost = 0
   }
 
+  /** Writes `a`: a register address, then bytes for it and the registers after it (auto-increment). */
+  wr(a: number[]): void {
+    this.bus.writeTo(this.addr, a)
+  }
+
   w(reg: number, v: number): void {
-    this.bus.writeTo(this.addr, [reg, v])
+    this.wr([reg, v])
   }
 
   r(reg: number, n: number): Uint8Array {
-    this.bus.writeTo(this.addr, [reg])
+    this.wr([reg])
     return this.bus.readFrom(this.addr, n)
   }
 
   /**
    * Identity check, reset, configuration. Throws with what was found if it is not a MAX30102,
-   * or if an option is out of range. `sps`: conversions per second (SPO2_SR: 50, 100, 200 or
-   * 400, the rates the datasheet allows at a 411 us pulse in SpO2 mode); `average`: conversions
-   * averaged into one FIFO sample (SMP_AVE: 1, 2, 4, 8, 16 or 32). The FIFO rate is sps / average.
-   * Default 100 sps, no averaging.
+   * or if an option is out of range. `sps`: conversions per second (SPO2_SR: 50 ... 3200);
+   * `pw`: LED pulse width in us (LED_PW: 69, 118, 215 or 411; 411 gives 18 bits, each shorter
+   * step one bit less); `average`: conversions averaged into one FIFO sample (SMP_AVE: 1, 2, 4,
+   * 8, 16 or 32). The FIFO rate is sps / average. Not every sps x pw pair runs in SpO2 mode
+   * (datasheet table of allowed settings): a pair the chip cannot do is refused, never clamped,
+   * so the rate the gateway is told is the rate the samples come at. Default 100 sps, 411 us.
    */
-  init(o?: { sps?: number; average?: number }): void {
-    const sps = o && o.sps !== undefined ? o.sps : 100
-    const ave = o && o.average !== undefined ? o.average : 1
-    const sr = SR_CODES[sps]
-    const sa = AVE_CODES[ave]
-    if (sr === undefined || sa === undefined) throw new Error('MAX30102: bad sps/average ' + sps + '/' + ave)
+  init(o?: { sps?: number; average?: number; pw?: number }): void {
+    // (0 is no valid value of any of them, so || picks the default only for a missing one)
+    const sps = (o && o.sps) || 100
+    const ave = (o && o.average) || 1
+    const us = (o && o.pw) || 411
+    const sr = RATES.indexOf(sps)
+    const pw = WIDTHS.indexOf(us)
+    const sa = AVES.indexOf(ave)
+    // The datasheet's SpO2-mode table of allowed settings: the fastest SPO2_SR code at LED_PW code
+    // p is 6 - p (1600 sps at 69 us, 1000 at 118, 800 at 215, 400 at 411; 3200 is HR mode only).
+    if (sr < 0 || pw < 0 || sa < 0 || sr + pw > 6) throw new Error('MAX30102: ' + sps + 'sps/' + us + 'us/average ' + ave + ' not allowed')
     const id = this.r(R_PART_ID, 1)[0]
     if (id !== PART_ID) throw new Error('MAX30102: expected PART_ID 0x15 at 0x' + this.addr.toString(16) + ', got 0x' + (id === undefined ? '??' : id.toString(16)))
     this.w(R_MODE_CONFIG, 0x40) // RESET (bit 6): all registers to power-on state
-    for (let i = 0; i < 10; i++) if ((this.r(R_MODE_CONFIG, 1)[0] & 0x40) === 0) break
-    this.w(R_INT_ENABLE1, 0x00) // polled, no interrupts
+    for (let i = 0; i < 10 && this.r(R_MODE_CONFIG, 1)[0] & 0x40; i++); // until RESET clears itself
+    // Burst write, the register pointer auto-incrementing: INT_ENABLE1 = A_FULL_EN[7] (with
+    // FIFO_A_FULL = 0 below, A_FULL flags a FULL FIFO, the one state the pointers cannot tell from
+    // an empty one; polled, never watched), INT_ENABLE2 = 0, FIFO_WR_PTR = OVF_COUNTER = FIFO_RD_PTR = 0.
+    this.wr([R_INT_ENABLE1, 0x80, 0, 0, 0, 0])
     // FIFO_CONFIG: SMP_AVE[7:5], FIFO_ROLLOVER_EN[4] = 1 (a late read finds the newest 32
-    // samples; OVF_COUNTER counts the older ones lost), FIFO_A_FULL[3:0] = 0 (polled, unused).
-    this.w(R_FIFO_CONFIG, (sa << 5) | 0x10)
-    // SPO2_CONFIG: ADC_RGE[6:5] = 01 (4096 nA), SR[4:2], LED_PW[1:0] = 11 (411 us, 18 bit).
-    this.w(R_SPO2_CONFIG, 0x20 | (sr << 2) | 3)
-    this.w(R_LED1_PA, this.redPa) // 0.2 mA/LSB
-    this.w(R_LED2_PA, this.irPa)
-    this.w(R_FIFO_WR_PTR, 0)
-    this.w(R_OVF_COUNTER, 0)
-    this.w(R_FIFO_RD_PTR, 0)
+    // samples; OVF_COUNTER counts the older ones lost), FIFO_A_FULL[3:0] = 0 (A_FULL at 32);
+    // MODE_CONFIG stays 0 (off) until the end; SPO2_CONFIG: ADC_RGE[6:5] = 01 (4096 nA), SR[4:2], LED_PW[1:0].
+    this.wr([R_FIFO_CONFIG, (sa << 5) | 0x10, 0, 0x20 | (sr << 2) | pw])
+    this.wr([R_LED1_PA, this.redPa, this.irPa]) // LED1_PA, LED2_PA: 0.2 mA/LSB
     this.w(R_MODE_CONFIG, 0x03) // SpO2 mode: red + IR
   }
 
@@ -128,19 +140,22 @@ export class Max30102 {
    * depend on n; LED control is track(), called now and then.
    */
   burst(max: number): Uint8Array | null {
-    this.bus.writeTo(this.addr, A_FIFO_WR_PTR)
+    // Samples waiting: (WR_PTR - RD_PTR) mod 32 (datasheet). WR == RD is empty OR full: with
+    // OVF_COUNTER > 0 samples were lost (counted in `lost`, never invented), and with OVF_COUNTER 0
+    // the FIFO may have just filled, which only A_FULL tells (so INT_STATUS1 is read only then).
+    this.wr(A_FIFO_WR_PTR)
     const p = this.bus.readFrom(this.addr, 3) // FIFO_WR_PTR, OVF_COUNTER, FIFO_RD_PTR
     let n = (p[0] - p[2]) & 31
     this.lost = p[1]
-    if (p[1] > 0) {
+    if (p[1]) {
       this.overflows++
       this.lostSamples += p[1]
-      n = 32 // full FIFO: WR_PTR == RD_PTR
-    }
+      n = 32
+    } else if (!n && this.r(0, 1)[0] & 0x80) n = 32 // INT_STATUS1 A_FULL[7]
     if (n > max) n = max
     this.n = n
     if (n <= 0) return null
-    this.bus.writeTo(this.addr, A_FIFO_DATA)
+    this.wr(A_FIFO_DATA)
     return this.bus.readFrom(this.addr, n * 6)
   }
 

@@ -67,9 +67,16 @@ export const PULSE_WIDTH_US = [69, 118, 215, 411] as const
 export const RESOLUTION_BITS = [15, 16, 17, 18] as const
 /** SMP_AVE[2:0] → conversions averaged per FIFO sample. */
 export const SMP_AVE = [1, 2, 4, 8, 16, 32, 32, 32] as const
-/** Highest valid sample rate per pulse width (datasheet tables for SpO2 and HR modes); faster settings are capped. */
-const MAX_SPS_SPO2 = [1600, 1000, 800, 400]
-const MAX_SPS_HR = [3200, 1600, 1000, 1000]
+/**
+ * Highest valid sample rate per pulse width (datasheet tables of allowed settings for SpO2 and
+ * HR modes: each conversion slot must fit the LED pulses, so 3200 sps only at 69 us in HR mode
+ * and not at all in SpO2 mode). An invalid pair is not an error on the chip: it converts as fast
+ * as the pulses allow, i.e. at the capped rate, which is what this model does.
+ */
+export const MAX_SPS_SPO2 = [1600, 1000, 800, 400] as const
+export const MAX_SPS_HR = [3200, 1600, 1000, 1000] as const
+/** OVF_COUNTER[4:0] saturates at 0x1F (datasheet, register 0x05). */
+export const OVF_MAX = 0x1f
 
 /** LED current per LSB of LEDx_PA. */
 export const LED_MA_PER_LSB = 0.2
@@ -311,12 +318,17 @@ export class Max30102 implements I2CDevice {
     }
   }
 
-  private conversionPeriodMs(): number {
+  /** Conversions per second the chip actually runs at: SPO2_SR, capped by the pulse width's limit. */
+  sampleRate(): number {
     const cfg = this.regs[REG.SPO2_CONFIG]
     const pw = cfg & 0x03
     const sps = SAMPLE_RATES[(cfg >> 2) & 0x07]
     const max = (this.regs[REG.MODE_CONFIG] & 7) === MODE.HEART_RATE ? MAX_SPS_HR[pw] : MAX_SPS_SPO2[pw]
-    return 1000 / Math.min(sps, max)
+    return Math.min(sps, max)
+  }
+
+  private conversionPeriodMs(): number {
+    return 1000 / this.sampleRate()
   }
 
   private restartSampling(nowMs: number): void {
@@ -431,7 +443,7 @@ export class Max30102 implements I2CDevice {
   }
 
   private bumpOverflow(n: number): void {
-    this.regs[REG.OVF_COUNTER] = Math.min(0x0f, this.regs[REG.OVF_COUNTER] + n) // saturates at 0xF
+    this.regs[REG.OVF_COUNTER] = Math.min(OVF_MAX, this.regs[REG.OVF_COUNTER] + n)
   }
 
   private finishTemperature(): void {

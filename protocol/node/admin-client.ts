@@ -3,6 +3,8 @@
  * (or an admin user's session token) as the bearer token:
  *   POST /api/devices               register        GET /api/devices   list
  *   GET  /api/devices/:id           show            POST /api/devices/:id/revoke   revoke
+ *   POST /api/devices/:id/move      move {patient}  POST /api/devices/:id/reactivate   reactivate
+ *   DELETE /api/devices/:id         delete (a tombstone stays)
  *   POST /api/users                 add a user      GET /api/users     list users
  * Used by the CLI (`device --url`, `provision`, `sim`) and the simulator (rig, fleet,
  * hostile devices), so a change to the API is made here once.
@@ -31,7 +33,8 @@ export interface DeviceView {
   profile: 'se' | 'bare'
   publicKey?: string
   patient: string
-  status: 'active' | 'revoked'
+  /** 'deleted': a tombstone kept so the device's ledger frames still verify and its ID stays retired. */
+  status: 'active' | 'revoked' | 'deleted'
   createdMs: number
   firstSeenMs: number | null
   lastSeenMs: number | null
@@ -106,6 +109,21 @@ export class AdminClient {
   /** Refused from now on, and disconnected at once if connected. */
   revoke(id: string): Promise<RevokeResult> {
     return this.call('POST', `/api/devices/${encodeURIComponent(id)}/revoke`)
+  }
+
+  /** Assigns the device to another patient; a connected board's next frames go to that patient. */
+  move(id: string, patient: string): Promise<{ id: string; from: string; to: string; changed: boolean }> {
+    return this.call('POST', `/api/devices/${encodeURIComponent(id)}/move`, { patient })
+  }
+
+  /** A revoked device may connect again. */
+  reactivate(id: string): Promise<{ id: string; reactivated: true; wasActive: boolean }> {
+    return this.call('POST', `/api/devices/${encodeURIComponent(id)}/reactivate`)
+  }
+
+  /** Retired for good (disconnected now); the gateway keeps a tombstone with its key. */
+  delete(id: string): Promise<{ id: string; deleted: true; alreadyDeleted: boolean; disconnected: boolean }> {
+    return this.call('DELETE', `/api/devices/${encodeURIComponent(id)}`)
   }
 
   addUser(username: string, role: UserView['role'], password: string): Promise<UserView> {

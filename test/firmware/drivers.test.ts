@@ -54,7 +54,7 @@ function fakeMax(samples: number[][], ovf = 0, part = 0x15) {
       const a = [...d]
       writes.push(a)
       ptr = a[0]!
-      if (a.length > 1) regs[a[0]!] = a[1]!
+      for (let i = 1; i < a.length; i++) regs[a[0]! + i - 1] = a[i]! // auto-increment, as the chip does
       if (a[0] === REG.MODE_CONFIG && a[1] === 0x40) regs[REG.MODE_CONFIG] = 0 // reset completes at once
     },
     readFrom(_a: number, n: number) {

@@ -67,7 +67,7 @@ t.test('all four listeners', async (t) => {
 t.test('port 0 turns a listener off; the certificate is reused on restart', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mh-gwt-'))
   const a = await startTestGateway({ mqttPort: 0, mqttsPort: 'auto', wsPort: 0, httpPort: 0 }, { dir })
-  t.same({ ...a.ports }, { mqtt: null, mqtts: a.ports.mqtts, ws: null, http: null })
+  t.same({ ...a.ports }, { mqtt: null, mqtts: a.ports.mqtts, ws: null, wss: null, http: null, https: null })
   const fp = a.tlsFingerprint
   await a.close()
   const b = await startTestGateway({ mqttPort: 0, mqttsPort: 'auto', wsPort: 0, httpPort: 0 }, { dir })

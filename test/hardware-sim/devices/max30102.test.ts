@@ -89,7 +89,7 @@ t.test('register pointer: writes and reads auto-increment, except at FIFO_DATA',
   t.same(bus.get(REG.FIFO_RD_PTR, 1), [1], 'the 6 FIFO bytes read one whole SpO2 sample')
 })
 
-t.test('FIFO pointer arithmetic, overflow counter saturating at 0xF, cleared by a pop', async (t) => {
+t.test('FIFO pointer arithmetic, overflow counter saturating at 0x1F, cleared by a pop', async (t) => {
   const dev = new Max30102({ source: testSource(), ...quiet })
   const bus = new Bus(dev)
   bus.spo2()
@@ -103,8 +103,8 @@ t.test('FIFO pointer arithmetic, overflow counter saturating at 0xF, cleared by 
   t.same(bus.get(REG.FIFO_WR_PTR, 3), [3, 3, 3], 'full: WR == RD, OVF = 3')
   t.equal(dev.fifoCount(bus.now), 32)
   bus.now = 2000
-  t.equal(bus.one(REG.OVF_COUNTER), 15, 'saturates')
-  t.same(bus.get(REG.FIFO_WR_PTR, 3), [3, 15, 3], 'without rollover the FIFO keeps its oldest samples')
+  t.equal(bus.one(REG.OVF_COUNTER), 31, 'saturates at 0x1F (datasheet), not at 0xF')
+  t.same(bus.get(REG.FIFO_WR_PTR, 3), [3, 31, 3], 'without rollover the FIFO keeps its oldest samples')
   bus.fifo(1, 2)
   t.same(bus.get(REG.FIFO_WR_PTR, 3), [3, 0, 4], 'popping a sample clears OVF_COUNTER')
   bus.set(REG.FIFO_WR_PTR, 0, 0, 0)
@@ -119,13 +119,13 @@ t.test('rollover keeps the newest 32 samples; a long gap is accounted in bulk', 
   const bus = new Bus(dev)
   bus.spo2(0x10) // FIFO_ROLLOVER_EN
   bus.now = 500 // 50 samples at 10, 20, ..., 500 ms
-  t.same(bus.get(REG.FIFO_WR_PTR, 3), [18, 15, 18])
+  t.same(bus.get(REG.FIFO_WR_PTR, 3), [18, 18, 18], '50 samples into 32 places: 18 lost, counted exactly')
   const first = bus.fifo(1, 2)[0][0]
   // red = t/100000 → counts = red × 4096/4096 × 2^18 (35 × 0.2 mA = 7 mA)
   t.equal(first, Math.floor((190 / 100000) * 262144), 'oldest kept sample is #19 at 190 ms')
   bus.now = 3_600_000 + 500 // an hour later at 100 sps
   const wr = (50 + 360_000) & 31
-  t.same(bus.get(REG.FIFO_WR_PTR, 3), [wr, 15, wr], 'pointers after 360000 more samples, FIFO full')
+  t.same(bus.get(REG.FIFO_WR_PTR, 3), [wr, 31, wr], 'pointers after 360000 more samples, FIFO full, OVF saturated')
   const samples = bus.fifo(32, 2).map((r) => r[0])
   t.equal(samples[31], 262143, 'the newest samples are kept (ramp clipped at full scale)')
   t.equal(bus.one(REG.OVF_COUNTER), 0)
