@@ -50,8 +50,13 @@ export function leastSquares(points: CalibrationPoint[], degree: 1 | 2): SpO2Cal
   const k = degree + 1
   // normal equations (k ≤ 3), solved by Gaussian elimination with partial pivoting
   const m: number[][] = []
-  for (let i = 0; i < k; i++) m.push(new Array(k + 1).fill(0))
-  for (const p of points) {
+  for (let i = 0; i < k; i++) {
+    const row: number[] = []
+    for (let j = 0; j <= k; j++) row.push(0)
+    m.push(row)
+  }
+  for (let q = 0; q < points.length; q++) {
+    const p = points[q]
     const x = [1, p.ratio, p.ratio * p.ratio]
     for (let i = 0; i < k; i++) {
       for (let j = 0; j < k; j++) m[i][j] += x[i] * x[j]
@@ -91,11 +96,12 @@ export function monotonicProblem(c: SpO2Calibration, lo: number, hi: number): st
 /** Fits and checks; throws CalibrationRefused with every reason that applies. */
 export function fitCalibration(points: CalibrationPoint[], degree: 1 | 2 = 1): CalibrationFit {
   const reasons: string[] = []
-  const ok = points.filter((p) => Number.isFinite(p.ratio) && p.ratio > 0 && Number.isFinite(p.spo2))
+  const ok = points.filter((p) => isFinite(p.ratio) && p.ratio > 0 && isFinite(p.spo2))
   const need = Math.max(MIN_POINTS, degree === 2 ? 15 : MIN_POINTS)
   if (ok.length < need) reasons.push(`${ok.length} usable point${ok.length === 1 ? '' : 's'}; at least ${need} are needed for a degree-${degree} fit`)
   let sLo = Infinity, sHi = -Infinity, rLo = Infinity, rHi = -Infinity
-  for (const p of ok) {
+  for (let q = 0; q < ok.length; q++) {
+    const p = ok[q]
     sLo = Math.min(sLo, p.spo2)
     sHi = Math.max(sHi, p.spo2)
     rLo = Math.min(rLo, p.ratio)

@@ -55,7 +55,7 @@ export function parseRedIrCsv(text: string, what: string): RedIrRecording {
   if (span < MIN_RECORDING_S) throw new RecordingError(`${what}: ${t.length} samples over ${span.toFixed(2)} s; at least ${MIN_RECORDING_S} s are needed`)
   const fs = (t.length - 1) / span
   if (!(fs >= 25 && fs <= 3200)) throw new RecordingError(`${what}: sample rate ${fs.toFixed(1)} Hz from t; expected 25 to 3200 Hz (is t in seconds?)`)
-  return { t: Float64Array.from(t), red: Float64Array.from(red), ir: Float64Array.from(ir), fs }
+  return { t: new Float64Array(t), red: new Float64Array(red), ir: new Float64Array(ir), fs: fs }
 }
 
 function num(cell: string | undefined): number | null {
@@ -63,7 +63,7 @@ function num(cell: string | undefined): number | null {
   const s = cell.trim()
   if (s === '') return null
   const v = Number(s)
-  return Number.isFinite(v) ? v : null
+  return isFinite(v) ? v : null
 }
 
 export interface SecondLine {
@@ -92,7 +92,6 @@ export function runSpo2(rec: RedIrRecording, calibration?: SpO2Calibration): Spo
   // A reading covers samples up to i; its time is that of the next sample (the end of the last one's period).
   const mon = new PpgMonitor({
     fs: rec.fs,
-    minSeconds: 2,
     calibration,
     onReading: (r) => lines.push({ t: round2((i + 1 < rec.t.length ? rec.t[i + 1] : rec.t[i] + 1 / rec.fs) - t0), reading: r }),
   })

@@ -60,25 +60,28 @@ export interface PpgOptions {
   /** Shortest window that gives a reading, seconds (2..windowSeconds, default 3): a spot check. */
   minSeconds?: number
   calibration?: SpO2Calibration
-  /** Minimum IR DC (same units as the samples) to consider a finger present (default 1). */
+  /** Minimum IR DC (same units as the samples) to consider a finger present (default 0.5 % of fullScale). */
   minDc?: number
   /** ADC full scale: a window with a sample at or above 99.5 % of it is clipped, quality 0 (default MAX30102_FULL_SCALE). */
   fullScale?: number
   /** Perfusion index bounds in percent (default 0.1..20). */
   minPerfusion?: number
   maxPerfusion?: number
-  /** Red/IR AC correlation at which the correlation factor is 0 and 1 (default 0.6 and 0.95). */
+  /** Red/IR AC correlation at which the correlation factor is 0 and 1 (default 0.6 and 0.9). */
   correlationFloor?: number
   correlationGood?: number
-  /** Relative spread of the per-second slopes at which their factor starts to fall, and is 0 (default 0.08 and 0.3). */
+  /** Relative spread of the per-second slopes at which their factor starts to fall, and is 0 (default 0.08 and 0.2). */
   slopeSpreadGood?: number
   slopeSpreadMax?: number
-  /** Relative spread of the per-beat ratios at which their factor starts to fall, and is 0 (default 0.1 and 0.4). */
+  /** Relative spread of the per-beat ratios at which their factor starts to fall, and is 0 (default 0.25 and 0.6). */
   beatSpreadGood?: number
   beatSpreadMax?: number
-  /** Relative distance of the per-beat median ratio from the slope at which their factor starts to fall, and is 0 (default 0.05 and 0.2). */
+  /** Relative distance of the per-beat median ratio from the slope at which their factor starts to fall, and is 0 (default 0.1 and 0.3). */
   disagreementGood?: number
   disagreementMax?: number
+  /** Largest/smallest per-second IR AC power at which its factor starts to fall, and is 0 (default 4 and 10). */
+  powerSpreadGood?: number
+  powerSpreadMax?: number
   /** Quality below which SpO2 (and, on its own factors, pulse rate) is withheld (default 50). */
   minQuality?: number
   /** Called once per second with the latest reading. */
@@ -104,6 +107,8 @@ export interface PpgReading {
   /** Relative spread of the per-beat red/IR ratios, and their median's relative distance from R (diagnostics). */
   beatSpread?: number
   disagreement?: number
+  /** Largest over smallest per-second IR AC power in the window (diagnostic): motion bursts make it jump. */
+  powerSpread?: number
   /** Share of pulse intervals within 20 % of their median (diagnostic). */
   regularity?: number
   /** Seconds of signal behind the reading. */
@@ -185,6 +190,8 @@ export class PpgMonitor {
   private beatSpreadMax: number
   private disagreeGood: number
   private disagreeMax: number
+  private powerSpreadGood: number
+  private powerSpreadMax: number
   private minQ: number
   private onReading: ((r: PpgReading) => void) | undefined
   // filters: coefficients and per-channel state (direct form II transposed: 2 per biquad)
@@ -197,6 +204,8 @@ export class PpgMonitor {
   private blockFill = 0
   private settle: number
   private slopes: Float64Array
+  private slopeAt: Float64Array
+  private resid: Float64Array
   // pulse peak detector on -AC_ir
   private up = true
   private ext = 0
@@ -234,18 +243,23 @@ export class PpgMonitor {
     this.win = Math.round(w)
     this.minBlocks = Math.round(minS)
     this.cal = cal
-    this.minDc = opt(opts.minDc, 1)
-    this.clipAt = 0.995 * opt(opts.fullScale, MAX30102_FULL_SCALE)
+    const full = opt(opts.fullScale, MAX30102_FULL_SCALE)
+    // A finger reflects tens of % of full scale; with none the photodiode sees stray LED light
+    // and the ambient residual, well under 1 % (MAX30102 with the firmware's LED current).
+    this.minDc = opt(opts.minDc, 0.005 * full)
+    this.clipAt = 0.995 * full
     this.minPi = opt(opts.minPerfusion, 0.1)
     this.maxPi = opt(opts.maxPerfusion, 20)
     this.corrFloor = opt(opts.correlationFloor, 0.6)
-    this.corrGood = opt(opts.correlationGood, 0.95)
+    this.corrGood = opt(opts.correlationGood, 0.9)
     this.spreadGood = opt(opts.slopeSpreadGood, 0.08)
-    this.spreadMax = opt(opts.slopeSpreadMax, 0.3)
-    this.beatSpreadGood = opt(opts.beatSpreadGood, 0.1)
-    this.beatSpreadMax = opt(opts.beatSpreadMax, 0.4)
-    this.disagreeGood = opt(opts.disagreementGood, 0.05)
-    this.disagreeMax = opt(opts.disagreementMax, 0.2)
+    this.spreadMax = opt(opts.slopeSpreadMax, 0.2)
+    this.beatSpreadGood = opt(opts.beatSpreadGood, 0.25)
+    this.beatSpreadMax = opt(opts.beatSpreadMax, 0.6)
+    this.disagreeGood = opt(opts.disagreementGood, 0.1)
+    this.disagreeMax = opt(opts.disagreementMax, 0.3)
+    this.powerSpreadGood = opt(opts.powerSpreadGood, 4)
+    this.powerSpreadMax = opt(opts.powerSpreadMax, 10)
     this.minQ = opt(opts.minQuality, 50)
     this.onReading = opts.onReading
     this.hp = biquad(1, 0.5, this.fs)
@@ -255,6 +269,8 @@ export class PpgMonitor {
     this.dcAlpha = 1 / this.fs
     this.blocks = new Float64Array(this.win * B_FIELDS)
     this.slopes = new Float64Array(this.win)
+    this.slopeAt = new Float64Array(this.win)
+    this.resid = new Float64Array(this.win)
     // The slope needs no settling (see above); the peak detector waits out the filters' first half second.
     this.settle = Math.round(this.fs * 0.5)
     this.peaks = new Int32Array(MAX_PEAKS)
@@ -477,6 +493,8 @@ export class PpgMonitor {
     const R = ((sRI / sII) * dcI) / dcR
     const spread = this.slopeSpread(sII / nS)
     out.slopeSpread = Math.round(spread * 1000) / 1000
+    const power = this.powerSpread()
+    out.powerSpread = Math.round(power * 100) / 100
     const pulse = this.pulseIntervals(nS)
     out.regularity = Math.round(pulse.regular * 100) / 100
     const pi = (100 * this.amp) / dcI
@@ -493,11 +511,15 @@ export class PpgMonitor {
     out.beatSpread = Math.round(pulse.beatSpread * 1000) / 1000
     out.disagreement = Math.round(disagree * 1000) / 1000
     const qBeat = ramp(-pulse.beatSpread, -this.beatSpreadMax, -this.beatSpreadGood) * ramp(-disagree, -this.disagreeMax, -this.disagreeGood)
-    const q = 100 * qCorr * qSpread * qBeat * qPulse * qPi
+    // Motion moves far more blood than a pulse (5-10x): the seconds' AC power jumps, while
+    // breathing and beat-to-beat variation change it by less than 3x on real fingers.
+    const qPower = ramp(-power, -this.powerSpreadMax, -this.powerSpreadGood)
+    const q = 100 * qCorr * qSpread * qBeat * qPower * qPulse * qPi
     out.quality = Math.round(q)
     if (!piOk) delete out.perfusionIndex
-    // Pulse rate needs one clean channel, not the two to agree (and at least two intervals).
-    if (pulse.n >= 2 && qPulse * qPi * ramp(corr, this.corrFloor - 0.2, this.corrGood - 0.2) * 100 >= this.minQ) {
+    // Pulse rate needs regular intervals (at least two) and no sign of motion, but less
+    // agreement of the two channels than SpO2 does: half its quality.
+    if (pulse.n >= 2 && pulse.regular >= 0.8 && q >= this.minQ / 2) {
       out.pulseRate = Math.round((600 * this.fs) / pulse.meanIv) / 10
     }
     if (q >= this.minQ && R > 0) {
@@ -517,23 +539,60 @@ export class PpgMonitor {
   /**
    * Relative spread of the per-second slopes (red AC on IR AC) over the
    * window: seconds with less than a quarter of the mean IR AC power carry no
-   * pulse worth a slope and are left out; with six or more, the highest and
-   * lowest are too (one bad second must not decide).
+   * pulse worth a slope and are left out. From four seconds on, the spread is
+   * of what a straight line through the slopes in time order leaves: a
+   * saturation that is falling (a desaturation, the reading that matters
+   * most) moves R steadily, motion scatters it. With six or more, the
+   * farthest one on each side is left out too (one bad second must not decide).
    */
   private slopeSpread(meanII: number): number {
     const bl = this.blocks
+    const ys = this.slopes
+    const xs = this.slopeAt
+    const first = (this.blockPos - (this.blockFill - 1) + this.win) % this.win
     let m = 0
-    for (let k = 0; k < this.blockFill; k++) {
-      const b = k * B_FIELDS
+    for (let j = 0; j < this.blockFill; j++) {
+      const b = ((first + j) % this.win) * B_FIELDS
       const ii = bl[b + B_II]
-      if (bl[b + B_N] > 0 && ii > 0.25 * meanII * bl[b + B_N]) this.slopes[m++] = bl[b + B_RI] / ii
+      if (bl[b + B_N] > 0 && ii > 0.25 * meanII * bl[b + B_N]) {
+        xs[m] = j
+        ys[m++] = bl[b + B_RI] / ii
+      }
     }
     if (m < 2) return Infinity
-    sortFirst(this.slopes, m, this.slopes)
+    const r = this.resid
+    let sx = 0, sy = 0, sxx = 0, sxy = 0
+    for (let i = 0; i < m; i++) {
+      sx += xs[i]
+      sy += ys[i]
+      sxx += xs[i] * xs[i]
+      sxy += xs[i] * ys[i]
+    }
+    const den = m * sxx - sx * sx
+    const slope = m >= 4 && den > 0 ? (m * sxy - sx * sy) / den : 0
+    const icpt = (sy - slope * sx) / m
+    for (let i = 0; i < m; i++) r[i] = ys[i] - (icpt + slope * xs[i])
+    sortFirst(ys, m, ys)
+    sortFirst(r, m, r)
     const cut = m >= 6 ? 1 : 0
-    const med = m % 2 === 1 ? this.slopes[m >> 1] : (this.slopes[m / 2 - 1] + this.slopes[m / 2]) / 2
+    const med = m % 2 === 1 ? ys[m >> 1] : (ys[m / 2 - 1] + ys[m / 2]) / 2
     if (!(med > 0)) return Infinity
-    return (this.slopes[m - 1 - cut] - this.slopes[cut]) / med
+    return (r[m - 1 - cut] - r[cut]) / med
+  }
+
+  /** Largest over smallest IR AC power per sample of the window's whole seconds (1 with fewer than two). */
+  private powerSpread(): number {
+    const bl = this.blocks
+    let lo = Infinity
+    let hi = 0
+    for (let k = 0; k < this.blockFill; k++) {
+      const b = k * B_FIELDS
+      if (bl[b + B_N] < this.blockLen) continue
+      const p = bl[b + B_II] / bl[b + B_N]
+      if (p < lo) lo = p
+      if (p > hi) hi = p
+    }
+    return hi > 0 && lo < Infinity ? (lo > 0 ? hi / lo : Infinity) : 1
   }
 
   /**
