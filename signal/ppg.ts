@@ -38,6 +38,7 @@
  * does not grow with the sample rate.
  */
 import { sortFirst } from './sort.ts'
+import { PulsePeaks } from './ppg-pulse.ts'
 
 /** SpO2 (%) = a + b·R + c·R². */
 export interface SpO2Calibration {
@@ -70,7 +71,7 @@ export interface PpgOptions {
   /** Red/IR AC correlation at which the correlation factor is 0 and 1 (default 0.6 and 0.9). */
   correlationFloor?: number
   correlationGood?: number
-  /** Relative spread of the per-second slopes at which their factor starts to fall, and is 0 (default 0.08 and 0.2). */
+  /** Relative spread of the per-second slopes at which their factor starts to fall, and is 0 (default 0.05 and 0.2). */
   slopeSpreadGood?: number
   slopeSpreadMax?: number
   /** Relative spread of the per-beat ratios at which their factor starts to fall, and is 0 (default 0.25 and 0.6). */
@@ -117,15 +118,6 @@ export interface PpgReading {
   clipped?: boolean
 }
 
-interface PulseStats {
-  /** Pulse intervals in the window. */
-  n: number
-  regular: number
-  meanIv: number
-  /** Median per-beat red/IR amplitude ratio (before DC normalisation), and the relative spread of those ratios. */
-  beatRatio: number
-  beatSpread: number
-}
 
 // block sum layout
 const B_N = 0
@@ -136,7 +128,6 @@ const B_II = 4
 const B_RI = 5
 const B_MAX = 6
 const B_FIELDS = 7
-const MAX_PEAKS = 64
 
 function biquad(kind: number, f0: number, fs: number): Float64Array {
   // RBJ cookbook, Q = 1/sqrt(2) (Butterworth); kind 0 = low-pass, 1 = high-pass
@@ -206,25 +197,8 @@ export class PpgMonitor {
   private slopes: Float64Array
   private slopeAt: Float64Array
   private resid: Float64Array
-  // pulse peak detector on -AC_ir
-  private up = true
-  private ext = 0
-  private extIdx = 0
-  private lastValley = 0
-  private extRed = 0
-  private lastValleyRed = 0
-  private amp = 0
-  private lastPeak = -1
-  private peaks: Int32Array
-  private peakIv: Int32Array
-  private peakAmp: Float64Array
-  private ampBuf: Float64Array
-  /** Per-beat red/IR AC amplitude ratio (before DC normalisation), and a buffer to sort it. */
-  private peakRatio: Float64Array
-  private ratioBuf: Float64Array
-  private peakPos = 0
-  private peakCount = 0
-  private sortBuf: Int32Array
+  /** Pulse peaks on -AC_ir (and the red AC at the same instants). */
+  private pulses: PulsePeaks
   private last: PpgReading
 
   constructor(opts: PpgOptions) {
@@ -252,10 +226,10 @@ export class PpgMonitor {
     this.maxPi = opt(opts.maxPerfusion, 20)
     this.corrFloor = opt(opts.correlationFloor, 0.6)
     this.corrGood = opt(opts.correlationGood, 0.9)
-    this.spreadGood = opt(opts.slopeSpreadGood, 0.08)
+    this.spreadGood = opt(opts.slopeSpreadGood, 0.05)
     this.spreadMax = opt(opts.slopeSpreadMax, 0.2)
-    this.beatSpreadGood = opt(opts.beatSpreadGood, 0.25)
-    this.beatSpreadMax = opt(opts.beatSpreadMax, 0.6)
+    this.beatSpreadGood = opt(opts.beatSpreadGood, 0.12)
+    this.beatSpreadMax = opt(opts.beatSpreadMax, 0.4)
     this.disagreeGood = opt(opts.disagreementGood, 0.1)
     this.disagreeMax = opt(opts.disagreementMax, 0.3)
     this.powerSpreadGood = opt(opts.powerSpreadGood, 4)
@@ -273,13 +247,7 @@ export class PpgMonitor {
     this.resid = new Float64Array(this.win)
     // The slope needs no settling (see above); the peak detector waits out the filters' first half second.
     this.settle = Math.round(this.fs * 0.5)
-    this.peaks = new Int32Array(MAX_PEAKS)
-    this.peakIv = new Int32Array(MAX_PEAKS)
-    this.sortBuf = new Int32Array(MAX_PEAKS)
-    this.peakAmp = new Float64Array(MAX_PEAKS)
-    this.ampBuf = new Float64Array(MAX_PEAKS)
-    this.peakRatio = new Float64Array(MAX_PEAKS)
-    this.ratioBuf = new Float64Array(MAX_PEAKS)
+    this.pulses = new PulsePeaks(this.fs, this.settle)
     this.last = { at: 0, fingerOn: false, quality: 0 }
   }
 
@@ -289,10 +257,7 @@ export class PpgMonitor {
     this.st.fill(0)
     this.blocks.fill(0)
     this.blockPos = this.blockFill = 0
-    this.up = true
-    this.ext = this.extIdx = this.lastValley = this.amp = this.extRed = this.lastValleyRed = 0
-    this.lastPeak = -1
-    this.peakPos = this.peakCount = 0
+    this.pulses.reset()
     this.last = { at: 0, fingerOn: false, quality: 0 }
   }
 
@@ -351,7 +316,7 @@ export class PpgMonitor {
     st[6] = lp[1] * y - lp[3] * acI + st[7]
     st[7] = lp[2] * y - lp[4] * acI
     this.n = n + 1
-    if (n >= this.settle) this.pulse(-acI, -acR, n)
+    if (n >= this.settle) this.pulses.push(-acI, -acR, n)
     const b = this.blockPos * B_FIELDS
     const bl = this.blocks
     bl[b + B_N] += 1
@@ -392,79 +357,6 @@ export class PpgMonitor {
     this.st[o + 1] = hp[2] * x
   }
 
-  /** Hysteresis peak/valley detector: a peak counts once the signal has fallen 40 % of the pulse amplitude below it. */
-  private pulse(v: number, vr: number, n: number): void {
-    const fs = this.fs
-    if (this.amp === 0) {
-      // bootstrap the amplitude from the half second after settling
-      if (n - this.settle < fs / 2) {
-        if (v > this.ext) this.ext = v
-        if (-v > this.lastValley) this.lastValley = -v
-        return
-      }
-      this.amp = this.ext + this.lastValley
-      this.ext = v
-      this.extRed = vr
-      this.extIdx = n
-      this.up = true
-      this.lastValley = v
-      this.lastValleyRed = vr
-      if (!(this.amp > 0)) this.amp = 1e-9
-    }
-    const h = 0.4 * this.amp
-    if (this.up) {
-      if (v > this.ext) {
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      } else if (v < this.ext - h) {
-        this.peak(this.extIdx, this.ext - this.lastValley, this.extRed - this.lastValleyRed)
-        this.up = false
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      }
-    } else {
-      if (v < this.ext) {
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      } else if (v > this.ext + h) {
-        this.lastValley = this.ext
-        this.lastValleyRed = this.extRed
-        this.up = true
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      }
-    }
-    // no pulse for 3 s: the amplitude estimate is stale (smaller pulse, or none)
-    if (this.lastPeak >= 0 && n - this.lastPeak > 3 * fs && n - this.extIdx > fs) {
-      this.amp *= 0.5
-      this.lastPeak = n - 2 * fs
-    }
-  }
-
-  private peak(idx: number, amplitude: number, redAmplitude: number): void {
-    const fs = this.fs
-    if (this.lastPeak >= 0 && idx - this.lastPeak < 0.27 * fs) return // faster than 220 bpm: not a new pulse
-    // the amplitude estimate follows the pulse, limited per beat so one artefact cannot hijack it
-    let a = amplitude
-    if (a > 2 * this.amp) a = 2 * this.amp
-    if (a < 0.5 * this.amp) a = 0.5 * this.amp
-    this.amp = 0.75 * this.amp + 0.25 * a
-    const iv = this.lastPeak >= 0 ? idx - this.lastPeak : 0
-    this.lastPeak = idx
-    if (iv > 0 && iv <= 2.5 * fs) {
-      this.peaks[this.peakPos] = idx
-      this.peakIv[this.peakPos] = iv
-      this.peakAmp[this.peakPos] = amplitude
-      this.peakRatio[this.peakPos] = amplitude > 0 ? redAmplitude / amplitude : 0
-      this.peakPos = (this.peakPos + 1) % MAX_PEAKS
-      if (this.peakCount < MAX_PEAKS) this.peakCount++
-    }
-  }
-
   private evaluate(): void {
     const bl = this.blocks
     let nS = 0, sR = 0, sI = 0, sRR = 0, sII = 0, sRI = 0, hi = 0
@@ -495,11 +387,11 @@ export class PpgMonitor {
     out.slopeSpread = Math.round(spread * 1000) / 1000
     const power = this.powerSpread()
     out.powerSpread = Math.round(power * 100) / 100
-    const pulse = this.pulseIntervals(nS)
+    const pulse = this.pulses.stats(this.n, nS)
     out.regularity = Math.round(pulse.regular * 100) / 100
-    const pi = (100 * this.amp) / dcI
+    const pi = (100 * this.pulses.amp) / dcI
     const piOk = pi >= this.minPi && pi <= this.maxPi
-    if (this.amp > 0) out.perfusionIndex = Math.round(pi * 100) / 100
+    if (this.pulses.amp > 0) out.perfusionIndex = Math.round(pi * 100) / 100
     const qCorr = ramp(corr, this.corrFloor, this.corrGood)
     const qSpread = spread <= this.spreadGood ? 1 : ramp(-spread, -this.spreadMax, -this.spreadGood)
     const qPulse = pulse.regular < 0.5 ? 0 : pulse.regular >= 0.8 ? 1 : ramp(pulse.regular, 0.5, 0.8)
@@ -593,48 +485,5 @@ export class PpgMonitor {
       if (p > hi) hi = p
     }
     return hi > 0 && lo < Infinity ? (lo > 0 ? hi / lo : Infinity) : 1
-  }
-
-  /**
-   * The pulse intervals whose peak lies in the window: how many, the share
-   * within 20 % of their median (halved when they do not tile the window: many
-   * short ones mean double counting, few mean misses), and the mean of those.
-   */
-  private pulseIntervals(nS: number): PulseStats {
-    const from = this.n - nS
-    let m = 0
-    for (let k = 0; k < this.peakCount; k++) {
-      const j = (this.peakPos + MAX_PEAKS - 1 - k) % MAX_PEAKS
-      if (this.peaks[j] < from) break
-      this.ampBuf[m] = this.peakAmp[j]
-      this.ratioBuf[m] = this.peakRatio[j]
-      this.sortBuf[m++] = this.peakIv[j]
-    }
-    if (m === 0) return { n: 0, regular: 0, meanIv: 0, beatRatio: 0, beatSpread: Infinity }
-    const rb = this.ratioBuf
-    sortFirst(rb, m, rb)
-    const beatRatio = m % 2 === 1 ? rb[m >> 1] : (rb[m / 2 - 1] + rb[m / 2]) / 2
-    // the middle two thirds from six beats on: one bad beat must not decide
-    const lo = Math.floor(m / 6)
-    const beatSpread = m >= 2 && beatRatio > 0 ? (rb[m - 1 - lo] - rb[lo]) / beatRatio : m === 1 ? 0 : Infinity
-    sortFirst(this.sortBuf, m, this.sortBuf)
-    const med = m % 2 === 1 ? this.sortBuf[m >> 1] : (this.sortBuf[m / 2 - 1] + this.sortBuf[m / 2]) / 2
-    let ok = 0, sum = 0, okSum = 0
-    for (let i = 0; i < m; i++) {
-      const d = this.sortBuf[i] - med
-      if (d < 0.2 * med && d > -0.2 * med) {
-        ok++
-        okSum += this.sortBuf[i]
-      }
-      sum += this.sortBuf[i]
-    }
-    let regular = ok / m
-    // Intervals should tile the part of the window the detector saw (it starts after settling).
-    const seen = Math.min(nS, this.n - this.settle - this.fs / 2)
-    const cover = sum / seen
-    // One interval alone tiles nothing in a short window: it must only be plausible.
-    if (m >= 2 && (cover < 0.6 || cover > 1.1)) regular = regular * 0.5
-    if (m === 1 && sum > seen) regular = 0
-    return { n: m, regular: regular, meanIv: okSum / ok, beatRatio: beatRatio, beatSpread: beatSpread }
   }
 }

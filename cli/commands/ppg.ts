@@ -246,5 +246,5 @@ const listCmd: Command = {
 export const command: Command = group('ppg', 'SpO2 and pulse rate of red/IR recordings; per-sensor calibration', [
   spo2Cmd,
   calibrateCmd,
-  group('calibration', "a gateway's installed SpO2 calibrations", [installCmd, listCmd]),
+  group('calibration', "a gateway's installed SpO2 calibrations", [installCmd, listCmd], 'ppg'),
 ])
