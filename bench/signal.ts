@@ -126,10 +126,14 @@ function bidmcTable(): void {
     let e = 0, n = 0, w = 0, mx = 0
     const mon = new PpgMonitor({
       fs: 125,
+      // PLETH is normalised, not ADC counts: no finger-off level, no clipping
+      minDc: 1,
+      fullScale: Infinity,
       onReading: (r) => {
-        w++
         const ref = pulse[Math.floor(r.at / 125) - 1]
-        if (r.pulseRate === undefined || !Number.isFinite(ref)) return
+        if (r.at < 10 * 125 || !Number.isFinite(ref)) return
+        w++
+        if (r.pulseRate === undefined) return
         const err = Math.abs(r.pulseRate - ref)
         e += err
         n++

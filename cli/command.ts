@@ -17,6 +17,8 @@ export interface Command {
   /** Full help text printed by `--help`. */
   usage: string
   run(argv: string[], io: CliIO): Promise<number>
+  /** A group's subcommands (`group()`): a nested group answers its own subcommands' --help. */
+  subcommands?: Command[]
 }
 
 export const wantsHelp = (argv: string[]): boolean => argv.includes('--help') || argv.includes('-h')
@@ -25,23 +27,28 @@ export function print(io: CliIO, text: string): void {
   io.stdout.write(text.endsWith('\n') ? text : text + '\n')
 }
 
-/** A command made of subcommands (`mhealth frame decode`, `mhealth ledger verify`, ...). */
-export function group(name: string, summary: string, subs: Command[]): Command {
+/**
+ * A command made of subcommands (`mhealth frame decode`, `mhealth ledger verify`, ...). A group
+ * inside a group (`mhealth ppg calibration install`) names its parent in `parent`.
+ */
+export function group(name: string, summary: string, subs: Command[], parent?: string): Command {
   const width = Math.max(...subs.map((s) => s.name.length))
+  const path = parent ? `${parent} ${name}` : name
   const usage = [
-    `Usage: mhealth ${name} <command> [options]`,
+    `Usage: mhealth ${path} <command> [options]`,
     '',
     summary,
     '',
     'Commands:',
     ...subs.map((s) => `  ${s.name.padEnd(width)}  ${s.summary}`),
     '',
-    `Run 'mhealth ${name} <command> --help' for a command's options.`,
+    `Run 'mhealth ${path} <command> --help' for a command's options.`,
   ].join('\n')
   return {
     name,
     summary,
     usage,
+    subcommands: subs,
     async run(argv, io) {
       const [sub, ...rest] = argv
       if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
@@ -49,7 +56,8 @@ export function group(name: string, summary: string, subs: Command[]): Command {
         return sub === undefined ? 2 : 0
       }
       const found = subs.find((s) => s.name === sub)
-      if (!found) throw new UsageError(`unknown command '${name} ${sub}'; expected one of: ${subs.map((s) => s.name).join(', ')}`)
+      if (!found) throw new UsageError(`unknown command '${path} ${sub}'; expected one of: ${subs.map((s) => s.name).join(', ')}`)
+      if (found.subcommands && rest.length > 0 && !rest[0].startsWith('-')) return found.run(rest, io)
       if (wantsHelp(rest)) {
         print(io, found.usage)
         return 0

@@ -13,6 +13,7 @@
 
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import type { FrameVitals, Trends } from './vitals.ts'
+import type { Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
 
 export type { TrendPoint, Trends, RhythmPoint, EcgFindings, FrameVitals } from './vitals.ts'
 
@@ -155,4 +156,6 @@ export interface DashboardDeps {
   subscribeLive(actor: Actor, patientId: string, onFrame: (f: LiveFrame) => void, onEnd: (reason: string) => void): Promise<LiveSubscription>
   /** Calls `listener` after every consent change (grant or revoke); returns the unsubscribe function. */
   onConsentChange(listener: (c: { patientId: string; clinicianId?: string }) => void): () => void
+  /** The R->SpO2 calibrations the gateway computes SpO2 with (for the export; default: the simulator's curve). */
+  spo2Calibrations?: Spo2CalibrationSource
 }

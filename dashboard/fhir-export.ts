@@ -16,6 +16,7 @@ import { FhirBundleAssembler, type ExportFrame, type FhirExportOptions } from '.
 import type { FramePages } from './deps.ts'
 import { leafHashOf } from './leaf-hash.ts'
 import { VitalsTracker } from './vitals.ts'
+import type { Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
 
 export interface StreamExportOptions extends FhirExportOptions {
   /** Frames in the first chunk (default 2: the code is cold); later chunks are sized to take about `sliceMs`. */
@@ -26,6 +27,8 @@ export interface StreamExportOptions extends FhirExportOptions {
   signal?: AbortSignal
   /** Sent with the 200 (content type, disposition). */
   headers?: Record<string, string>
+  /** The R->SpO2 calibrations the gateway computes SpO2 with (default: the simulator's curve). */
+  calibrations?: Spo2CalibrationSource
 }
 
 export interface ExportResult {
@@ -52,7 +55,8 @@ export function exportFrameOf(bytes: Uint8Array, patientId: string, vitals: Vita
     const fill = (k: 'hr' | 'pr' | 'spo2') => (p[k] ?? (v[k] ? { value: v[k]!.value, quality: v[k]!.quality } : undefined))
     const payload = { ...p, hr: fill('hr'), pr: fill('pr'), spo2: fill('spo2') }
     for (const k of ['hr', 'pr', 'spo2'] as const) if (payload[k] === undefined) delete payload[k]
-    return { payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}) }
+    const cal = !p.spo2 && v.spo2?.calibration ? { spo2Calibration: v.spo2.calibration } : {}
+    return { payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}), ...cal }
   } catch {
     return null
   }
@@ -81,7 +85,7 @@ export async function streamFhirBundle(res: ServerResponse, pages: FramePages, o
   const a = new FhirBundleAssembler(o)
   const sliceMs = o.sliceMs ?? 1
   let n = Math.max(1, Math.min(MAX_CHUNK_FRAMES, o.chunkFrames ?? 2))
-  const vitals = new VitalsTracker()
+  const vitals = new VitalsTracker({ calibrations: o.calibrations })
   const result: ExportResult = { frames: 0, skipped: 0, aborted: false }
   let stopped = false
   const stop = (): void => {

@@ -84,6 +84,8 @@ export interface ExportFrame {
   frameHash: string
   /** The gateway's ECG findings after this frame (VitalsTracker): a PVC-rate and a rhythm Observation. */
   ecg?: EcgFindings
+  /** The ID of the R->SpO2 calibration the gateway computed the SpO2 with (absent for a board's own SpO2). */
+  spo2Calibration?: string
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
@@ -239,7 +241,7 @@ export class FhirBundleAssembler {
     return { reference: ref }
   }
 
-  private addFrame({ payload: p, frameHash, ecg: found }: ExportFrame, out: Entry[]): void {
+  private addFrame({ payload: p, frameHash, ecg: found, spo2Calibration }: ExportFrame, out: Entry[]): void {
     const add = (r: FhirResource): void => void out.push(this.entry(r))
     const { subject, mvPerCount, baseline } = this
     const device = this.deviceRef(p.deviceId, out)
@@ -274,6 +276,8 @@ export class FhirBundleAssembler {
         },
         effectiveDateTime: when,
         valueQuantity: { value: dec(p.spo2.value, 1), unit: '%', system: UCUM, code: '%' },
+        // Which curve turned the signed raw samples into this number: enough to recompute it.
+        ...(spo2Calibration ? { method: { text: `pulse oximetry, gateway-computed from the raw red/IR samples with R->SpO2 calibration ${spo2Calibration}` } } : {}),
       })
     }
     if (found && !(p.flags & FLAG_LEAD_OFF)) {

@@ -38,6 +38,7 @@ import {
   type PatientSummary,
 } from './deps.ts'
 import { VitalsTracker } from './vitals.ts'
+import type { Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
 import { leafHashOf } from './leaf-hash.ts'
 import { ledgerFramePages } from './ledger-pages.ts'
 
@@ -55,6 +56,8 @@ export interface GatewayDepsOptions {
   replayFrames?: number
   /** Trend history kept in memory (default 1 h). */
   trendMs?: number
+  /** The R->SpO2 calibrations by device (default: the simulator's curve for every device). */
+  spo2Calibrations?: Spo2CalibrationSource
   now?: () => number
 }
 
@@ -74,7 +77,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   const now = o.now ?? Date.now
   const ledger: Ledger | null = (gw.store as Partial<LedgerFrameStore>).ledger ?? null
   const appendConsent = gw.store.appendConsent?.bind(gw.store)
-  const vitals = new VitalsTracker({ keepMs: o.trendMs })
+  const vitals = new VitalsTracker({ keepMs: o.trendMs, calibrations: o.spo2Calibrations })
   const accepted = new Map<string, number>()
   const rejected = new Map<string, Record<string, number>>()
   const listeners = new Map<string, Set<Listener>>()
@@ -240,6 +243,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
 
   return {
     ready,
+    spo2Calibrations: o.spo2Calibrations,
     async authenticateUser(username, password, source) {
       try {
         const u = await gw.users.checkLogin(username, password, source)

@@ -190,7 +190,7 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     try {
       const pages = await deps.framePages(actor, patientId, fromMs, toMs)
       const r = await streamFhirBundle(res, pages, {
-        patientId, patientName: patient?.name, fromMs, toMs, type, signal: stop.signal,
+        patientId, patientName: patient?.name, fromMs, toMs, type, signal: stop.signal, calibrations: deps.spo2Calibrations,
         headers: { 'content-disposition': `attachment; filename="${patientId}-${fromMs}-${toMs}.fhir.json"` },
       })
       if (r.skipped) o.log?.('warn', 'FHIR export skipped undecodable frames', { patientId, skipped: r.skipped })

@@ -34,6 +34,7 @@
 import { EcgMonitor } from '../signal/ecg.ts'
 import type { RhythmLabel } from '../signal/rhythm.ts'
 import { PpgMonitor } from '../signal/ppg.ts'
+import { noCalibrations, type Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG, LANE_PPG, type FramePayload } from '../protocol/portable/frame.ts'
 
 export interface TrendPoint {
@@ -65,6 +66,12 @@ export interface Vital {
   value: number
   quality: number
   source: VitalSource
+  /**
+   * SpO2 computed by the gateway: the ID of the R->SpO2 calibration that produced it
+   * (gateway/spo2-calibration-dir.ts), so the value can be recomputed from the signed raw
+   * samples. Absent on other vitals and on a board's own SpO2.
+   */
+  calibration?: string
 }
 
 export type { RhythmLabel } from '../signal/rhythm.ts'
@@ -107,6 +114,8 @@ interface DeviceState {
   ecgKind: string
   ppg: PpgMonitor | null
   ppgHz: number
+  /** The calibration the PPG monitor was built with. */
+  calId: string
   lastSeq: number
   boot: number
 }
@@ -144,9 +153,11 @@ export class VitalsTracker {
   private readonly devices = new Map<string, DeviceState>()
   private readonly trends = new Map<string, Trends>()
   private readonly keepMs: number
+  private readonly calibrations: Spo2CalibrationSource
 
-  constructor(o: { keepMs?: number } = {}) {
+  constructor(o: { keepMs?: number; calibrations?: Spo2CalibrationSource } = {}) {
     this.keepMs = o.keepMs ?? 3600_000
+    this.calibrations = o.calibrations ?? noCalibrations
   }
 
   /** Feeds one frame of a device (in sequence order); returns its vitals and records them as trend points. */
@@ -191,7 +202,7 @@ export class VitalsTracker {
     let s = this.devices.get(p.deviceId)
     const contiguous = s !== undefined && s.boot === p.boot && p.seq === s.lastSeq + 1
     if (!s || !contiguous) {
-      s = { ecg: null, ecgKind: '', ppg: null, ppgHz: 0, lastSeq: p.seq, boot: p.boot }
+      s = { ecg: null, ecgKind: '', ppg: null, ppgHz: 0, calId: '', lastSeq: p.seq, boot: p.boot }
       this.devices.set(p.deviceId, s)
     }
     s.lastSeq = p.seq
@@ -230,21 +241,25 @@ export class VitalsTracker {
     if (p.pr) out.pr = { value: p.pr.value, quality: p.pr.quality, source: 'device' }
     if (p.spo2) out.spo2 = { value: p.spo2.value, quality: p.spo2.quality, source: 'device' }
     if (p.red && p.ir && p.ppgHz && p.red.length === p.ir.length) {
-      if (!s.ppg || s.ppgHz !== p.ppgHz) {
-        s.ppg = new PpgMonitor({ fs: p.ppgHz })
+      const cal = this.calibrations.forDevice(p.deviceId)
+      const fresh = () => new PpgMonitor({ fs: p.ppgHz!, calibration: cal.curve })
+      // A new calibration starts a new window: no reading mixes two curves.
+      if (!s.ppg || s.ppgHz !== p.ppgHz || s.calId !== cal.id) {
+        s.ppg = fresh()
         s.ppgHz = p.ppgHz
+        s.calId = cal.id
       }
       const gaps = gapsAt(p, LANE_PPG)
       let g = 0
       for (let i = 0; i < p.red.length; i++) {
-        for (; g < gaps.length && gaps[g] <= i; g++) s.ppg = new PpgMonitor({ fs: p.ppgHz })
+        for (; g < gaps.length && gaps[g] <= i; g++) s.ppg = fresh()
         s.ppg.push(p.red[i], p.ir[i])
       }
       const r = s.ppg.reading()
-      if (g < gaps.length) s.ppg = new PpgMonitor({ fs: p.ppgHz })
+      if (g < gaps.length) s.ppg = fresh()
       if (!fingerOff && r.fingerOn) {
         if (!out.pr && r.pulseRate !== undefined) out.pr = { value: round1(r.pulseRate), quality: r.quality, source: 'gateway' }
-        if (!out.spo2 && r.spo2 !== undefined) out.spo2 = { value: round1(r.spo2), quality: r.quality, source: 'gateway' }
+        if (!out.spo2 && r.spo2 !== undefined) out.spo2 = { value: round1(r.spo2), quality: r.quality, source: 'gateway', calibration: cal.id }
       }
     }
     if (fingerOff) {

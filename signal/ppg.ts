@@ -1,29 +1,44 @@
 /**
  * Pulse oximetry from red and IR photoplethysmograms (MAX30102 or any
- * two-wavelength sensor), portable to Espruino: one `push(red, ir)` per
- * sample, fixed memory, no allocation per sample, results once per second
- * over a sliding window (default 8 s).
+ * two-wavelength sensor), portable (no allocation per sample, fixed memory):
+ * one `push(red, ir)` per sample, a reading once per second over a window
+ * that grows from `minSeconds` (a spot check) to `windowSeconds` (continuous
+ * monitoring), and `flush()` for the last part-second of a spot check.
  *
  * - AC: each channel band-passed 0.5–5 Hz (two 2nd-order Butterworth high-pass
  *   biquads, so 0.25 Hz respiration is ~24 dB down, then a low-pass biquad;
- *   coefficients from fs); DC: the window mean.
- * - Ratio of ratios R = (AC_red/DC_red)/(AC_ir/DC_ir) with AC as RMS over the
- *   window; the red/IR correlation of the normalised AC signals is the main
- *   quality measure (motion and noise lower it; a clean pulse gives ~1).
- * - SpO2 = a + b·R + c·R² (the calibration curve, configurable per sensor;
- *   `DEFAULT_CALIBRATION` was fitted to the simulator's Beer–Lambert model
- *   and is NOT a calibration of any real sensor).
+ *   coefficients from fs), primed with the first sample; DC: the window mean.
+ * - Ratio of ratios R = (AC_red/DC_red)/(AC_ir/DC_ir), with AC_red/AC_ir the
+ *   least-squares slope of red AC on IR AC over the window. Both channels see
+ *   the same arterial pulse through the same linear filter, so the slope is
+ *   exact from the first sample (filter transients scale both alike) and needs
+ *   no whole beats: this is what makes a 2–3 s spot check possible. Noise in
+ *   red alone does not bias a slope, as it biases an RMS ratio.
+ * - SpO2 = a + b·R + c·R² (the calibration, per sensor model or device:
+ *   signal/ppg-calibration.ts; `DEFAULT_CALIBRATION` was fitted to the
+ *   simulator's Beer–Lambert model and is NOT a calibration of any real sensor).
+ * - Quality 0..100 is the product of four factors, each 1 on good signal:
+ *   red/IR correlation of the AC (motion, ambient light and quantisation lower
+ *   it), the agreement of the per-second slopes (motion adds venous-blood
+ *   swings of another red/IR ratio, which scatter them even while the channels
+ *   stay correlated), the regularity of the IR pulse intervals, and perfusion
+ *   inside its bounds. A clipped ADC, or a DC below `minDc`, is quality 0.
+ *   SpO2 is withheld below `minQuality` (default 50), pulse rate likewise on
+ *   its own factors (correlation, regularity, perfusion).
  * - Pulse rate from the IR pulse peaks (hysteresis peak detector on the
- *   inverted band-passed IR, immune to the dicrotic wave), median interval
- *   over the window.
+ *   inverted band-passed IR, immune to the dicrotic wave): mean of the regular
+ *   intervals in the window.
  * - Perfusion index = 100 · (peak-to-peak AC_ir)/DC_ir in percent.
- * When quality is too low there is no number: the fields are left out of the
- * reading (undefined), never a sentinel like -999.
+ * When there is no number the field is left out (undefined), never a sentinel.
  *
+ * The gates were set on the realistic finger model (hardware-sim/signals/
+ * ppg-realistic.ts: motion, ambient light, low perfusion, quantisation) and
+ * BIDMC pleth, not on any one recording; docs/signal.md gives the accuracy.
  * The window is kept as per-second block sums (not sample rings), so memory
  * does not grow with the sample rate.
  */
 import { sortFirst } from './sort.ts'
+import { PulsePeaks } from './ppg-pulse.ts'
 
 /** SpO2 (%) = a + b·R + c·R². */
 export interface SpO2Calibration {
@@ -35,26 +50,41 @@ export interface SpO2Calibration {
 /** Least-squares fit to the simulator's physics (hardware-sim/signals/ppg.ts, modelRatio) over 60–100 %; max error 0.05 % over 70–100 %. */
 export const DEFAULT_CALIBRATION: SpO2Calibration = { a: 110.7, b: -28.55, c: 2.16 }
 
+/** The 18-bit ADC of the MAX30102 (and MAX30101). */
+export const MAX30102_FULL_SCALE = 262143
+
 export interface PpgOptions {
-  /** Sample rate of each channel, Hz (25..1000). */
+  /** Sample rate of each channel, Hz (25..3200). */
   fs: number
-  /** Sliding window in seconds (4..30, default 8). */
+  /** Longest window in seconds (4..30, default 8): continuous monitoring. */
   windowSeconds?: number
+  /** Shortest window that gives a reading, seconds (2..windowSeconds, default 3): a spot check. */
+  minSeconds?: number
   calibration?: SpO2Calibration
-  /** Minimum IR DC (same units as the samples) to consider a finger present (default 1). */
+  /** Minimum IR DC (same units as the samples) to consider a finger present (default 0.5 % of fullScale). */
   minDc?: number
-  /** Perfusion index bounds in percent (default 0.05..20). */
+  /** ADC full scale: a window with a sample at or above 99.5 % of it is clipped, quality 0 (default MAX30102_FULL_SCALE). */
+  fullScale?: number
+  /** Perfusion index bounds in percent (default 0.1..20). */
   minPerfusion?: number
   maxPerfusion?: number
-  /** Minimum red/IR correlation of the AC signals to report SpO2 (default 0.99) and pulse rate (default 0.9). */
-  minCorrelation?: number
-  minCorrelationPulse?: number
-  /** Largest relative spread of per-beat ratios in a window to report SpO2 (default 0.08). */
-  maxBeatSpread?: number
-  /** Largest relative spread of per-beat IR pulse heights in a window to report SpO2 (default 0.2; pulse rate tolerates twice that). */
-  maxAmplitudeSpread?: number
-  /** Largest relative disagreement of the per-beat median ratio and the RMS ratio (default 0.1). */
-  maxDisagreement?: number
+  /** Red/IR AC correlation at which the correlation factor is 0 and 1 (default 0.6 and 0.9). */
+  correlationFloor?: number
+  correlationGood?: number
+  /** Relative spread of the per-second slopes at which their factor starts to fall, and is 0 (default 0.05 and 0.2). */
+  slopeSpreadGood?: number
+  slopeSpreadMax?: number
+  /** Relative spread of the per-beat ratios at which their factor starts to fall, and is 0 (default 0.25 and 0.6). */
+  beatSpreadGood?: number
+  beatSpreadMax?: number
+  /** Relative distance of the per-beat median ratio from the slope at which their factor starts to fall, and is 0 (default 0.1 and 0.3). */
+  disagreementGood?: number
+  disagreementMax?: number
+  /** Largest/smallest per-second IR AC power at which its factor starts to fall, and is 0 (default 4 and 10). */
+  powerSpreadGood?: number
+  powerSpreadMax?: number
+  /** Quality below which SpO2 (and, on its own factors, pulse rate) is withheld (default 50). */
+  minQuality?: number
   /** Called once per second with the latest reading. */
   onReading?: (r: PpgReading) => void
 }
@@ -63,20 +93,31 @@ export interface PpgReading {
   /** Samples since the monitor (re)started: end of the window. */
   at: number
   fingerOn: boolean
-  /** Overall quality 0..100. */
+  /** Overall quality 0..100 (the SpO2's). */
   quality: number
   /** Present only when trustworthy. */
   spo2?: number
   pulseRate?: number
   perfusionIndex?: number
+  /** Ratio of ratios, present whenever the signal was good enough for SpO2 (also outside the curve's range). */
   ratio?: number
   /** Red/IR correlation over the window (diagnostic). */
   correlation?: number
-  /** Relative spread of the per-beat ratios in the window (diagnostic). */
+  /** Relative spread of the per-second red/IR slopes (diagnostic). */
+  slopeSpread?: number
+  /** Relative spread of the per-beat red/IR ratios, and their median's relative distance from R (diagnostics). */
   beatSpread?: number
-  /** Relative spread of the per-beat IR pulse heights (diagnostic). */
-  ampSpread?: number
+  disagreement?: number
+  /** Largest over smallest per-second IR AC power in the window (diagnostic): motion bursts make it jump. */
+  powerSpread?: number
+  /** Share of pulse intervals within 20 % of their median (diagnostic). */
+  regularity?: number
+  /** Seconds of signal behind the reading. */
+  windowS?: number
+  /** The ADC clipped in the window. */
+  clipped?: boolean
 }
+
 
 // block sum layout
 const B_N = 0
@@ -85,8 +126,8 @@ const B_IR = 2
 const B_RR = 3
 const B_II = 4
 const B_RI = 5
-const B_FIELDS = 6
-const MAX_PEAKS = 64
+const B_MAX = 6
+const B_FIELDS = 7
 
 function biquad(kind: number, f0: number, fs: number): Float64Array {
   // RBJ cookbook, Q = 1/sqrt(2) (Butterworth); kind 0 = low-pass, 1 = high-pass
@@ -108,6 +149,15 @@ function biquad(kind: number, f0: number, fs: number): Float64Array {
   return c
 }
 
+function ramp(x: number, zeroAt: number, oneAt: number): number {
+  const v = (x - zeroAt) / (oneAt - zeroAt)
+  return v <= 0 ? 0 : v >= 1 ? 1 : v
+}
+
+function opt(v: number | undefined, d: number): number {
+  return v === undefined ? d : v
+}
+
 export class PpgMonitor {
   readonly fs: number
   /** Samples pushed since the last reset. */
@@ -117,15 +167,23 @@ export class PpgMonitor {
   private dcSlow = 0
   private dcAlpha: number
   private win: number
+  private minBlocks: number
   private cal: SpO2Calibration
   private minDc: number
+  private clipAt: number
   private minPi: number
   private maxPi: number
-  private minCorr: number
-  private minCorrPulse: number
-  private maxSpread: number
-  private maxAmpSpread: number
-  private maxDisagree: number
+  private corrFloor: number
+  private corrGood: number
+  private spreadGood: number
+  private spreadMax: number
+  private beatSpreadGood: number
+  private beatSpreadMax: number
+  private disagreeGood: number
+  private disagreeMax: number
+  private powerSpreadGood: number
+  private powerSpreadMax: number
+  private minQ: number
   private onReading: ((r: PpgReading) => void) | undefined
   // filters: coefficients and per-channel state (direct form II transposed: 2 per biquad)
   private hp: Float64Array
@@ -136,49 +194,47 @@ export class PpgMonitor {
   private blockPos = 0
   private blockFill = 0
   private settle: number
-  // pulse peak detector on -AC_ir
-  private up = true
-  private ext = 0
-  private extIdx = 0
-  private lastValley = 0
-  private extRed = 0
-  private lastValleyRed = 0
-  /** Per-beat red/IR AC amplitude ratio (before DC normalisation). */
-  private peakRatio: Float64Array
-  private ratioBuf: Float64Array
-  /** Per-beat IR AC amplitude, and a scratch buffer to sort it. */
-  private peakAmp: Float64Array
-  private ampBuf: Float64Array
-  private amp = 0
-  private lastPeak = -1
-  private peaks: Int32Array
-  private peakIv: Int32Array
-  private peakPos = 0
-  private peakCount = 0
-  private sortBuf: Int32Array
+  private slopes: Float64Array
+  private slopeAt: Float64Array
+  private resid: Float64Array
+  /** Pulse peaks on -AC_ir (and the red AC at the same instants). */
+  private pulses: PulsePeaks
   private last: PpgReading
 
   constructor(opts: PpgOptions) {
-    if (!opts || typeof opts.fs !== 'number' || !(opts.fs >= 25 && opts.fs <= 1000)) {
-      throw new Error('PpgMonitor: expected fs between 25 and 1000 Hz, got ' + (opts ? opts.fs : opts))
+    if (!opts || typeof opts.fs !== 'number' || !(opts.fs >= 25 && opts.fs <= 3200)) {
+      throw new Error('PpgMonitor: expected fs between 25 and 3200 Hz, got ' + (opts ? opts.fs : opts))
     }
     const w = opts.windowSeconds === undefined ? 8 : opts.windowSeconds
     if (!(w >= 4 && w <= 30)) throw new Error('PpgMonitor: expected windowSeconds between 4 and 30, got ' + w)
+    const minS = opts.minSeconds === undefined ? 3 : opts.minSeconds
+    if (!(minS >= 2 && minS <= w)) throw new Error('PpgMonitor: expected minSeconds between 2 and ' + w + ', got ' + minS)
     const cal = opts.calibration === undefined ? DEFAULT_CALIBRATION : opts.calibration
     if (!cal || typeof cal.a !== 'number' || typeof cal.b !== 'number' || typeof cal.c !== 'number' || !isFinite(cal.a + cal.b + cal.c)) {
       throw new Error('PpgMonitor: expected calibration {a, b, c} of finite numbers')
     }
     this.fs = opts.fs
     this.win = Math.round(w)
+    this.minBlocks = Math.round(minS)
     this.cal = cal
-    this.minDc = opts.minDc === undefined ? 1 : opts.minDc
-    this.minPi = opts.minPerfusion === undefined ? 0.05 : opts.minPerfusion
-    this.maxPi = opts.maxPerfusion === undefined ? 20 : opts.maxPerfusion
-    this.minCorr = opts.minCorrelation === undefined ? 0.99 : opts.minCorrelation
-    this.minCorrPulse = opts.minCorrelationPulse === undefined ? 0.9 : opts.minCorrelationPulse
-    this.maxSpread = opts.maxBeatSpread === undefined ? 0.08 : opts.maxBeatSpread
-    this.maxAmpSpread = opts.maxAmplitudeSpread === undefined ? 0.2 : opts.maxAmplitudeSpread
-    this.maxDisagree = opts.maxDisagreement === undefined ? 0.1 : opts.maxDisagreement
+    const full = opt(opts.fullScale, MAX30102_FULL_SCALE)
+    // A finger reflects tens of % of full scale; with none the photodiode sees stray LED light
+    // and the ambient residual, well under 1 % (MAX30102 with the firmware's LED current).
+    this.minDc = opt(opts.minDc, 0.005 * full)
+    this.clipAt = 0.995 * full
+    this.minPi = opt(opts.minPerfusion, 0.1)
+    this.maxPi = opt(opts.maxPerfusion, 20)
+    this.corrFloor = opt(opts.correlationFloor, 0.6)
+    this.corrGood = opt(opts.correlationGood, 0.9)
+    this.spreadGood = opt(opts.slopeSpreadGood, 0.05)
+    this.spreadMax = opt(opts.slopeSpreadMax, 0.2)
+    this.beatSpreadGood = opt(opts.beatSpreadGood, 0.12)
+    this.beatSpreadMax = opt(opts.beatSpreadMax, 0.4)
+    this.disagreeGood = opt(opts.disagreementGood, 0.1)
+    this.disagreeMax = opt(opts.disagreementMax, 0.3)
+    this.powerSpreadGood = opt(opts.powerSpreadGood, 4)
+    this.powerSpreadMax = opt(opts.powerSpreadMax, 10)
+    this.minQ = opt(opts.minQuality, 50)
     this.onReading = opts.onReading
     this.hp = biquad(1, 0.5, this.fs)
     this.lp = biquad(0, 5, this.fs)
@@ -186,14 +242,12 @@ export class PpgMonitor {
     this.blockLen = Math.round(this.fs)
     this.dcAlpha = 1 / this.fs
     this.blocks = new Float64Array(this.win * B_FIELDS)
-    this.settle = Math.round(this.fs * 2)
-    this.peaks = new Int32Array(MAX_PEAKS)
-    this.peakIv = new Int32Array(MAX_PEAKS)
-    this.sortBuf = new Int32Array(MAX_PEAKS)
-    this.peakRatio = new Float64Array(MAX_PEAKS)
-    this.ratioBuf = new Float64Array(MAX_PEAKS)
-    this.peakAmp = new Float64Array(MAX_PEAKS)
-    this.ampBuf = new Float64Array(MAX_PEAKS)
+    this.slopes = new Float64Array(this.win)
+    this.slopeAt = new Float64Array(this.win)
+    this.resid = new Float64Array(this.win)
+    // The slope needs no settling (see above); the peak detector waits out the filters' first half second.
+    this.settle = Math.round(this.fs * 0.5)
+    this.pulses = new PulsePeaks(this.fs, this.settle)
     this.last = { at: 0, fingerOn: false, quality: 0 }
   }
 
@@ -203,10 +257,7 @@ export class PpgMonitor {
     this.st.fill(0)
     this.blocks.fill(0)
     this.blockPos = this.blockFill = 0
-    this.up = true
-    this.ext = this.extIdx = this.lastValley = this.amp = this.extRed = this.lastValleyRed = 0
-    this.lastPeak = -1
-    this.peakPos = this.peakCount = 0
+    this.pulses.reset()
     this.last = { at: 0, fingerOn: false, quality: 0 }
   }
 
@@ -250,7 +301,7 @@ export class PpgMonitor {
     y = hp[0] * x + st[8]
     st[8] = hp[1] * x - hp[3] * y + st[9]
     st[9] = hp[2] * x - hp[4] * y
-    let acR = lp[0] * y + st[2]
+    const acR = lp[0] * y + st[2]
     st[2] = lp[1] * y - lp[3] * acR + st[3]
     st[3] = lp[2] * y - lp[4] * acR
     // IR
@@ -261,16 +312,11 @@ export class PpgMonitor {
     y = hp[0] * x + st[10]
     st[10] = hp[1] * x - hp[3] * y + st[11]
     st[11] = hp[2] * x - hp[4] * y
-    let acI = lp[0] * y + st[6]
+    const acI = lp[0] * y + st[6]
     st[6] = lp[1] * y - lp[3] * acI + st[7]
     st[7] = lp[2] * y - lp[4] * acI
     this.n = n + 1
-    if (n < this.settle) {
-      acR = 0
-      acI = 0
-    } else {
-      this.pulse(-acI, -acR, n)
-    }
+    if (n >= this.settle) this.pulses.push(-acI, -acR, n)
     const b = this.blockPos * B_FIELDS
     const bl = this.blocks
     bl[b + B_N] += 1
@@ -279,13 +325,28 @@ export class PpgMonitor {
     bl[b + B_RR] += acR * acR
     bl[b + B_II] += acI * acI
     bl[b + B_RI] += acR * acI
-    if (bl[b + B_N] >= this.blockLen) {
-      if (this.blockFill < this.win) this.blockFill++
-      this.evaluate()
-      this.blockPos = (this.blockPos + 1) % this.win
-      const nb = this.blockPos * B_FIELDS
-      for (let k = 0; k < B_FIELDS; k++) bl[nb + k] = 0
-    }
+    const hi = red > ir ? red : ir
+    if (hi > bl[b + B_MAX]) bl[b + B_MAX] = hi
+    if (bl[b + B_N] >= this.blockLen) this.closeBlock()
+  }
+
+  /**
+   * The end of a spot check: a reading from everything pushed, including a last
+   * part-second of at least half a second (it is otherwise dropped). Returns it.
+   */
+  flush(): PpgReading {
+    const bl = this.blocks
+    const b = this.blockPos * B_FIELDS
+    if (bl[b + B_N] >= this.blockLen / 2) this.closeBlock()
+    return this.last
+  }
+
+  private closeBlock(): void {
+    if (this.blockFill < this.win) this.blockFill++
+    this.evaluate()
+    this.blockPos = (this.blockPos + 1) % this.win
+    const nb = this.blockPos * B_FIELDS
+    for (let k = 0; k < B_FIELDS; k++) this.blocks[nb + k] = 0
   }
 
   private primeHp(o: number, x: number): void {
@@ -296,82 +357,9 @@ export class PpgMonitor {
     this.st[o + 1] = hp[2] * x
   }
 
-  /** Hysteresis peak/valley detector: a peak counts once the signal has fallen 40 % of the pulse amplitude below it. */
-  private pulse(v: number, vr: number, n: number): void {
-    const fs = this.fs
-    if (this.amp === 0) {
-      // bootstrap the amplitude from the first second after settling
-      if (n - this.settle < fs) {
-        if (v > this.ext) this.ext = v
-        if (-v > this.lastValley) this.lastValley = -v
-        return
-      }
-      this.amp = this.ext + this.lastValley
-      this.ext = v
-      this.extRed = vr
-      this.extIdx = n
-      this.up = true
-      this.lastValley = v
-      this.lastValleyRed = vr
-      if (!(this.amp > 0)) this.amp = 1e-9
-    }
-    const h = 0.4 * this.amp
-    if (this.up) {
-      if (v > this.ext) {
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      } else if (v < this.ext - h) {
-        this.peak(this.extIdx, this.ext - this.lastValley, this.extRed - this.lastValleyRed)
-        this.up = false
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      }
-    } else {
-      if (v < this.ext) {
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      } else if (v > this.ext + h) {
-        this.lastValley = this.ext
-        this.lastValleyRed = this.extRed
-        this.up = true
-        this.ext = v
-        this.extRed = vr
-        this.extIdx = n
-      }
-    }
-    // no pulse for 3 s: the amplitude estimate is stale (smaller pulse, or none)
-    if (this.lastPeak >= 0 && n - this.lastPeak > 3 * fs && n - this.extIdx > fs) {
-      this.amp *= 0.5
-      this.lastPeak = n - 2 * fs
-    }
-  }
-
-  private peak(idx: number, amplitude: number, redAmplitude: number): void {
-    const fs = this.fs
-    if (this.lastPeak >= 0 && idx - this.lastPeak < 0.27 * fs) return // faster than 220 bpm: not a new pulse
-    // the amplitude estimate follows the pulse, limited per beat so one artefact cannot hijack it
-    let a = amplitude
-    if (a > 2 * this.amp) a = 2 * this.amp
-    if (a < 0.5 * this.amp) a = 0.5 * this.amp
-    this.amp = 0.75 * this.amp + 0.25 * a
-    const iv = this.lastPeak >= 0 ? idx - this.lastPeak : 0
-    this.lastPeak = idx
-    if (iv > 0 && iv <= 2.5 * fs) {
-      this.peaks[this.peakPos] = idx
-      this.peakIv[this.peakPos] = iv
-      this.peakRatio[this.peakPos] = amplitude > 0 ? redAmplitude / amplitude : 0
-      this.peakAmp[this.peakPos] = amplitude
-      this.peakPos = (this.peakPos + 1) % MAX_PEAKS
-      if (this.peakCount < MAX_PEAKS) this.peakCount++
-    }
-  }
-
   private evaluate(): void {
     const bl = this.blocks
-    let nS = 0, sR = 0, sI = 0, sRR = 0, sII = 0, sRI = 0
+    let nS = 0, sR = 0, sI = 0, sRR = 0, sII = 0, sRI = 0, hi = 0
     for (let k = 0; k < this.blockFill; k++) {
       const b = k * B_FIELDS
       nS += bl[b + B_N]
@@ -380,105 +368,122 @@ export class PpgMonitor {
       sRR += bl[b + B_RR]
       sII += bl[b + B_II]
       sRI += bl[b + B_RI]
+      if (bl[b + B_MAX] > hi) hi = bl[b + B_MAX]
     }
     const at = this.n
     const out: PpgReading = { at: at, fingerOn: false, quality: 0 }
     this.last = out
-    const full = this.blockFill >= this.win && at >= this.settle + this.win * this.blockLen
     const dcR = sR / nS
     const dcI = sI / nS
     out.fingerOn = dcI >= this.minDc && dcR >= this.minDc * 0.1
-    if (!full || !out.fingerOn || !(sII > 0) || !(sRR > 0)) {
-      if (this.onReading) this.onReading(out)
-      return
-    }
-    const rmsR = Math.sqrt(sRR / nS) / dcR
-    const rmsI = Math.sqrt(sII / nS) / dcI
+    out.windowS = Math.round((10 * nS) / this.fs) / 10
+    if (hi >= this.clipAt) out.clipped = true
+    if (this.blockFill < this.minBlocks || !out.fingerOn || out.clipped || !(sII > 0) || !(sRR > 0)) return this.emit(out)
     const corr = sRI / Math.sqrt(sRR * sII)
     out.correlation = Math.round(corr * 1000) / 1000
-    const pi = (100 * this.amp) / dcI
-    // pulse intervals whose peak lies in the window
-    const from = at - this.win * this.blockLen
-    let m = 0
-    for (let k = 0; k < this.peakCount; k++) {
-      const j = (this.peakPos + MAX_PEAKS - 1 - k) % MAX_PEAKS
-      if (this.peaks[j] < from) break
-      this.ratioBuf[m] = this.peakRatio[j]
-      this.ampBuf[m] = this.peakAmp[j]
-      this.sortBuf[m++] = this.peakIv[j]
-    }
-    let regular = 0
-    let medIv = 0
-    let meanIv = 0
-    if (m >= 3) {
-      // m <= 64, once per second
-      sortFirst(this.sortBuf, m, this.sortBuf)
-      medIv = m % 2 === 1 ? this.sortBuf[m >> 1] : (this.sortBuf[m / 2 - 1] + this.sortBuf[m / 2]) / 2
-      let ok = 0
-      let sum = 0
-      let okSum = 0
-      for (let i = 0; i < m; i++) {
-        const d = this.sortBuf[i] - medIv
-        if (d < 0.2 * medIv && d > -0.2 * medIv) {
-          ok++
-          okSum += this.sortBuf[i]
-        }
-        sum += this.sortBuf[i]
-      }
-      regular = ok / m
-      // the mean of the regular intervals: averages out the one-sample quantisation a median keeps
-      meanIv = okSum / ok
-      // intervals should tile the window: many short ones mean double counting, few mean misses
-      const cover = sum / (this.win * this.blockLen)
-      if (cover < 0.6 || cover > 1.1) regular = regular * 0.5
-    }
+    // Ratio of ratios from the window's least-squares slope of red AC on IR AC.
+    const R = ((sRI / sII) * dcI) / dcR
+    const spread = this.slopeSpread(sII / nS)
+    out.slopeSpread = Math.round(spread * 1000) / 1000
+    const power = this.powerSpread()
+    out.powerSpread = Math.round(power * 100) / 100
+    const pulse = this.pulses.stats(this.n, nS)
+    out.regularity = Math.round(pulse.regular * 100) / 100
+    const pi = (100 * this.pulses.amp) / dcI
     const piOk = pi >= this.minPi && pi <= this.maxPi
-    let q = corr > 0 ? corr : 0
-    q = q * q * q * q // 0.95 → 81, 0.9 → 66
-    q = q * (regular > 0.8 ? 1 : regular) * (piOk ? 1 : 0)
-    out.quality = Math.round(100 * q)
-    if (!piOk) {
-      if (this.onReading) this.onReading(out)
-      return
+    if (this.pulses.amp > 0) out.perfusionIndex = Math.round(pi * 100) / 100
+    const qCorr = ramp(corr, this.corrFloor, this.corrGood)
+    const qSpread = spread <= this.spreadGood ? 1 : ramp(-spread, -this.spreadMax, -this.spreadGood)
+    const qPulse = pulse.regular < 0.5 ? 0 : pulse.regular >= 0.8 ? 1 : ramp(pulse.regular, 0.5, 0.8)
+    const qPi = piOk ? 1 : 0
+    // Motion swings blood of another red/IR ratio, not in time with the pulse: per-beat
+    // ratios scatter, and their median leaves the window's slope.
+    const beatR = (pulse.beatRatio * dcI) / dcR
+    const disagree = pulse.n > 0 && R > 0 ? Math.abs(beatR - R) / R : Infinity
+    out.beatSpread = Math.round(pulse.beatSpread * 1000) / 1000
+    out.disagreement = Math.round(disagree * 1000) / 1000
+    const qBeat = ramp(-pulse.beatSpread, -this.beatSpreadMax, -this.beatSpreadGood) * ramp(-disagree, -this.disagreeMax, -this.disagreeGood)
+    // Motion moves far more blood than a pulse (5-10x): the seconds' AC power jumps, while
+    // breathing and beat-to-beat variation change it by less than 3x on real fingers.
+    const qPower = ramp(-power, -this.powerSpreadMax, -this.powerSpreadGood)
+    const q = 100 * qCorr * qSpread * qBeat * qPower * qPulse * qPi
+    out.quality = Math.round(q)
+    if (!piOk) delete out.perfusionIndex
+    // Pulse rate needs regular intervals (at least two) and no sign of motion, but less
+    // agreement of the two channels than SpO2 does: half its quality.
+    if (pulse.n >= 2 && pulse.regular >= 0.8 && q >= this.minQ / 2) {
+      out.pulseRate = Math.round((600 * this.fs) / pulse.meanIv) / 10
     }
-    out.perfusionIndex = Math.round(pi * 100) / 100
-    // Per-beat ratios must agree with each other and with the window's RMS
-    // ratio: motion adds venous-blood swings of a different red/IR ratio at
-    // random, which scatters the per-beat ratios even when the two channels
-    // stay correlated.
-    const rmsRatio = rmsR / rmsI
-    let beatSpread = Infinity
-    let ampSpread = Infinity
-    let beatR = 0
-    if (m >= 3) {
-      const rb = this.ratioBuf
-      sortFirst(rb, m, rb)
-      const k = dcI / dcR
-      beatR = (m % 2 === 1 ? rb[m >> 1] : (rb[m / 2 - 1] + rb[m / 2]) / 2) * k
-      // spread of the middle two thirds (robust to one bad beat)
-      const lo = Math.floor(m / 6)
-      const hi = m - 1 - lo
-      beatSpread = ((rb[hi] - rb[lo]) * k) / beatR
-      // pulse amplitude steadiness: motion makes the beat heights jump
-      const ab = this.ampBuf
-      sortFirst(ab, m, ab)
-      const med = m % 2 === 1 ? ab[m >> 1] : (ab[m / 2 - 1] + ab[m / 2]) / 2
-      ampSpread = med > 0 ? (ab[hi] - ab[lo]) / med : Infinity
-    }
-    out.ampSpread = Math.round(ampSpread * 1000) / 1000
-    out.beatSpread = Math.round(beatSpread * 1000) / 1000
-    const consistent = beatSpread <= this.maxSpread && ampSpread <= this.maxAmpSpread && Math.abs(beatR - rmsRatio) <= this.maxDisagree * beatR
-    // the per-beat (peak-to-trough) ratio is the estimate: slow baseline wander left after the band-pass biases the RMS ratio, not it
-    const R = beatR
-    if (!consistent) out.quality = Math.round(out.quality * 0.5)
-    if (regular >= 0.8 && corr >= this.minCorrPulse && ampSpread <= 2 * this.maxAmpSpread && out.quality >= 50) out.pulseRate = Math.round((600 * this.fs) / meanIv) / 10
-    if (corr >= this.minCorr && regular >= 0.8 && consistent) {
+    if (q >= this.minQ && R > 0) {
+      out.ratio = Math.round(R * 10000) / 10000
       const c = this.cal
       const s = c.a + c.b * R + c.c * R * R
-      out.ratio = Math.round(R * 10000) / 10000
       // outside the curve's physiological range: the number would be meaningless
       if (s >= 50 && s <= 104) out.spo2 = s > 100 ? 100 : Math.round(s * 10) / 10
     }
+    this.emit(out)
+  }
+
+  private emit(out: PpgReading): void {
     if (this.onReading) this.onReading(out)
+  }
+
+  /**
+   * Relative spread of the per-second slopes (red AC on IR AC) over the
+   * window: seconds with less than a quarter of the mean IR AC power carry no
+   * pulse worth a slope and are left out. From four seconds on, the spread is
+   * of what a straight line through the slopes in time order leaves: a
+   * saturation that is falling (a desaturation, the reading that matters
+   * most) moves R steadily, motion scatters it. With six or more, the
+   * farthest one on each side is left out too (one bad second must not decide).
+   */
+  private slopeSpread(meanII: number): number {
+    const bl = this.blocks
+    const ys = this.slopes
+    const xs = this.slopeAt
+    const first = (this.blockPos - (this.blockFill - 1) + this.win) % this.win
+    let m = 0
+    for (let j = 0; j < this.blockFill; j++) {
+      const b = ((first + j) % this.win) * B_FIELDS
+      const ii = bl[b + B_II]
+      if (bl[b + B_N] > 0 && ii > 0.25 * meanII * bl[b + B_N]) {
+        xs[m] = j
+        ys[m++] = bl[b + B_RI] / ii
+      }
+    }
+    if (m < 2) return Infinity
+    const r = this.resid
+    let sx = 0, sy = 0, sxx = 0, sxy = 0
+    for (let i = 0; i < m; i++) {
+      sx += xs[i]
+      sy += ys[i]
+      sxx += xs[i] * xs[i]
+      sxy += xs[i] * ys[i]
+    }
+    const den = m * sxx - sx * sx
+    const slope = m >= 4 && den > 0 ? (m * sxy - sx * sy) / den : 0
+    const icpt = (sy - slope * sx) / m
+    for (let i = 0; i < m; i++) r[i] = ys[i] - (icpt + slope * xs[i])
+    sortFirst(ys, m, ys)
+    sortFirst(r, m, r)
+    const cut = m >= 6 ? 1 : 0
+    const med = m % 2 === 1 ? ys[m >> 1] : (ys[m / 2 - 1] + ys[m / 2]) / 2
+    if (!(med > 0)) return Infinity
+    return (r[m - 1 - cut] - r[cut]) / med
+  }
+
+  /** Largest over smallest IR AC power per sample of the window's whole seconds (1 with fewer than two). */
+  private powerSpread(): number {
+    const bl = this.blocks
+    let lo = Infinity
+    let hi = 0
+    for (let k = 0; k < this.blockFill; k++) {
+      const b = k * B_FIELDS
+      if (bl[b + B_N] < this.blockLen) continue
+      const p = bl[b + B_II] / bl[b + B_N]
+      if (p < lo) lo = p
+      if (p > hi) hi = p
+    }
+    return hi > 0 && lo < Infinity ? (lo > 0 ? hi / lo : Infinity) : 1
   }
 }

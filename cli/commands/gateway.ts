@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { print, untilStopSignal, type Command } from '../command.ts'
 import { parseCli, stringOpt, type Parsed } from '../args.ts'
 import { parsePort, type PortSpec } from '../../gateway/config.ts'
@@ -128,7 +129,10 @@ are stored and acknowledged, then the ledger is closed.`,
     if (dashboard) {
       try {
         const { mountDashboard } = await import('../../dashboard/mount.ts')
-        const mounted = await mountDashboard(gw, { host: hostOf(cfg, 'http') })
+        const { Spo2CalibrationDir } = await import('../../gateway/spo2-calibration-dir.ts')
+        const spo2Calibrations = new Spo2CalibrationDir(join(cfg.dataDir, 'calibrations'), { warn: (m) => io.stderr.write(`mhealth gateway: calibration skipped: ${m}
+`) })
+        const mounted = await mountDashboard(gw, { host: hostOf(cfg, 'http'), spo2Calibrations })
         // Over HTTPS when it is on: that is the address to give the ward.
         dashboardUrl = gw.ports.https !== null ? `https://${hostOf(cfg, 'https')}:${gw.ports.https}/` : mounted.url
         // The page is built and cached now; esbuild's service process need not live as long as the gateway.

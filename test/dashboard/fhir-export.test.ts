@@ -64,7 +64,9 @@ async function inMemoryBundle(fromMs: number, toMs: number, type: 'collection' |
     const fill = (k: 'hr' | 'pr' | 'spo2') => (p[k] ?? (v[k] ? { value: v[k]!.value, quality: v[k]!.quality } : undefined))
     const payload = { ...p, hr: fill('hr'), pr: fill('pr'), spo2: fill('spo2') }
     for (const k of ['hr', 'pr', 'spo2'] as const) if (payload[k] === undefined) delete payload[k]
-    return { payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}) }
+    // a gateway-computed SpO2 names its calibration (issue 17)
+    const cal = !p.spo2 && v.spo2?.calibration ? { spo2Calibration: v.spo2.calibration } : {}
+    return { payload, frameHash: leafHashOf(bytes), ...(v.ecg ? { ecg: v.ecg } : {}), ...cal }
   })
   return buildFhirBundle(frames, { patientId: pa.id, patientName: pa.name, fromMs, toMs, type })
 }
