@@ -18,7 +18,7 @@ import { allNodes, acceptsFlag, commandTree, runInProcess, usageForms, type Comm
 import { codeTexts, invocations, npmRefs, relativeLinks, repoPaths, type Invocation, type Where } from './doc-refs.ts'
 
 /** Commands documented ahead of the branch that adds them: checked in full once they exist. */
-const PENDING: Record<string, string> = { ppg: 'issue 17 (branch ppg17) adds `mhealth ppg`' }
+const PENDING: Record<string, string> = {}
 
 const docFiles = ['README.md', ...readdirSync(join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
 const docs = docFiles.map((file) => ({ file, text: readFileSync(join(repoRoot, file), 'utf8') }))
