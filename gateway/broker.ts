@@ -63,6 +63,8 @@ export interface GatewayBroker {
    * moved -> its next frames go to the new patient's feed (and consent). What it did, or null.
    */
   refreshDevice(deviceId: string): 'disconnected' | 'moved' | null
+  /** Closes every MQTT connection of the user (client IDs u:<name> and u:<name>:...); how many. */
+  disconnectUser(username: string): number
   /** Frames between receipt and PUBACK. */
   inflightFrames(): number
   /** From now on frames are refused without PUBACK (shutdown); in-flight ones finish. */
@@ -277,6 +279,18 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
       c.close()
       o.log.log('info', 'device disconnected: revoked', { deviceId })
       return true
+    },
+    disconnectUser(username) {
+      const own = USER_CLIENT_PREFIX + username
+      const clients = (aedes as unknown as { clients: Record<string, Client> }).clients
+      let n = 0
+      for (const id of Object.keys(clients)) {
+        if (id !== own && !id.startsWith(own + ':')) continue
+        clients[id].close()
+        n++
+      }
+      if (n > 0) o.log.log('info', 'user disconnected: account changed', { username, connections: n })
+      return n
     },
     refreshDevice(deviceId) {
       const c = deviceClients.get(deviceId)

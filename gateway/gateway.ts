@@ -148,9 +148,10 @@ export async function startGateway(cfg: GatewayConfig, depsIn: GatewayDeps = {})
   const consent = deps.consent ?? store.consent ?? denyAllConsent
 
   const sessions = new SessionStore<SessionData>({ now })
-  const users = userAuth(registry, consent, { now, sessions })
-  let closing = false
   let broker: GatewayBroker | null = null
+  // A user deleted or changed (password, role) keeps no session: HTTP tokens, cookies and MQTT connections.
+  const users = userAuth(registry, consent, { now, sessions, onEnded: (u) => void broker?.disconnectUser(u) })
+  let closing = false
   const metrics = gatewayMetrics({
     connected: () => broker?.devicesConnected() ?? 0,
     ledgerLag: () => store.pending?.() ?? 0,

@@ -64,6 +64,8 @@ export interface UserAuthOptions {
   maxSessions?: number
   sessions?: SessionStore<SessionData>
   backoff?: LoginBackoffOptions
+  /** Called for each user whose sessions were ended (deleted, new password, new role): the broker cuts their MQTT connections. */
+  onEnded?: (username: string) => void
 }
 
 export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: UserAuthOptions = {}): UserAuth {
@@ -108,6 +110,7 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: U
       const stamp = registry.userStamps().get(username)
       if (stamp === undefined) stamps.delete(username)
       else stamps.set(username, stamp)
+      opts.onEnded?.(username)
       return sessions.destroyWhere((d) => sessionUser(d) === username)
     },
     endStaleSessions() {
@@ -115,6 +118,7 @@ export function userAuth(registry: DeviceRegistry, consent: ConsentPort, opts: U
       const changed = new Set<string>()
       for (const [name, stamp] of stamps) if (now.get(name) !== stamp) changed.add(name)
       stamps = now
+      for (const name of changed) opts.onEnded?.(name)
       return changed.size === 0 ? 0 : sessions.destroyWhere((d) => changed.has(sessionUser(d) ?? ''))
     },
   }

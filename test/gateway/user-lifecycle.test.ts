@@ -1,7 +1,7 @@
 /**
  * A user's lifecycle on a running `mhealth gateway --dashboard` (a real process): delete, new
  * password and new role, over the admin API and with the CLI on the same data dir; each ends
- * the user's sessions on every channel (API bearer token, dashboard cookie). The admin token
+ * the user's sessions on every channel (API bearer token, dashboard cookie, MQTT connection). The admin token
  * rotates (CLI and API) without a restart. Bad input is refused and changes nothing.
  */
 import t from 'tap'
@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { runCli } from '../helpers/cli.ts'
 import { expectQuiet, waitFor } from '../helpers/wait.ts'
 import { spawnGateway } from './helpers/process.ts'
+import { connect } from './helpers/devices.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'mh-gwlife-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -30,7 +31,7 @@ const json = { 'content-type': 'application/json' }
 const admin = (method: string, path: string, body?: unknown, token = adminToken) =>
   fetch(base + path, { method, headers: { ...json, authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) })
 
-/** A user logged in on both channels; `alive()` says which of the two sessions still work. */
+/** A user logged in on every channel (API, dashboard, two MQTT apps); `alive()` says which still work. */
 async function loginBoth(username: string, password: string) {
   const api = await fetch(`${base}/api/login`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) })
   if (api.status !== 200) throw new Error(`api login ${username}: ${api.status}`)
@@ -38,27 +39,32 @@ async function loginBoth(username: string, password: string) {
   const dash = await fetch(`${base}/api/dash/login`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) })
   if (dash.status !== 200) throw new Error(`dashboard login ${username}: ${dash.status}`)
   const cookie = (dash.headers.get('set-cookie') ?? '').split(';')[0]!
+  // Two MQTT connections of the user (two apps): u:<name> and u:<name>:<app>.
+  const url = `mqtt://127.0.0.1:${gw.ready.ports.mqtt}`
+  const mqtts = await Promise.all([`u:${username}`, `u:${username}:tablet`].map((clientId) => connect(url, { clientId, username, password, reconnectPeriod: 0 })))
+  t.teardown(() => { for (const c of mqtts) c.end(true) })
   return {
     role,
     token,
     async alive() {
       const a = await fetch(`${base}/api/access?patient=p1`, { headers: { authorization: `Bearer ${token}` } })
       const d = await fetch(`${base}/api/dash/me`, { headers: { cookie } })
-      return { api: a.status === 200, dashboard: d.status === 200 }
+      return { api: a.status === 200, dashboard: d.status === 200, mqtt: mqtts.every((c) => c.connected) }
     },
   }
 }
 const canLogin = async (username: string, password: string) =>
   (await fetch(`${base}/api/login`, { method: 'POST', headers: json, body: JSON.stringify({ username, password }) })).status === 200
-const dead = { api: false, dashboard: false }
-const live = { api: true, dashboard: true }
+const dead = { api: false, dashboard: false, mqtt: false }
+const live = { api: true, dashboard: true, mqtt: true }
 
 t.test('admin API: DELETE /api/users/:name ends every session of the user', async (t) => {
   const s = await loginBoth('carol', USERS.carol)
   t.same(await s.alive(), live)
   const r = await admin('DELETE', '/api/users/carol')
   t.equal(r.status, 200)
-  t.same(await s.alive(), dead, 'API token and dashboard cookie both end at once')
+  await waitFor(async () => JSON.stringify(await s.alive()) === JSON.stringify(dead), 'every session of carol to end')
+  t.same(await s.alive(), dead, 'API token, dashboard cookie and both MQTT connections end at once')
   t.notOk(await canLogin('carol', USERS.carol), 'the deleted user cannot log in')
   t.equal((await admin('DELETE', '/api/users/carol')).status, 404, 'deleting again: 404')
   t.equal((await admin('DELETE', '/api/users/carol', undefined, 'wrong-token')).status, 401, 'the token is checked')
@@ -74,6 +80,7 @@ t.test('admin API: a new password ends the old sessions; the new one works and s
   t.equal((await admin('POST', '/api/users/nobody/password', { password: 'long-enough-1' })).status, 404)
 
   t.equal((await admin('POST', '/api/users/dave/password', { password: 'dave-new-pass' })).status, 200)
+  await waitFor(async () => JSON.stringify(await s.alive()) === JSON.stringify(dead), 'every session of dave to end')
   t.same(await s.alive(), dead)
   t.notOk(await canLogin('dave', USERS.dave), 'the old password no longer works')
   const fresh = await loginBoth('dave', 'dave-new-pass')
@@ -89,7 +96,8 @@ t.test('admin API: a new role ends the sessions; the next login has the new role
   t.same(await s.alive(), live, 'and changes nothing')
   const r = await admin('POST', '/api/users/erin/role', { role: 'admin' })
   t.match(await r.json(), { username: 'erin', role: 'admin' })
-  t.same(await s.alive(), dead, 'the clinician session ended')
+  await waitFor(async () => JSON.stringify(await s.alive()) === JSON.stringify(dead), 'every session of erin to end')
+  t.same(await s.alive(), dead, 'the clinician sessions ended')
   const again = await loginBoth('erin', USERS.erin)
   t.equal(again.role, 'admin')
   t.equal((await admin('GET', '/api/devices', undefined, again.token)).status, 200, 'her new session opens the admin API')
@@ -102,7 +110,7 @@ t.test('CLI on the same data dir: delete, passwd, role end the sessions of a run
 
   const del = await runCli(['user', 'delete', 'fay', '--data', data])
   t.equal(del.code, 0, del.stderr)
-  await waitFor(async () => (await fay.alive()).api === false && (await fay.alive()).dashboard === false, 'fay sessions to end', 10_000)
+  await waitFor(async () => JSON.stringify(await fay.alive()) === JSON.stringify(dead), 'fay sessions to end', 10_000)
   t.notOk(await canLogin('fay', USERS.fay))
 
   const pw = await runCli(['user', 'passwd', 'gus', '--data', data], { input: 'gus-new-password\n' })
