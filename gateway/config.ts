@@ -78,6 +78,8 @@ export interface GatewayConfig {
   /** Registry file (default `<dataDir>/registry.sqlite`); gateways of one cluster on one host share it. */
   registryFile?: string
   logLevel: 'debug' | 'info' | 'warn' | 'error'
+  /** Serve the ward dashboard on the HTTP (and HTTPS) listener (`mhealth gateway --dashboard`). */
+  dashboard: boolean
 }
 
 export const defaults: GatewayConfig = {
@@ -88,6 +90,7 @@ export const defaults: GatewayConfig = {
   wsPort: 8080,
   httpPort: 8081,
   peerPort: 0,
+  dashboard: false,
   httpsPort: 0,
   wssPort: 0,
   allowAnonymous: false,
@@ -161,6 +164,7 @@ export function resolveConfig(...layers: ConfigInput[]): GatewayConfig {
     c[`${l}Port`] = parsePort(c[`${l}Port`], `${l}Port`)
     if (c[`${l}Host`] !== undefined) c[`${l}Host`] = parseHost(c[`${l}Host`], `${l}Host`)
   }
+  if (typeof c.dashboard !== 'boolean') throw new ConfigError(`dashboard: expected true or false, got ${JSON.stringify(c.dashboard)}`)
   c.peerPort = parsePort(c.peerPort, 'peerPort')
   for (const [k, v] of Object.entries(c.limits)) posInt(v, `limits.${k}`)
   posInt(c.authWindowMs, 'authWindowMs')

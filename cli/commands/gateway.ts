@@ -50,7 +50,8 @@ Options (override the config file, which overrides the defaults; see docs/gatewa
   --allow-anonymous    admit clients without credentials, no ACLs (protocol testing ONLY)
   --log-level LEVEL    debug, info, warn or error (default info)
   --dashboard          also serve the ward dashboard on the HTTP listener (/, /api/dash/*);
-                       users log in with the accounts of \`mhealth user add\`
+                       users log in with the accounts of \`mhealth user add\` (config key
+                       "dashboard": true does the same)
 
 Prints one JSON line {"ready":true,...} with the bound ports (and "dashboard": its URL) when every listener is up.
 Logs are JSON lines on stderr. SIGINT/SIGTERM shut down gracefully: frames in flight
@@ -80,7 +81,6 @@ are stored and acknowledged, then the ledger is closed.`,
       'log-level': { type: 'string' },
       dashboard: { type: 'boolean' },
     })
-    const dashboard = p.values.dashboard === true
     const { resolveConfig, readConfigFile, hostOf, ConfigError } = await import('../../gateway/config.ts')
     let cfg
     try {
@@ -106,11 +106,13 @@ are stored and acknowledged, then the ledger is closed.`,
         redisUrl: stringOpt(p, 'redis'),
         allowAnonymous: p.values['allow-anonymous'] === true ? true : undefined,
         logLevel: stringOpt(p, 'log-level') as never,
+        dashboard: p.values.dashboard === true ? true : undefined,
       })
     } catch (err) {
       if (err instanceof ConfigError) throw new UsageError(err.message)
       throw err
     }
+    const dashboard = cfg.dashboard
     if (dashboard && cfg.httpPort === 0 && cfg.httpsPort === 0) throw new UsageError('--dashboard needs the HTTP listener (or HTTPS): --http-port and --https-port cannot both be 0')
     if (cfg.allowAnonymous) io.stderr.write('WARNING: --allow-anonymous: any client is admitted with no ACLs. For protocol conformance testing only.\n')
     const { startGateway } = await import('../../gateway/gateway.ts')

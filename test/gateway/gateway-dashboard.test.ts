@@ -5,7 +5,7 @@
  * plain 404 whoever asks, where it used to ask for the admin token (401).
  */
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { launchChromium } from '../helpers/chromium.ts'
@@ -60,6 +60,20 @@ t.test('without --dashboard there is no page; --dashboard with no HTTP listener 
   const bad = await runCli(['gateway', '--data', join(dir, 'other'), '--dashboard', '--http-port', '0'])
   t.equal(bad.code, 2)
   t.match(bad.stderr, /--dashboard needs the HTTP listener/)
+})
+
+t.test('the config file turns the dashboard on too ("dashboard": true); a bad value is a usage error', async (t) => {
+  const cfgFile = join(dir, 'gateway.json')
+  writeFileSync(cfgFile, JSON.stringify({ dashboard: true, logLevel: 'warn' }))
+  const gw = await spawnGateway(data, ['--config', cfgFile])
+  t.teardown(() => gw.stop())
+  const base = `http://127.0.0.1:${gw.ready.ports.http}`
+  t.equal((gw.ready as { dashboard?: string }).dashboard, `${base}/`)
+  t.equal((await fetch(`${base}/`)).status, 200, 'the page is served')
+  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ dashboard: 'yes' }))
+  const bad = await runCli(['gateway', '--data', join(dir, 'other2'), '--config', join(dir, 'bad.json')])
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, /dashboard: expected true or false, got "yes"/)
 })
 
 t.test('an unknown /api/ path is a 404 before any token check', async (t) => {
