@@ -32,6 +32,7 @@ import {
   type Actor,
   type ConsentState,
   type DashboardDeps,
+  type AlarmDeps,
   type DeviceSummary,
   type FrameRow,
   type LiveFrame,
@@ -40,6 +41,9 @@ import {
 import { VitalsTracker } from './vitals.ts'
 import { leafHashOf } from './leaf-hash.ts'
 import { ledgerFramePages } from './ledger-pages.ts'
+import { AlarmService } from './alarm-service.ts'
+import { alarmDeps } from './alarm-deps.ts'
+import type { EngineSettings } from './alarm-conditions.ts'
 
 export interface PatientKey {
   privateKey: Uint8Array
@@ -55,12 +59,18 @@ export interface GatewayDepsOptions {
   replayFrames?: number
   /** Trend history kept in memory (default 1 h). */
   trendMs?: number
+  /** Alarm engine settings (alarm-conditions.ts DEFAULT_SETTINGS); alarmTickMs 0: tick by hand (tests). */
+  alarmSettings?: Partial<EngineSettings>
+  alarmTickMs?: number
   now?: () => number
 }
 
 export interface GatewayDashboardDeps extends DashboardDeps {
-  /** Resolves once the trends are backfilled from the ledger and the tap is live. */
+  /** Resolves once the trends are backfilled from the ledger, the alarms rebuilt from it, and the tap is live. */
   ready: Promise<void>
+  alarms: AlarmDeps
+  /** The engine at work (fed from the tap; also for tests and the figures script). */
+  alarmService: AlarmService
   close(): void
 }
 
@@ -84,6 +94,14 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   const replayFrames = o.replayFrames ?? 6
   const aedes = gw.broker.aedes
   let closed = false
+  const alarmService = new AlarmService({
+    ledger,
+    now,
+    settings: o.alarmSettings,
+    tickMs: o.alarmTickMs,
+    storageFault: () => gw.store.fault?.(),
+    publish: (topic, payload) => aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as PublishPacket, () => {}),
+  })
 
   const may = (actor: Actor, patientId: string): boolean => gw.consent.isAllowed(patientId, actor.userId, LIVE_SCOPE, now())
   const requireConsent = (actor: Actor, patientId: string): void => {
@@ -117,6 +135,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     }
     accepted.set(payload.deviceId, (accepted.get(payload.deviceId) ?? 0) + 1)
     const v = vitals.add(patientId, payload)
+    alarmService.frame(patientId, payload, v)
     const f: LiveFrame = { patientId, leafHash: leafHashOf(bytes), receivedMs, payload, vitals: v }
     const ring = recent.get(patientId) ?? []
     ring.push(f)
@@ -151,6 +170,8 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
           const r = rejected.get(m[1]) ?? {}
           r[msg.reason] = (r[msg.reason] ?? 0) + 1
           rejected.set(m[1], r)
+          const d = gw.registry.getDevice(m[1])
+          if (d) alarmService.rejected(d.id, d.patient)
         }
       } catch {
         // control messages are the gateway's own JSON; anything else is not ours to count
@@ -190,7 +211,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     }
   }
 
-  const ready = subscribed
+  const ready = Promise.all([subscribed, alarmService.ready])
     .then(backfill)
     .finally(() => {
       const q = queue ?? []
@@ -240,6 +261,8 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
 
   return {
     ready,
+    alarmService,
+    alarms: alarmDeps(alarmService, may),
     async authenticateUser(username, password, source) {
       try {
         const u = await gw.users.checkLogin(username, password, source)
@@ -289,6 +312,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       gw.registry.revoke(deviceId)
       gw.broker.disconnectDevice(deviceId)
       vitals.forget(deviceId)
+      alarmService.forget(deviceId)
     },
     async trends(actor, patientId, fromMs, toMs) {
       requireConsent(actor, patientId)
@@ -363,6 +387,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       if (closed) return
       closed = true
       unConsent()
+      alarmService.close()
       aedes.unsubscribe('mhealth/patient/+/frames', tapFrames, () => {})
       aedes.unsubscribe('mhealth/dev/+/control', tapControl, () => {})
       for (const set of listeners.values()) for (const l of set) l.onEnd('shutdown')
