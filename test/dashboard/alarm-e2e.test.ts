@@ -120,6 +120,12 @@ t.test('a low SpO2 raises an alarm seen on the API, SSE and MQTT; a consented cl
   t.equal((await bob.req('PUT', `/api/patients/${A.id}/alarm-limits`, { limits: { hrHigh: 140 } })).status, 403)
   t.equal((await alice.req('PUT', `/api/patients/${A.id}/alarm-limits`, { limits: { hrHigh: 'x' } })).status, 400)
 
+  // The FHIR export of A carries the alarm as an Observation (alarm-fhir.ts).
+  const fhir = await alice.req('GET', `/api/dash/patients/${A.id}/fhir?from=${board.t0 - 1000}&to=${clock + 60_000}`)
+  t.equal(fhir.status, 200)
+  const alarmObs = (fhir.json<{ entry: { resource: { identifier?: { system: string; value: string }[] } }[] }>().entry).filter((e) => e.resource.identifier?.some((i) => i.system === 'urn:mhealth:alarm-id' && i.value === alarm.id))
+  t.equal(alarmObs.length, 1, 'the alarm is in the FHIR export')
+
   // The ack is proven by the CLI, beside the running gateway, and its bytes say who and what.
   const ledger = (env.gw.store as LedgerFrameStore).ledger
   const ackHash = toHex(ledger.tree.leaf(acked.leafIndex))
