@@ -83,8 +83,10 @@ export interface EngineSettings {
   /** frames-rejected when at least `rejectCount` frames were rejected within `rejectWindowMs`; ends after a window without one. */
   rejectCount: number
   rejectWindowMs: number
-  /** af alarms only on new onset: no af alarm of the device started within this long before. */
+  /** af alarms only on new onset: no AF call of the device started within this long before. */
   afQuietMs: number
+  /** Condition delays other than CONDITIONS' (ms), e.g. to measure their effect (scripts/alarm-false-rates.ts). */
+  delayMs?: Partial<Record<Condition, number>>
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {

@@ -312,7 +312,7 @@ export class AlarmEngine {
     }
     const since = this.since.get(key) ?? t
     this.since.set(key, since)
-    if (t - since < spec.delayMs) return
+    if (t - since < (this.settings.delayMs?.[c] ?? spec.delayMs)) return
     this.since.delete(key)
     if (c === 'af') {
       // New onset only: AF that comes back within afQuietMs of the last AF alarm is the same AF.
