@@ -98,11 +98,20 @@ console.log(`${runs.length} records, ${hours.toFixed(2)} h of ECG (${dir})`)
 for (const vtDelay of [0, 2000, 5000]) {
   const all = runs.flatMap((r) => alarms(r, vtDelay).map((a) => ({ ...a, record: r.name })))
   console.log(`\nVT condition delay ${vtDelay / 1000} s${vtDelay === 2000 ? ' (the default)' : ''}`)
-  console.log('condition  alarms  true  false  false/h  records with false alarms')
+  console.log('condition  alarms  true  false  false/h  ref episodes alarmed  records with false alarms')
   for (const c of WATCHED) {
     const a = all.filter((x) => x.cond === c)
     const f = a.filter((x) => !x.truth)
     const recs = [...new Set(f.map((x) => x.record))]
-    console.log(`${c.padEnd(9)}  ${String(a.length).padStart(6)}  ${String(a.length - f.length).padStart(4)}  ${String(f.length).padStart(5)}  ${(f.length / hours).toFixed(2).padStart(7)}  ${recs.join(' ') || '-'}`)
+    // Reference episodes with an alarm starting inside them or within 10 s after their end.
+    let eps = 0
+    let hit = 0
+    for (const r of runs) {
+      for (const [lo, hi] of r.ref[c]) {
+        eps++
+        if (all.some((x) => x.record === r.name && x.cond === c && x.t / 1000 * r.fs >= lo && x.t / 1000 * r.fs < hi + 10 * r.fs)) hit++
+      }
+    }
+    console.log(`${c.padEnd(9)}  ${String(a.length).padStart(6)}  ${String(a.length - f.length).padStart(4)}  ${String(f.length).padStart(5)}  ${(f.length / hours).toFixed(2).padStart(7)}  ${`${hit}/${eps}`.padStart(20)}  ${recs.join(' ') || '-'}`)
   }
 }
