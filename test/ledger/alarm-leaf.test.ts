@@ -54,6 +54,13 @@ t.test('alarm leaves: appended, verified, proven, replayed on reopen, kept by re
   t.ok(r.bytesChecked, 'the proof carries the event bytes and they hash to the leaf')
   t.same(parseAlarmEvent(Buffer.from(p.leaf.bytes!, 'base64')), ack, 'the proven bytes are the ack, by alice')
   await l.cutBlock()
+
+  // A replica imports the blocks, alarm leaves and all, and has the same alarm log.
+  const R = await openLedger({ dir: tmp(), producerPublicKey: producerKey.publicKey, producerId: 'gw-test', ...quiet })
+  for (let h = 0; h <= l.height; h++) await R.importBlock((await l.exportBlock(h))!)
+  t.same((await R.alarmEvents()).map((x) => [x.leafIndex, x.event.e]), [[5, 'start'], [11, 'ack'], [12, 'limits']], 'replicated')
+  await t.rejects(R.appendAlarm(encodeAlarmEvent(ack)), /replica/, 'a replica does not write alarm events')
+  await R.close()
   await l.close()
 
   const v = await verifyLedger(dir)
