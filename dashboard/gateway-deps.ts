@@ -170,7 +170,8 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
           const r = rejected.get(m[1]) ?? {}
           r[msg.reason] = (r[msg.reason] ?? 0) + 1
           rejected.set(m[1], r)
-          const d = gw.registry.getDevice(m[1])
+          // A storage NACK is the gateway's fault, not the board's: the storage alarm covers it.
+          const d = msg.reason === 'storage' ? undefined : gw.registry.getDevice(m[1])
           if (d) alarmService.rejected(d.id, d.patient)
         }
       } catch {
