@@ -14,6 +14,8 @@
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import type { FrameVitals, Trends } from './vitals.ts'
 import type { Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
+import type { AlarmNotice, AlarmView } from './alarm-service.ts'
+import type { AlarmLimits } from './alarm-conditions.ts'
 
 export type { TrendPoint, Trends, RhythmPoint, EcgFindings, FrameVitals } from './vitals.ts'
 
@@ -121,6 +123,18 @@ export interface LiveSubscription {
   close(): void
 }
 
+/** The alarms as one actor may see and act on them (consent applied by the implementation). */
+export interface AlarmDeps {
+  list(actor: Actor, o: { all: boolean; patientId?: string }): Promise<AlarmView[]>
+  get(actor: Actor, id: string): Promise<AlarmView>
+  acknowledge(actor: Actor, id: string): Promise<AlarmNotice>
+  silence(actor: Actor, id: string, seconds: number): Promise<AlarmNotice>
+  limits(actor: Actor, patientId: string): Promise<AlarmLimits>
+  setLimits(actor: Actor, patientId: string, limits: unknown): Promise<{ limits: AlarmLimits; leafIndex: number | null }>
+  /** Every change this actor may see, as it happens; returns the unsubscribe. */
+  subscribe(actor: Actor, listener: (n: AlarmNotice) => void): () => void
+}
+
 export interface DashboardDeps {
   /**
    * Password check; null when the user is unknown or the password wrong. `source` is the
@@ -158,4 +172,6 @@ export interface DashboardDeps {
   onConsentChange(listener: (c: { patientId: string; clinicianId?: string }) => void): () => void
   /** The R->SpO2 calibrations the gateway computes SpO2 with (for the export; default: the simulator's curve). */
   spo2Calibrations?: Spo2CalibrationSource
+  /** The alarm system (docs/alarms.md), where there is one: its changes go out on the live stream too. */
+  alarms?: AlarmDeps
 }

@@ -125,7 +125,9 @@ export async function streamFhirBundle(res: ServerResponse, pages: FramePages, o
       if (!res.destroyed) res.destroy() // shutting down: a cut-off body, not a Bundle that looks complete
       return result
     }
-    res.end(`],"id":${JSON.stringify(a.bundleId())}}\n`)
+    let alarms = ''
+    for (const e of a.alarmEntries(o.alarms ?? [])) alarms += ',' + JSON.stringify(e)
+    res.end(`${alarms}],"id":${JSON.stringify(a.bundleId())}}\n`)
     return result
   } finally {
     pages.close()

@@ -1,5 +1,6 @@
 /**
- * FHIR R4 export: a Bundle of Observations built from decoded frames. Pure (no
+ * FHIR R4 export: a Bundle of Observations built from decoded frames (and the patient's
+ * alarms, alarm-fhir.ts). Pure (no
  * I/O, no clock): the same frames and options always give the same bytes, and
  * resource IDs are name-based UUIDs derived from what they describe, so
  * exporting twice and POSTing both as transactions does not invent new ids.
@@ -41,6 +42,8 @@ import { toHex, utf8Encode } from '../protocol/portable/bytes.ts'
 import type { FramePayload } from '../protocol/portable/frame.ts'
 import { FLAG_FINGER_OFF, FLAG_LEAD_OFF, LANE_ECG } from '../protocol/portable/frame.ts'
 import type { EcgFindings, RhythmLabel } from './vitals.ts'
+import type { AlarmView } from './alarm-service.ts'
+import { alarmObservation } from './alarm-fhir.ts'
 
 export const LOINC = 'http://loinc.org'
 export const UCUM = 'http://unitsofmeasure.org'
@@ -76,6 +79,8 @@ export interface FhirExportOptions {
   ecgMvPerCount?: number
   /** ADC count of 0 mV (the AD8232 output rides at mid-supply). Default 2048. */
   ecgBaselineCount?: number
+  /** The patient's alarms: those that started in the range go in, one Observation each (alarm-fhir.ts). */
+  alarms?: readonly AlarmView[]
 }
 
 export interface ExportFrame {
@@ -213,6 +218,21 @@ export class FhirBundleAssembler {
     return out
   }
 
+  /**
+   * Entries for the patient's alarms (alarm-fhir.ts), those that started in [fromMs, toMs],
+   * oldest first; call after the last batch of frames. They are named in the Bundle id too.
+   */
+  alarmEntries(alarms: readonly AlarmView[]): Entry[] {
+    const out: Entry[] = []
+    const inRange = alarms.filter((a) => a.startedAt >= this.o.fromMs && a.startedAt <= this.o.toMs).sort((a, b) => a.startedAt - b.startedAt || a.id.localeCompare(b.id))
+    for (const a of inRange) {
+      this.idHash.update(utf8Encode(`;alarm/${a.id}/${a.state}`))
+      const device = a.deviceId ? this.deviceRef(a.deviceId, out) : null
+      out.push(this.entry(alarmObservation(a, nameUuid(`alarm/${a.id}`), this.subject, device)))
+    }
+    return out
+  }
+
   /** The Bundle id, over the frames given so far (call once, after the last batch). */
   bundleId(): string {
     return uuidOfDigest(this.idHash.digest())
@@ -344,6 +364,6 @@ export class FhirBundleAssembler {
 /** Builds the Bundle in one go. Frames outside [fromMs, toMs] (by t0) are left out. */
 export function buildFhirBundle(frames: readonly ExportFrame[], o: FhirExportOptions): FhirBundle {
   const a = new FhirBundleAssembler(o)
-  const entry = [a.patientEntry(), ...a.frameEntries(frames)]
+  const entry = [a.patientEntry(), ...a.frameEntries(frames), ...a.alarmEntries(o.alarms ?? [])]
   return { resourceType: 'Bundle', id: a.bundleId(), type: a.type, entry }
 }

@@ -32,6 +32,7 @@ import {
   type Actor,
   type ConsentState,
   type DashboardDeps,
+  type AlarmDeps,
   type DeviceSummary,
   type FrameRow,
   type LiveFrame,
@@ -41,6 +42,9 @@ import { VitalsTracker } from './vitals.ts'
 import type { Spo2CalibrationSource } from '../gateway/spo2-calibration-dir.ts'
 import { leafHashOf } from './leaf-hash.ts'
 import { ledgerFramePages } from './ledger-pages.ts'
+import { AlarmService } from './alarm-service.ts'
+import { alarmDeps } from './alarm-deps.ts'
+import type { EngineSettings } from './alarm-conditions.ts'
 
 export interface PatientKey {
   privateKey: Uint8Array
@@ -58,12 +62,18 @@ export interface GatewayDepsOptions {
   trendMs?: number
   /** The R->SpO2 calibrations by device (default: the simulator's curve for every device). */
   spo2Calibrations?: Spo2CalibrationSource
+  /** Alarm engine settings (alarm-conditions.ts DEFAULT_SETTINGS); alarmTickMs 0: tick by hand (tests). */
+  alarmSettings?: Partial<EngineSettings>
+  alarmTickMs?: number
   now?: () => number
 }
 
 export interface GatewayDashboardDeps extends DashboardDeps {
-  /** Resolves once the trends are backfilled from the ledger and the tap is live. */
+  /** Resolves once the trends are backfilled from the ledger, the alarms rebuilt from it, and the tap is live. */
   ready: Promise<void>
+  alarms: AlarmDeps
+  /** The engine at work (fed from the tap; also for tests and the figures script). */
+  alarmService: AlarmService
   close(): void
 }
 
@@ -87,6 +97,14 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   const replayFrames = o.replayFrames ?? 6
   const aedes = gw.broker.aedes
   let closed = false
+  const alarmService = new AlarmService({
+    ledger,
+    now,
+    settings: o.alarmSettings,
+    tickMs: o.alarmTickMs,
+    storageFault: () => gw.store.fault?.(),
+    publish: (topic, payload) => aedes.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as PublishPacket, () => {}),
+  })
 
   const may = (actor: Actor, patientId: string): boolean => gw.consent.isAllowed(patientId, actor.userId, LIVE_SCOPE, now())
   const requireConsent = (actor: Actor, patientId: string): void => {
@@ -120,6 +138,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     }
     accepted.set(payload.deviceId, (accepted.get(payload.deviceId) ?? 0) + 1)
     const v = vitals.add(patientId, payload)
+    alarmService.frame(patientId, payload, v)
     const f: LiveFrame = { patientId, leafHash: leafHashOf(bytes), receivedMs, payload, vitals: v }
     const ring = recent.get(patientId) ?? []
     ring.push(f)
@@ -154,6 +173,9 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
           const r = rejected.get(m[1]) ?? {}
           r[msg.reason] = (r[msg.reason] ?? 0) + 1
           rejected.set(m[1], r)
+          // A storage NACK is the gateway's fault, not the board's: the storage alarm covers it.
+          const d = msg.reason === 'storage' ? undefined : gw.registry.getDevice(m[1])
+          if (d) alarmService.rejected(d.id, d.patient)
         }
       } catch {
         // control messages are the gateway's own JSON; anything else is not ours to count
@@ -193,7 +215,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
     }
   }
 
-  const ready = subscribed
+  const ready = Promise.all([subscribed, alarmService.ready])
     .then(backfill)
     .finally(() => {
       const q = queue ?? []
@@ -244,6 +266,8 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
   return {
     ready,
     spo2Calibrations: o.spo2Calibrations,
+    alarmService,
+    alarms: alarmDeps(alarmService, may),
     async authenticateUser(username, password, source) {
       try {
         const u = await gw.users.checkLogin(username, password, source)
@@ -293,6 +317,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       gw.registry.revoke(deviceId)
       gw.broker.disconnectDevice(deviceId)
       vitals.forget(deviceId)
+      alarmService.forget(deviceId)
     },
     async trends(actor, patientId, fromMs, toMs) {
       requireConsent(actor, patientId)
@@ -367,6 +392,7 @@ export function gatewayDashboardDeps(gw: Gateway, o: GatewayDepsOptions = {}): G
       if (closed) return
       closed = true
       unConsent()
+      alarmService.close()
       aedes.unsubscribe('mhealth/patient/+/frames', tapFrames, () => {})
       aedes.unsubscribe('mhealth/dev/+/control', tapControl, () => {})
       for (const set of listeners.values()) for (const l of set) l.onEnd('shutdown')

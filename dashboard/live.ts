@@ -4,7 +4,9 @@
  * frame + vitals), `subscribed` {patientId}, `end` {patientId, reason} when
  * consent goes, `denied` {patientId}, then `ready` {patients} once the initial
  * subscriptions are made. A grant made while the stream is open subscribes the
- * patient on the spot, so a new tile appears without a reload.
+ * patient on the spot, so a new tile appears without a reload. Where there is an alarm
+ * system: `alarm` {change, at, by?, alarm, eventLeafIndex} for each alarm change the actor
+ * may see (docs/alarms.md), after `alarms` {alarms} with those not resolved when it opened.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { HttpError } from '../http/errors.ts'
@@ -37,6 +39,7 @@ export function liveStreams(deps: DashboardDeps, o: { keepAliveMs: number }): Li
       closed = true
       clearInterval(ka)
       unConsent()
+      unAlarm?.()
       streams.delete(end)
       for (const s of subs.values()) s.close()
       res.end()
@@ -78,6 +81,9 @@ export function liveStreams(deps: DashboardDeps, o: { keepAliveMs: number }): Li
       // A grant for this user: start streaming (revocations end through subscribeLive's onEnd).
       void subscribe(c.patientId, true).catch(() => {})
     })
+    const named = (patientId: string | null): boolean => !ids || patientId === null || ids.includes(patientId)
+    const unAlarm = deps.alarms?.subscribe(actor, (n) => named(n.alarm.patientId) && event('alarm', n))
+    if (deps.alarms) event('alarms', { alarms: (await deps.alarms.list(actor, { all: false })).filter((a) => named(a.patientId)) })
     const initial = ids ?? (await deps.listPatients(actor)).filter((p) => p.consented).map((p) => p.patientId)
     for (const patientId of initial) await subscribe(patientId, false)
     event('ready', { patients: [...subs.keys()] })

@@ -189,8 +189,9 @@ export function createDashboardRoutes(deps: DashboardDeps, o: DashboardOptions =
     exports.add(stop)
     try {
       const pages = await deps.framePages(actor, patientId, fromMs, toMs)
+      const alarms = deps.alarms ? await deps.alarms.list(actor, { all: true, patientId }) : []
       const r = await streamFhirBundle(res, pages, {
-        patientId, patientName: patient?.name, fromMs, toMs, type, signal: stop.signal, calibrations: deps.spo2Calibrations,
+        patientId, patientName: patient?.name, fromMs, toMs, type, signal: stop.signal, calibrations: deps.spo2Calibrations, alarms,
         headers: { 'content-disposition': `attachment; filename="${patientId}-${fromMs}-${toMs}.fhir.json"` },
       })
       if (r.skipped) o.log?.('warn', 'FHIR export skipped undecodable frames', { patientId, skipped: r.skipped })

@@ -5,6 +5,10 @@
  *   device D   publish   mhealth/dev/D/frames          (QoS 1 frames)
  *              subscribe mhealth/dev/D/control         (time, nack, config)
  *   user U     subscribe mhealth/patient/P/frames      (only if P consented to U; no wildcards)
+ *              subscribe mhealth/alarms/P              (alarms of patient P, docs/alarms.md: an admin
+ *                                                       (the paging system's account), or a clinician
+ *                                                       P consented to; re-checked per message)
+ *              subscribe mhealth/gateway/alarms        (the gateway's own alarms: admins only)
  *              publish   nothing
  *   anyone     $SYS/... refused; wildcards only where a rule says so (none here)
  */
@@ -17,6 +21,16 @@ export type Principal =
 export const framesTopic = (deviceId: string): string => `mhealth/dev/${deviceId}/frames`
 export const controlTopic = (deviceId: string): string => `mhealth/dev/${deviceId}/control`
 export const patientTopic = (patientId: string): string => `mhealth/patient/${patientId}/frames`
+
+export const alarmsTopic = (patientId: string): string => `mhealth/alarms/${patientId}`
+export const GATEWAY_ALARMS_TOPIC = 'mhealth/gateway/alarms'
+const ALARMS_RE = /^mhealth\/alarms\/([^/+#]+)$/
+
+/** Patient ID named by an alarms topic, or null. */
+export function patientOfAlarmsTopic(topic: string): string | null {
+  const m = ALARMS_RE.exec(topic)
+  return m ? m[1]! : null
+}
 
 const FRAMES_RE = /^mhealth\/dev\/([^/+#]+)\/frames$/
 const PATIENT_RE = /^mhealth\/patient\/([^/+#]+)\/frames$/
@@ -53,6 +67,9 @@ export function canSubscribe(p: Principal, filter: string, consented: (patientId
   if (filter.startsWith('$')) return deny('reserved-topic')
   if (filter.includes('#') || filter.includes('+')) return deny('wildcard-not-allowed')
   if (p.kind === 'device') return filter === controlTopic(p.deviceId) ? allow : deny('not-own-control-topic')
+  if (filter === GATEWAY_ALARMS_TOPIC) return p.role === 'admin' ? allow : deny('admins-only')
+  const alarmsOf = patientOfAlarmsTopic(filter)
+  if (alarmsOf !== null) return p.role === 'admin' || consented(alarmsOf) ? allow : deny('no-consent')
   const patient = patientOfTopic(filter)
   if (patient === null) return deny('not-a-patient-topic')
   return consented(patient) ? allow : deny('no-consent')

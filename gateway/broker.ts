@@ -9,7 +9,7 @@
  *                    at every delivery, so a revoked consent stops a live subscription at once
  */
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes'
-import { CLINICAL, canPublish, canSubscribe, controlTopic, deviceOfFramesTopic, patientOfTopic, patientTopic, type Principal } from './acl.ts'
+import { CLINICAL, canPublish, canSubscribe, controlTopic, deviceOfFramesTopic, patientOfAlarmsTopic, patientOfTopic, patientTopic, type Principal } from './acl.ts'
 import type { AuthCodec, DeviceKey } from './frame-check.ts'
 import { ingestFrame, type DeviceSession, type IngestDeps, type IngestLimits } from './ingest.ts'
 import { LIVE_SCOPE, type ConsentPort } from './ledger-port.ts'
@@ -158,6 +158,12 @@ export async function createBroker(opts: BrokerOptions): Promise<GatewayBroker> 
         const p = principals.get(client)
         if (!p || p.kind === 'device') return null
         if (p.kind === 'user' && !o.consent.isAllowed(patient, p.username, LIVE_SCOPE, o.now())) return null
+      }
+      // Alarm topics: a clinician whose consent went hears no more of that patient's alarms.
+      const alarmed = patientOfAlarmsTopic(packet.topic)
+      if (alarmed !== null) {
+        const p = principals.get(client)
+        if (p?.kind === 'user' && p.role !== 'admin' && !o.consent.isAllowed(alarmed, p.username, LIVE_SCOPE, o.now())) return null
       }
       return packet
     },

@@ -5,7 +5,7 @@
  */
 import { blockNodeCount } from './tree-index.ts'
 import type { Checkpoint, IndexRows } from './index-store.ts'
-import { KIND_CONSENT } from './leaf.ts'
+import { isFrameKind } from './leaf.ts'
 import { hashPrefix } from './leaf-index.ts'
 import { getBlock } from './block-index.ts'
 import { LedgerError } from './types.ts'
@@ -34,7 +34,7 @@ export function commitIndex(s: LedgerState, force = false, sync = false): Promis
   for (let i = s.indexed; i < N; i++) {
     const r = s.idx.loc.get(i)
     rows.hashes.push([hashPrefix(s.tree.leaf(i)), i])
-    if (r[0] === KIND_CONSENT) continue
+    if (!isFrameKind(r[0])) continue
     const dev = r.readUInt32LE(32)
     const seq = r.readDoubleLE(24)
     rows.frames.push([dev, seq, i])

@@ -5,7 +5,7 @@
 import { leafHashFast } from './crypto.ts'
 import { bytesEqual } from './merkle.ts'
 import { decodeFrameLike } from './records.ts'
-import { KIND_FRAME, KIND_CONSENT } from './leaf.ts'
+import { KIND_FRAME, isFrameKind } from './leaf.ts'
 import { indexOf, kindOf } from './leaf-index.ts'
 import { indexDamaged } from './checkpoint.ts'
 import { LedgerError, type FrameInfo } from './types.ts'
@@ -44,7 +44,7 @@ export async function frameAt(s: LedgerState, i: number): Promise<FrameInfo> {
 /** A frame by its leaf hash (hex or bytes); undefined if unknown or not a frame. */
 export async function getFrame(s: LedgerState, leafHash: Uint8Array | string): Promise<FrameInfo | undefined> {
   const i = indexOf(s, leafHash)
-  if (i < 0 || kindOf(s, i) === KIND_CONSENT) return undefined
+  if (i < 0 || !isFrameKind(kindOf(s, i))) return undefined
   return frameAt(s, i)
 }
 
@@ -56,7 +56,7 @@ export async function frames(s: LedgerState, q: { deviceId?: string; from?: numb
   const out: FrameInfo[] = []
   const take = async (i: number): Promise<void> => {
     const r = s.idx.loc.get(i)
-    if (r[0] === KIND_CONSENT) return
+    if (!isFrameKind(r[0])) return
     const t = r.readDoubleLE(16)
     if (t < from || t >= to) return
     try {
@@ -84,7 +84,7 @@ export async function frames(s: LedgerState, q: { deviceId?: string; from?: numb
     if (page.length < 512) break
     cursor = page[page.length - 1] + 1
   }
-  for (let i = split; i < s.tree.size && out.length < limit; i++) if (s.idx.loc.get(i).readUInt32LE(32) === d.id && kindOf(s, i) !== KIND_CONSENT) await take(i)
+  for (let i = split; i < s.tree.size && out.length < limit; i++) if (s.idx.loc.get(i).readUInt32LE(32) === d.id && isFrameKind(kindOf(s, i))) await take(i)
   return out
 }
 
@@ -103,7 +103,7 @@ export function frameLeaves(s: LedgerState, q: { deviceId: string; from: number;
   if (!d) return { leaves, next: -1 }
   const keep = (i: number): void => {
     const r = s.idx.loc.get(i)
-    if (r[0] === KIND_CONSENT) return
+    if (!isFrameKind(r[0])) return
     const t0 = r.readDoubleLE(16)
     if (t0 >= q.from && t0 < q.to) leaves.push({ leafIndex: i, t0 })
   }

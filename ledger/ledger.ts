@@ -1,5 +1,5 @@
 /**
- * The ledger: durable leaves (frames, consent records), blocks cut every T ms or N
+ * The ledger: durable leaves (frames, consent records, alarm events), blocks cut every T ms or N
  * leaves, proofs, consent state, retention, replication. This file is the entry point:
  * `openLedger` / `openLedgerReadOnly` and the `Ledger` API, which hands each call to the
  * module of its concern, all sharing one LedgerState (state.ts):
@@ -23,6 +23,8 @@ import { getBlock, blockOf, head } from './block-index.ts'
 import { flushIndex } from './checkpoint.ts'
 import { appendFrame, cutBlock } from './chain.ts'
 import { appendConsent } from './consent-log.ts'
+import { appendAlarm, alarmEvents } from './alarm-log.ts'
+import type { AlarmEvent } from './alarm-record.ts'
 import { getFrame, frames, frameAt, frameLeaves } from './frame-query.ts'
 import { proof, proofAt, consistency } from './proofs.ts'
 import { prune } from './retention.ts'
@@ -106,6 +108,16 @@ export class Ledger {
    */
   appendConsent(recordBytes: Uint8Array): Promise<{ leafIndex: number; leafHash: Uint8Array; change: ConsentChange }> {
     return appendConsent(this.s, recordBytes)
+  }
+
+  /** Appends an alarm event (alarm-record.ts: its deterministic CBOR); resolves once durable. */
+  appendAlarm(eventBytes: Uint8Array): Promise<{ leafIndex: number; leafHash: Uint8Array }> {
+    return appendAlarm(this.s, eventBytes)
+  }
+
+  /** Every alarm event in the log with its leaf index, oldest first (to rebuild alarms on start). */
+  alarmEvents(): Promise<{ leafIndex: number; event: AlarmEvent }[]> {
+    return alarmEvents(this.s)
   }
 
   /** Cuts a block over all pending leaves now (producer only); resolves when it is durable. */

@@ -6,8 +6,8 @@
 import { hasher } from './crypto.ts'
 import { inclusionProof, rootFromInclusionProof, bytesEqual, type LeafSource } from './merkle.ts'
 import { blockNodeSource } from './tree-index.ts'
-import { decodeConsentRecord } from './records.ts'
-import { KIND_FRAME, KIND_CONSENT, kindName } from './leaf.ts'
+import { decodeConsentRecord, decodeAlarmRecord } from './records.ts'
+import { KIND_FRAME, KIND_CONSENT, KIND_ALARM, isFrameKind, kindName } from './leaf.ts'
 import { indexOf, kindOf, readLeafBody } from './leaf-index.ts'
 import { getBlock, blockOf, witnessesHex } from './block-index.ts'
 import { indexDamaged } from './checkpoint.ts'
@@ -39,6 +39,9 @@ export async function proof(s: LedgerState, leafHash: Uint8Array | string, opts:
     } else if (k === KIND_CONSENT) {
       await s.store.settled()
       bundle.leaf.bytes = decodeConsentRecord(readLeafBody(s, i)).record.toString('base64')
+    } else if (k === KIND_ALARM) {
+      await s.store.settled()
+      bundle.leaf.bytes = decodeAlarmRecord(readLeafBody(s, i)).event.toString('base64')
     }
   }
   return bundle
@@ -68,7 +71,7 @@ export function proofAt(s: LedgerState, i: number, bi: number): ProofBundle {
       hash: toHex(leafHash),
       index: i,
       kind: kindName(k),
-      ...(k !== KIND_CONSENT ? { deviceId: s.deviceNames[r.readUInt32LE(32)], seq: r.readDoubleLE(24), t0: r.readDoubleLE(16) } : {}),
+      ...(isFrameKind(k) ? { deviceId: s.deviceNames[r.readUInt32LE(32)], seq: r.readDoubleLE(24), t0: r.readDoubleLE(16) } : {}),
     },
     block: { header: toHex(b.headerBytes), signature: toHex(b.signature), hash: toHex(b.hash), witnesses: witnessesHex(b) },
     inBlock: { index: i - first, size: count, path: inBlock.map(toHex) },

@@ -8,6 +8,8 @@ export const enum RecordType {
   Block = 3,
   PrunedFrame = 4,
   Witness = 5,
+  /** An alarm event (alarm-record.ts): start, escalation, end, ack, silence, limits. */
+  Alarm = 6,
 }
 
 export class RecordError extends Error {
@@ -86,6 +88,20 @@ export function encodeConsentRecord(t: number, record: Uint8Array): Buffer {
 export function decodeConsentRecord(body: Buffer): { t: number; record: Buffer } {
   if (body.length < 8) throw new RecordError('consent record too short')
   return { t: body.readUIntBE(1, 6), record: body.subarray(7) }
+}
+
+/** Alarm event: type 6, t u48 (the event time), then the event's CBOR (alarm-record.ts). */
+export function encodeAlarmRecord(t: number, event: Uint8Array): Buffer {
+  checkU48('t', t)
+  const buf = Buffer.allocUnsafe(7 + event.length)
+  buf[0] = RecordType.Alarm
+  buf.writeUIntBE(t, 1, 6)
+  buf.set(event, 7)
+  return buf
+}
+export function decodeAlarmRecord(body: Buffer): { t: number; event: Buffer } {
+  if (body.length < 8) throw new RecordError('alarm record too short')
+  return { t: body.readUIntBE(1, 6), event: body.subarray(7) }
 }
 
 export function encodeBlockRecord(header: Uint8Array, sig: Uint8Array): Buffer {

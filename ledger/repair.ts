@@ -25,7 +25,7 @@ import { RecordType, decodeBlockRecord, decodeWitnessRecord } from './records.ts
 import { decodeHeader, blockToBeSigned, witnessToBeSigned, ZERO_HASH } from './block.ts'
 import { ConsentState } from './consent.ts'
 import { readMeta } from './meta.ts'
-import { decodeLeafRecord, KIND_FRAME } from './leaf.ts'
+import { decodeLeafRecord, KIND_FRAME, KIND_PRUNED } from './leaf.ts'
 import { HIGH_WATER_FILE, readHighWater } from './high-water.ts'
 import { openLedger } from './ledger.ts'
 import { verifyLedger, type VerifyReport } from './verify.ts'
@@ -52,7 +52,7 @@ export interface RepairReport {
   /** Leaves kept as they were (inside the kept blocks). */
   keptLeaves: number
   /** Whole, parsing leaves from after the first problem, appended again under new blocks. */
-  reappended: { frames: number; consent: number; pruned: number }
+  reappended: { frames: number; consent: number; pruned: number; alarms?: number }
   /** New blocks the producer signed over the re-appended leaves. */
   newBlocks: number
   dropped: Dropped[]
@@ -144,7 +144,8 @@ async function plan(dir: string, pub: Uint8Array, producerId: string): Promise<P
     p.tail.push(body)
     if (isConsent) p.reappended.consent++
     else if (kind === KIND_FRAME) p.reappended.frames++
-    else p.reappended.pruned++
+    else if (kind === KIND_PRUNED) p.reappended.pruned++
+    else p.reappended.alarms = (p.reappended.alarms ?? 0) + 1
   }
   for (const s of segs) {
     const data = readFileSync(join(dir, segName(s)))

@@ -13,7 +13,7 @@ import { RecordType, decodeBlockRecord, decodeWitnessRecord } from './records.ts
 import { decodeHeader, blockToBeSigned, witnessToBeSigned, ZERO_HASH } from './block.ts'
 import { ConsentState } from './consent.ts'
 import { readMeta } from './meta.ts'
-import { decodeLeafRecord, KIND_FRAME } from './leaf.ts'
+import { decodeLeafRecord, KIND_FRAME, KIND_ALARM } from './leaf.ts'
 import { checkMarkBlock, checkReaches, checkSegmentList, readHighWater, readIndexClaim, segmentSize, type Claim } from './high-water.ts'
 import { IndexCheck } from './index-check.ts'
 import { toHex } from '../protocol/portable/bytes.ts'
@@ -37,6 +37,8 @@ export interface VerifyReport {
   frames: number
   pruned: number
   consent: number
+  /** Alarm-event leaves (absent when there are none, as in ledgers from before alarms). */
+  alarms?: number
   witnessSignatures: number
   /** Leaves after the last block (acknowledged, to be covered by the next block). */
   pendingLeaves: number
@@ -107,6 +109,7 @@ export async function verifyLedger(dir: string, opts: { publicKey?: Uint8Array }
             consent.apply(leaf.consent, leafNo)
             rep.consent++
           } else if (leaf.kind === KIND_FRAME) rep.frames++
+          else if (leaf.kind === KIND_ALARM) rep.alarms = (rep.alarms ?? 0) + 1
           else rep.pruned++
         } else if (type === RecordType.Block) {
           const b = decodeBlockRecord(r.body)

@@ -76,7 +76,7 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`,
     const rep = await verifyLedger(dir, { publicKey })
     if (p.values.json) print(io, JSON.stringify(rep, null, 2))
     else if (rep.ok) {
-      print(io, `ok: ${rep.blocks} blocks, ${rep.leaves} leaves (${rep.frames} frames, ${rep.pruned} pruned, ${rep.consent} consent), ${rep.witnessSignatures} witness signatures${rep.pendingLeaves ? `, ${rep.pendingLeaves} leaves after the last block` : ''}`)
+      print(io, `ok: ${rep.blocks} blocks, ${rep.leaves} leaves (${rep.frames} frames, ${rep.pruned} pruned, ${rep.consent} consent${rep.alarms ? `, ${rep.alarms} alarm events` : ''}), ${rep.witnessSignatures} witness signatures${rep.pendingLeaves ? `, ${rep.pendingLeaves} leaves after the last block` : ''}`)
       if (rep.head) print(io, `head: block ${rep.head.height} ${rep.head.hash}, log size ${rep.head.logSize}, root ${rep.head.logRoot}`)
     }
     if (!rep.ok) {
