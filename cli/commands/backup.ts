@@ -22,21 +22,16 @@ Restore with 'mhealth restore --from FILE --data NEWDIR'.`,
     const data = requireOpt(p, 'data')
     const out = requireOpt(p, 'out')
     if (!existsSync(data)) throw new CliError(`no gateway data directory at ${data}`)
-    const { makeBackup, writeFileDurablePrivate, BackupError } = await import('../../gateway/backup.ts')
+    const { makeBackup, BackupError } = await import('../../gateway/backup.ts')
     let r
     try {
-      r = await makeBackup(data, { configFile: stringOpt(p, 'config') })
+      r = await makeBackup(data, out, { configFile: stringOpt(p, 'config') })
     } catch (e) {
       if (e instanceof BackupError) throw new CliError(e.message)
       throw e
     }
-    try {
-      writeFileDurablePrivate(out, r.archive)
-    } catch (e) {
-      throw new CliError(`cannot write ${out}: ${(e as Error).message}`)
-    }
     const l = r.manifest.ledger
-    print(io, `wrote ${out}: ${Object.keys(r.manifest.files).length} files, ${r.archive.length} bytes`)
+    print(io, `wrote ${out}: ${Object.keys(r.manifest.files).length} files, ${r.bytes} bytes`)
     print(io, `ledger: ${l.blocks} blocks, ${l.leaves} leaves (${r.verify.frames} frames)${l.head ? `, head block ${l.blocks - 1} ${l.head}` : ''}`)
     return 0
   },

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs'
+import { existsSync, readdirSync, renameSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { print, type Command } from '../command.ts'
 import { parseCli, requireOpt } from '../args.ts'
@@ -18,16 +18,11 @@ it rebuilds the ledger index and continues the same chain with the same key.`,
     const p = parseCli(argv, { from: { type: 'string' }, data: { type: 'string' }, force: { type: 'boolean' } })
     const from = requireOpt(p, 'from')
     const dest = resolve(requireOpt(p, 'data'))
-    let archive: Buffer
-    try {
-      archive = readFileSync(from)
-    } catch (e) {
-      throw new CliError(`cannot read ${from}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
-    }
+    if (!existsSync(from)) throw new CliError(`cannot read ${from}: ENOENT`)
     const { openBackup, restoreBackup, BackupError } = await import('../../gateway/backup.ts')
     try {
       // Check the archive before anything in DIR is moved.
-      openBackup(archive, from)
+      await openBackup(from, from)
       if (existsSync(dest) && readdirSync(dest).length > 0) {
         if (!p.values.force) throw new CliError(`${dest} is not empty; restore into a new directory, or give --force to move it aside first`)
         const { acquireDirLock, describeHolder, DirLockBusy } = await import('../../ledger/dir-lock.ts')
@@ -41,7 +36,7 @@ it rebuilds the ledger index and continues the same chain with the same key.`,
         renameSync(dest, aside)
         print(io, `moved the existing ${dest} to ${aside}`)
       }
-      const r = await restoreBackup(archive, from, dest)
+      const r = await restoreBackup(from, from, dest)
       const v = r.verify
       print(io, `restored ${r.files} files into ${dest} (backup of ${r.manifest.createdAt}${r.manifest.gatewayId ? `, gateway ${r.manifest.gatewayId}` : ''})`)
       print(io, `ledger verifies: ${v.blocks} blocks, ${v.leaves} leaves (${v.frames} frames)${v.head ? `, head block ${v.head.height} ${v.head.hash}` : ''}`)
