@@ -4,22 +4,12 @@
  * strict enough to refuse a damaged one: gzip's CRC, every header checksum, sizes within the
  * data and the end-of-archive marker. Files go in and come out a chunk at a time
  * (`writeTarGzFile`, `scanTarGzFile`): a ledger of tens of GB is archived in bounded memory.
- * `writeTarGz`/`readTarGz` do the same whole in memory, for small archives and tests.
  */
-import { gzipSync, gunzipSync, createGzip, createGunzip } from 'node:zlib'
+import { createGzip, createGunzip } from 'node:zlib'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-
-export interface TarEntry {
-  /** Relative path with '/' separators, under 100 bytes. */
-  name: string
-  data: Buffer
-  /** Permission bits (default 0o600). */
-  mode?: number
-  mtimeMs?: number
-}
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError'
@@ -50,44 +40,17 @@ function header(e: { name: string; mode?: number; mtimeMs?: number }, size: numb
   return h
 }
 
-export function writeTarGz(entries: TarEntry[]): Buffer {
-  const parts: Buffer[] = []
-  for (const e of entries) {
-    parts.push(header(e, e.data.length), e.data)
-    const pad = (BLOCK - (e.data.length % BLOCK)) % BLOCK
-    if (pad) parts.push(Buffer.alloc(pad))
-  }
-  parts.push(Buffer.alloc(2 * BLOCK))
-  return gzipSync(Buffer.concat(parts))
-}
-
-/** Reads every regular file; throws ArchiveError naming what is wrong. */
-export function readTarGz(gz: Buffer): TarEntry[] {
-  let tar: Buffer
-  try {
-    tar = gunzipSync(gz)
-  } catch (e) {
-    throw new ArchiveError(`not a whole gzip stream (${(e as Error).message})`)
-  }
-  const out: TarEntry[] = []
-  let p = 0
-  for (;;) {
-    if (p + BLOCK > tar.length) throw new ArchiveError('tar: ends without its end-of-archive marker (truncated)')
-    const h = tar.subarray(p, p + BLOCK)
-    if (h.every((b) => b === 0)) return out
-    let sum = 0
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]
-    const stored = parseInt(h.toString('ascii', 148, 156).replace(/[\0 ]+$/, ''), 8)
-    if (stored !== sum) throw new ArchiveError(`tar: header at byte ${p} has checksum ${stored}, computed ${sum}`)
-    const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '')
-    const size = parseInt(h.toString('ascii', 124, 136).replace(/[\0 ]+$/, ''), 8)
-    const mode = parseInt(h.toString('ascii', 100, 108).replace(/[\0 ]+$/, ''), 8)
-    const type = String.fromCharCode(h[156])
-    if (!Number.isSafeInteger(size) || size < 0 || p + BLOCK + size > tar.length) throw new ArchiveError(`tar: ${name}: size ${size} runs past the end of the archive`)
-    if (type === '0' || type === '\0') out.push({ name, data: Buffer.from(tar.subarray(p + BLOCK, p + BLOCK + size)), mode })
-    else if (type !== '5') throw new ArchiveError(`tar: ${name}: entry type '${type}' is not a regular file or directory`)
-    p += BLOCK + Math.ceil(size / BLOCK) * BLOCK
-  }
+/** A ustar header block at archive offset `p`: its checksum checked, its fields read. */
+function parseHeader(h: Buffer, p: number): { name: string; size: number; mode: number; type: string } {
+  let sum = 0
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]
+  const stored = parseInt(h.toString('ascii', 148, 156).replace(/[\0 ]+$/, ''), 8)
+  if (stored !== sum) throw new ArchiveError(`tar: header at byte ${p} has checksum ${stored}, computed ${sum}`)
+  const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '')
+  const size = parseInt(h.toString('ascii', 124, 136).replace(/[\0 ]+$/, ''), 8)
+  const mode = parseInt(h.toString('ascii', 100, 108).replace(/[\0 ]+$/, ''), 8)
+  if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError(`tar: ${name}: size ${size} is not a size`)
+  return { name, size, mode, type: String.fromCharCode(h[156]) }
 }
 
 /** An entry of a streamed archive: bytes in memory, or the first `size` bytes of a file. */
@@ -143,7 +106,7 @@ export interface EntrySink {
 
 /**
  * Reads the archive at `path` a chunk at a time, handing each regular file to `onEntry`;
- * throws ArchiveError naming what is wrong (as `readTarGz`).
+ * throws ArchiveError naming what is wrong.
  */
 export async function scanTarGzFile(path: string, onEntry: (name: string, size: number, mode: number) => EntrySink | null): Promise<void> {
   const src = createReadStream(path)
@@ -186,15 +149,7 @@ export async function scanTarGzFile(path: string, onEntry: (name: string, size: 
           done = true
           break
         }
-        let sum = 0
-        for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]
-        const stored = parseInt(h.toString('ascii', 148, 156).replace(/[\0 ]+$/, ''), 8)
-        if (stored !== sum) throw new ArchiveError(`tar: header at byte ${p} has checksum ${stored}, computed ${sum}`)
-        const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '')
-        const size = parseInt(h.toString('ascii', 124, 136).replace(/[\0 ]+$/, ''), 8)
-        const mode = parseInt(h.toString('ascii', 100, 108).replace(/[\0 ]+$/, ''), 8)
-        const type = String.fromCharCode(h[156])
-        if (!Number.isSafeInteger(size) || size < 0) throw new ArchiveError(`tar: ${name}: bad size`)
+        const { name, size, mode, type } = parseHeader(h, p)
         p += BLOCK
         if (type === '0' || type === '\0') {
           sink = onEntry(name, size, mode)
