@@ -21,15 +21,8 @@ export interface CalibrationFile {
   /** The device it belongs to, or null for a whole sensor model. */
   device: string | null
   curve: SpO2Calibration
-  fit: {
-    degree: 1 | 2
-    n: number
-    arms: number
-    looArms: number
-    bias: number
-    spo2Range: [number, number]
-    ratioRange: [number, number]
-  }
+  /** How it was fitted (signal/ppg-calibration.ts), rounded. */
+  fit: Omit<CalibrationFit, 'curve'>
   createdAt: string
 }
 
